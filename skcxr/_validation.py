@@ -1,0 +1,174 @@
+"""The image data contract shared by every image estimator (DESIGN §1).
+
+Images travel as float32 arrays in [0, 1], grayscale, in one of three layouts:
+
+* ``"nhw"``:  ``(n_samples, H, W)``
+* ``"n1hw"``: ``(n_samples, 1, H, W)``
+* ``"flat"``: ``(n_samples, H*W)`` of a square image (H = W = sqrt(n_features))
+
+:func:`check_images` turns any of them into ``(n_samples, H, W)`` and says which
+layout it was given; :func:`restore_layout` turns a result back, so an
+image-to-image transformer returns the layout it received.
+"""
+
+import math
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["check_images", "restore_layout", "validate_images"]
+
+LAYOUTS_HELP = (
+    "(n_samples, H, W), (n_samples, 1, H, W) or a flat (n_samples, H*W) array of a "
+    "square image, float values in [0, 1]"
+)
+
+
+def _fail(message, name):
+    return ValueError(f"{name}: {message}. Expected images as {LAYOUTS_HELP}.")
+
+
+def check_images(X, *, name="X", check_range=True):
+    """Validate images and bring them to ``(n_samples, H, W)`` float32.
+
+    Parameters
+    ----------
+    X : array-like
+        Images in one of the layouts of the data contract.
+    name : str, default="X"
+        Name used in error messages.
+    check_range : bool, default=True
+        Reject values outside [0, 1].
+
+    Returns
+    -------
+    images : ndarray of shape (n_samples, H, W), dtype float32
+        A view of ``X`` where no copy was needed.
+    layout : {"nhw", "n1hw", "flat"}
+        The layout ``X`` came in, for :func:`restore_layout`.
+
+    Raises
+    ------
+    ValueError
+        For a wrong rank, a non-square flat array, an empty array, non-numeric,
+        NaN or infinite values, or values outside [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcxr._validation import check_images
+    >>> images, layout = check_images(np.zeros((2, 16)))
+    >>> images.shape, layout
+    ((2, 4, 4), 'flat')
+    """
+    if hasattr(X, "__array__") or isinstance(X, (list, tuple)):
+        try:
+            X = np.asarray(X)
+        except ValueError as exc:  # ragged nested lists
+            raise _fail(f"could not be made into an array ({exc})", name) from None
+    else:
+        raise _fail(f"got {type(X).__name__}", name)
+    if X.dtype == object or not (
+        np.issubdtype(X.dtype, np.number) or X.dtype == bool
+    ):
+        raise _fail(f"got dtype {X.dtype}; images must be numeric", name)
+    if np.issubdtype(X.dtype, np.complexfloating):
+        raise _fail("got complex values", name)
+
+    if X.ndim == 2:
+        side = math.isqrt(X.shape[1])
+        if side * side != X.shape[1] or side == 0:
+            raise _fail(
+                f"a flat array has {X.shape[1]} features, which is not the size of a "
+                "square image",
+                name,
+            )
+        images, layout = X.reshape(X.shape[0], side, side), "flat"
+    elif X.ndim == 3:
+        images, layout = X, "nhw"
+    elif X.ndim == 4 and X.shape[1] == 1:
+        images, layout = X[:, 0], "n1hw"
+    elif X.ndim == 4:
+        raise _fail(f"got {X.shape[1]} channels; images must be grayscale", name)
+    else:
+        raise _fail(f"got an array of rank {X.ndim} and shape {X.shape}", name)
+
+    if images.shape[0] == 0:
+        raise _fail("got 0 samples", name)
+    if images.shape[1] == 0 or images.shape[2] == 0:
+        raise _fail(f"got images of size {images.shape[1:]}", name)
+
+    images = np.asarray(images, dtype=np.float32)
+    if not np.isfinite(images).all():
+        raise _fail("contains NaN or infinity", name)
+    if check_range:
+        low, high = float(images.min()), float(images.max())
+        if low < 0.0 or high > 1.0:
+            raise _fail(f"values range over [{low:.4g}, {high:.4g}], not [0, 1]", name)
+    return images, layout
+
+
+def restore_layout(images, layout):
+    """Return ``(n_samples, H, W)`` images in the layout named by ``layout``.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_samples, H, W)
+    layout : {"nhw", "n1hw", "flat"}
+
+    Returns
+    -------
+    ndarray
+        ``images`` reshaped (a view) to the layout.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcxr._validation import restore_layout
+    >>> restore_layout(np.zeros((2, 4, 4)), "n1hw").shape
+    (2, 1, 4, 4)
+    """
+    n = images.shape[0]
+    if layout == "nhw":
+        return images
+    if layout == "n1hw":
+        return images[:, None]
+    if layout == "flat":
+        return images.reshape(n, -1)
+    raise ValueError(f"Unknown layout {layout!r}; expected 'nhw', 'n1hw' or 'flat'.")
+
+
+def validate_images(estimator, X, *, reset, check_range=True):
+    """:func:`check_images` plus sklearn's fitted-shape bookkeeping.
+
+    With ``reset=True`` (in ``fit``) sets ``n_features_in_`` (pixels per image)
+    and ``image_shape_`` ``(H, W)``; with ``reset=False`` checks that the images
+    have the fitted size.
+
+    Parameters
+    ----------
+    estimator : BaseEstimator
+    X : array-like
+    reset : bool
+    check_range : bool, default=True
+
+    Returns
+    -------
+    images : ndarray of shape (n_samples, H, W), dtype float32
+    layout : {"nhw", "n1hw", "flat"}
+    """
+    images, layout = check_images(X, check_range=check_range)
+    shape = tuple(images.shape[1:])
+    if reset:
+        estimator.n_features_in_ = shape[0] * shape[1]
+        estimator.image_shape_ = shape
+    else:
+        check_is_fitted(estimator)
+        if shape != tuple(estimator.image_shape_):
+            raise ValueError(
+                f"X has images of size {shape[0]}x{shape[1]} ({shape[0] * shape[1]} "
+                f"features), but {type(estimator).__name__} was fitted on images of "
+                f"size {estimator.image_shape_[0]}x{estimator.image_shape_[1]} "
+                f"({estimator.n_features_in_} features)."
+            )
+    return images, layout

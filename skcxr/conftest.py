@@ -1,0 +1,4 @@
+import matplotlib
+
+# doctests in the package draw figures without a screen
+matplotlib.use("Agg")
