@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from sklearn.base import BaseEstimator
+
+from skcxr._validation import check_images, restore_layout, validate_images
+
+LAYOUT_SHAPES = {
+    "nhw": lambda n, s: (n, s, s),
+    "n1hw": lambda n, s: (n, 1, s, s),
+    "flat": lambda n, s: (n, s * s),
+}
+
+
+@given(
+    layout=st.sampled_from(sorted(LAYOUT_SHAPES)),
+    n=st.integers(1, 4),
+    side=st.integers(1, 6),
+    data=st.data(),
+)
+def test_every_layout_round_trips(layout, n, side, data):
+    shape = LAYOUT_SHAPES[layout](n, side)
+    X = data.draw(
+        arrays(np.float64, shape, elements=st.floats(0, 1, allow_subnormal=False))
+    )
+    images, found = check_images(X)
+    assert found == layout
+    assert images.shape == (n, side, side)
+    assert images.dtype == np.float32
+    back = restore_layout(images, found)
+    assert back.shape == X.shape
+    np.testing.assert_allclose(back, X.astype(np.float32))
+
+
+def test_rectangular_images_keep_their_shape():
+    images, layout = check_images(np.zeros((2, 3, 5)))
+    assert images.shape == (2, 3, 5) and layout == "nhw"
+
+
+@pytest.mark.parametrize(
+    "X, message",
+    [
+        (np.zeros((2, 5)), "not the size of a square image"),
+        (np.zeros(4), "rank 1"),
+        (np.zeros((1, 2, 2, 2, 2)), "rank 5"),
+        (np.zeros((2, 3, 4, 4)), "3 channels"),
+        (np.zeros((0, 4, 4)), "0 samples"),
+        (np.full((1, 2, 2), np.nan), "NaN or infinity"),
+        (np.full((1, 2, 2), np.inf), "NaN or infinity"),
+        (np.full((1, 2, 2), 1.5), r"not \[0, 1\]"),
+        (np.full((1, 2, 2), -0.1), r"not \[0, 1\]"),
+        (np.array([["a", "b"]]), "must be numeric"),
+        ("not an array", "got str"),
+    ],
+)
+def test_bad_input_names_the_expected_layouts(X, message):
+    with pytest.raises(ValueError, match=message) as info:
+        check_images(X)
+    assert "(n_samples, H, W), (n_samples, 1, H, W)" in str(info.value)
+
+
+def test_range_check_can_be_skipped_for_raw_intensities():
+    images, _ = check_images(np.full((1, 2, 2), 200.0), check_range=False)
+    assert images.max() == 200.0
+
+
+def test_integer_images_become_float32():
+    images, _ = check_images(np.ones((1, 2, 2), dtype=np.uint8))
+    assert images.dtype == np.float32
+
+
+class _Dummy(BaseEstimator):
+    def fit(self, X, y=None):
+        return self
+
+
+def test_validate_images_records_and_checks_the_fitted_size():
+    est = _Dummy()
+    validate_images(est, np.zeros((2, 4, 4)), reset=True)
+    assert est.n_features_in_ == 16 and est.image_shape_ == (4, 4)
+    validate_images(est, np.zeros((3, 16)), reset=False)
+    with pytest.raises(ValueError, match="fitted on images of size 4x4"):
+        validate_images(est, np.zeros((1, 5, 5)), reset=False)
+
+
+def test_unknown_layout_is_refused():
+    with pytest.raises(ValueError, match="Unknown layout"):
+        restore_layout(np.zeros((1, 2, 2)), "nchw")
