@@ -14,6 +14,7 @@ image-to-image transformer returns the layout it received.
 import math
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted
 
 __all__ = ["check_images", "restore_layout", "validate_images"]
@@ -50,8 +51,9 @@ def check_images(X, *, name="X", check_range=True):
     Raises
     ------
     ValueError
-        For a wrong rank, a non-square flat array, an empty array, non-numeric,
-        NaN or infinite values, or values outside [0, 1].
+        For a wrong rank, a non-square flat array, an empty array, a sparse
+        matrix, non-numeric, complex, NaN or infinite values, or values outside
+        [0, 1].
 
     Examples
     --------
@@ -61,6 +63,8 @@ def check_images(X, *, name="X", check_range=True):
     >>> images.shape, layout
     ((2, 4, 4), 'flat')
     """
+    if sp.issparse(X):
+        raise _fail("got a sparse matrix; images must be dense arrays", name)
     if hasattr(X, "__array__") or isinstance(X, (list, tuple)):
         try:
             X = np.asarray(X)
@@ -68,12 +72,22 @@ def check_images(X, *, name="X", check_range=True):
             raise _fail(f"could not be made into an array ({exc})", name) from None
     else:
         raise _fail(f"got {type(X).__name__}", name)
-    if X.dtype == object or not (
-        np.issubdtype(X.dtype, np.number) or X.dtype == bool
-    ):
-        raise _fail(f"got dtype {X.dtype}; images must be numeric", name)
+    if X.dtype == object:
+        try:
+            X = X.astype(np.float64)
+        except (TypeError, ValueError):
+            raise _fail("got dtype object; images must be numeric", name) from None
     if np.issubdtype(X.dtype, np.complexfloating):
-        raise _fail("got complex values", name)
+        raise _fail("Complex data not supported", name)
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+        raise _fail(f"got dtype {X.dtype}; images must be numeric", name)
+    if X.ndim == 2 and X.shape[1] == 0:
+        # sklearn's wording, which its common checks look for
+        raise _fail(
+            f"0 feature(s) (shape={X.shape}) while a minimum of 1 is required.", name
+        )
+    if X.size and not np.isfinite(X).all():
+        raise _fail("contains NaN or infinity", name)
 
     if X.ndim == 2:
         side = math.isqrt(X.shape[1])
@@ -99,8 +113,6 @@ def check_images(X, *, name="X", check_range=True):
         raise _fail(f"got images of size {images.shape[1:]}", name)
 
     images = np.asarray(images, dtype=np.float32)
-    if not np.isfinite(images).all():
-        raise _fail("contains NaN or infinity", name)
     if check_range:
         low, high = float(images.min()), float(images.max())
         if low < 0.0 or high > 1.0:

@@ -52,6 +52,9 @@ def test_rectangular_images_keep_their_shape():
         (np.full((1, 2, 2), 1.5), r"not \[0, 1\]"),
         (np.full((1, 2, 2), -0.1), r"not \[0, 1\]"),
         (np.array([["a", "b"]]), "must be numeric"),
+        (np.array([[None, "b"]], dtype=object), "must be numeric"),
+        (np.zeros((1, 4), dtype=complex), "Complex data not supported"),
+        (np.zeros((3, 0)), r"0 feature\(s\)"),
         ("not an array", "got str"),
     ],
 )
@@ -59,6 +62,18 @@ def test_bad_input_names_the_expected_layouts(X, message):
     with pytest.raises(ValueError, match=message) as info:
         check_images(X)
     assert "(n_samples, H, W), (n_samples, 1, H, W)" in str(info.value)
+
+
+def test_sparse_input_is_refused():
+    import scipy.sparse as sp
+
+    with pytest.raises(ValueError, match="sparse"):
+        check_images(sp.csr_matrix(np.zeros((2, 4))))
+
+
+def test_numeric_object_arrays_are_converted():
+    images, _ = check_images(np.zeros((2, 4), dtype=object))
+    assert images.dtype == np.float32
 
 
 def test_range_check_can_be_skipped_for_raw_intensities():
