@@ -1,0 +1,386 @@
+"""CNN embeddings of images as a scikit-learn transformer."""
+
+import copy
+import os
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from ._torch_utils import resolve_device, seed_from
+from ._validation import validate_images
+
+__all__ = ["CNNEmbedder"]
+
+
+class _PooledFeatures(nn.Module):
+    """A network plus the reduction of its output to ``(n, d)``.
+
+    ``method="forward"`` calls the network; ``"embed"`` calls its ``embed``
+    (the penultimate layer of a TransferClassifier's module). A 4-D output
+    (a feature map) is pooled over its spatial axes; a 2-D one is kept.
+    """
+
+    def __init__(self, network, pooling="avg", method="forward"):
+        super().__init__()
+        self.network = network
+        self.pooling = pooling
+        self.method = method
+
+    def forward(self, x):
+        out = self.network.embed(x) if self.method == "embed" else self.network(x)
+        if out.ndim == 4:
+            if self.pooling == "avg":
+                out = out.mean(dim=(2, 3))
+            elif self.pooling == "max":
+                out = out.amax(dim=(2, 3))
+            else:  # "avgmax": both, concatenated
+                out = torch.cat([out.mean(dim=(2, 3)), out.amax(dim=(2, 3))], dim=1)
+        elif out.ndim != 2:
+            raise ValueError(
+                f"The network returned an output of shape {tuple(out.shape)}; "
+                "CNNEmbedder needs (n, d) embeddings or (n, C, h, w) feature maps."
+            )
+        return out
+
+
+_INPLACE_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.SiLU, nn.Hardswish)
+
+
+def _fuse(conv, bn, fuse_conv_bn_eval):
+    """``bn(conv(x))`` as one module (``conv`` a Conv2d or a FoldedConv)."""
+    if isinstance(conv, nn.Conv2d):
+        return fuse_conv_bn_eval(conv, bn)
+    # FoldedConv: bn(conv(x) + offset) = fused_conv(x) + scale * offset
+    fused = copy.deepcopy(conv)
+    fused.conv = fuse_conv_bn_eval(conv.conv, bn)
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight
+    fused.offset_weight.mul_(scale.view(-1, 1, 1, 1))
+    return fused
+
+
+def _optimize_for_inference(module, probe):
+    """Fold batch norms into the convolutions feeding them; in-place activations.
+
+    Forward hooks on a probe pass find every ``BatchNorm2d`` whose input is the
+    output of a ``Conv2d`` (each called once); the pair is replaced by one
+    convolution (:func:`torch.nn.utils.fusion.fuse_conv_bn_eval`), and ReLU-like
+    activations compute in place. This removes one full pass over (and one
+    allocation of) most feature maps. The result is checked against the original
+    network on ``probe``; if it differs (a convolution output used elsewhere,
+    say), the original is returned.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    from ._backbones import FoldedConv
+
+    names = {mod: name for name, mod in module.named_modules(remove_duplicate=False)}
+    conv_of, bn_input, calls, keep = {}, {}, {}, []
+
+    def count(mod):
+        calls[mod] = calls.get(mod, 0) + 1
+
+    def conv_hook(mod, args, out):
+        count(mod)
+        keep.append(out)  # keeps ids unique during the pass
+        conv_of[id(out)] = mod
+
+    def bn_hook(mod, args):
+        count(mod)
+        keep.append(args[0])
+        bn_input[mod] = id(args[0])
+
+    handles = []
+    for mod in module.modules():
+        if isinstance(mod, (nn.Conv2d, FoldedConv)):
+            handles.append(mod.register_forward_hook(conv_hook))
+        elif type(mod) is nn.BatchNorm2d and mod.running_mean is not None:
+            handles.append(mod.register_forward_pre_hook(bn_hook))
+    try:
+        with torch.inference_mode():
+            expected = module(probe.clone())
+    finally:
+        for handle in handles:
+            handle.remove()
+    keep.clear()
+    pairs = [
+        (conv_of[key], bn)
+        for bn, key in bn_input.items()
+        if key in conv_of and calls[bn] == 1 and calls[conv_of[key]] == 1
+    ]
+    optimized = copy.deepcopy(module)
+    with torch.no_grad():
+        for conv, bn in pairs:
+            optimized.set_submodule(names[conv], _fuse(conv, bn, fuse_conv_bn_eval))
+            optimized.set_submodule(names[bn], nn.Identity())
+    for mod in optimized.modules():
+        if isinstance(mod, _INPLACE_ACTIVATIONS):
+            mod.inplace = True
+    given = probe.clone()
+    with torch.inference_mode():
+        got = optimized(given)
+    scale = float(expected.abs().max()) + 1.0
+    if (
+        got.shape == expected.shape
+        and torch.equal(given, probe)
+        and float((got - expected).abs().max()) <= 1e-4 * scale
+    ):
+        return optimized
+    return module
+
+
+class CNNEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Embed images with a convolutional network: images -> ``(n, d)`` float32.
+
+    The embedding is the globally pooled last feature map of a backbone from
+    the registry (``model="efficientnet_lite0"``, ImageNet weights offline),
+    or the penultimate layer of a fitted :class:`~skcxr.TransferClassifier`
+    (the input of its final linear layer: "remove the last layer"). Its
+    output feeds any scikit-learn estimator, such as
+    :class:`~sklearn.neighbors.KNeighborsClassifier` or :class:`~skcxr.TSNE`.
+
+    Inference is batched, runs under :func:`torch.inference_mode` in the
+    channels-last memory format (faster convolutions on CPU), with batch
+    norms folded into the convolutions that feed them and in-place
+    activations (checked to give the same output at ``fit``), and is
+    deterministic for given images and ``batch_size``.
+
+    Parameters
+    ----------
+    model : str, fitted TransferClassifier or torch.nn.Module, \
+            default="efficientnet_lite0"
+        A backbone name from :data:`skcxr._backbones.BACKBONES`; a fitted
+        :class:`~skcxr.TransferClassifier` (its ``module_.embed`` is used and
+        the module is copied at ``fit``, so refitting the classifier later
+        does not change this embedder; wrap it in
+        :class:`sklearn.frozen.FrozenEstimator` when the embedder is cloned,
+        as in ``cross_validate`` or ``GridSearchCV``, because ``clone``
+        returns an unfitted classifier); or a torch module taking
+        ``(n, 1, H, W)`` float images in [0, 1] and returning ``(n, d)``
+        embeddings or ``(n, C, h, w)`` feature maps.
+    weights : "imagenet", str, path or None, default="imagenet"
+        Weights of a backbone given by name: ``"imagenet"``, a local file
+        (loaded with ``torch.load(weights_only=True)``) or ``None`` (random
+        initialisation from ``random_state``). Ignored for other models.
+    pooling : {"avg", "max", "avgmax"}, default="avg"
+        Global pooling of a feature map; ``"avgmax"`` concatenates both
+        (twice the dimension). Ignored when the model returns ``(n, d)``.
+    batch_size : int, default=32
+        Images per forward pass.
+    device : str, default="auto"
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...
+    verbose : bool, default=False
+        Show a progress bar over batches.
+    channels_last : bool, default=True
+        Run convolutions in the channels-last memory format.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights when ``weights=None``.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The embedding network on the CPU, in eval mode.
+    n_features_out_ : int
+        Embedding dimension ``d``.
+    n_features_in_ : int
+        Pixels per image seen during ``fit``.
+    image_shape_ : tuple of int
+        ``(H, W)`` of the images seen during ``fit``. :meth:`transform` needs
+        images of this size: an embedding depends on the resolution, so
+        embeddings of different sizes are not comparable (resize with
+        :class:`~skcxr.ImageLoader` first).
+
+    See Also
+    --------
+    skcxr.TransferClassifier : Trains the network whose penultimate layer
+        this can embed with.
+    skcxr.TSNE : A map of the embeddings.
+
+    Notes
+    -----
+    ``fit`` learns nothing from the data: it builds (or copies) the network,
+    records the image size and runs the first images through it to prepare
+    the inference graph and find ``d``. ``module_`` is the prepared network.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from torch import nn
+    >>> from skcxr import CNNEmbedder
+    >>> X = np.random.default_rng(0).random((4, 16, 16), dtype=np.float32)
+    >>> net = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU())
+    >>> embedder = CNNEmbedder(model=net, device="cpu").fit(X)
+    >>> embedder.transform(X).shape
+    (4, 8)
+    """
+
+    _parameter_constraints: dict = {
+        "model": [str, HasMethods(["fit", "predict"]), nn.Module],
+        "weights": [str, os.PathLike, None],
+        "pooling": [StrOptions({"avg", "max", "avgmax"})],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+        "verbose": ["verbose"],
+        "channels_last": ["boolean"],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        *,
+        model="efficientnet_lite0",
+        weights="imagenet",
+        pooling="avg",
+        batch_size=32,
+        device="auto",
+        verbose=False,
+        channels_last=True,
+        random_state=None,
+    ):
+        self.model = model
+        self.weights = weights
+        self.pooling = pooling
+        self.batch_size = batch_size
+        self.device = device
+        self.verbose = verbose
+        self.channels_last = channels_last
+        self.random_state = random_state
+
+    def _build_network(self):
+        model = self.model
+        if isinstance(model, str):
+            from ._backbones import build_backbone
+
+            if self.weights is not None:
+                return _PooledFeatures(build_backbone(model, weights=self.weights), self.pooling)
+            # random initial weights from random_state; fork_rng restores torch's
+            # global generator afterwards, so its state is left as it was
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed_from(self.random_state))
+                network = build_backbone(model, weights=None)
+            return _PooledFeatures(network, self.pooling)
+        if isinstance(model, nn.Module):
+            return _PooledFeatures(copy.deepcopy(model).cpu(), self.pooling)
+        # a fitted TransferClassifier (or anything exposing module_.embed)
+        check_is_fitted(model)
+        module = getattr(model, "module_", None)
+        if not callable(getattr(module, "embed", None)):
+            raise ValueError(
+                f"model={type(model).__name__} has no fitted `module_.embed`; pass a "
+                "fitted skcxr.TransferClassifier, a backbone name or a torch module."
+            )
+        return _PooledFeatures(copy.deepcopy(module).cpu(), self.pooling, "embed")
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Build the network and record the image size.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, H, W), (n_samples, 1, H, W) or \
+                (n_samples, H*W)
+            Images in [0, 1]; only their size (and the first image) is used.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : CNNEmbedder
+        """
+        images, _ = validate_images(self, X, reset=True)
+        module = self._build_network().eval()
+        for param in module.parameters():
+            param.requires_grad_(False)
+        probe = torch.tensor(images[:2])[:, None]
+        try:
+            module = _optimize_for_inference(module, probe)
+        except RuntimeError as exc:  # e.g. an image too small for the network
+            raise ValueError(
+                f"The network could not embed images of size {images.shape[1:]}: {exc}"
+            ) from exc
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        self.module_ = module
+        self._device_module = None
+        try:
+            self.n_features_out_ = self._embed(images[:1]).shape[1]
+        except RuntimeError as exc:  # e.g. an image too small for the network
+            raise ValueError(
+                f"The network could not embed images of size {images.shape[1:]}: {exc}"
+            ) from exc
+        return self
+
+    def transform(self, X):
+        """Embed images.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, H, W), (n_samples, 1, H, W) or \
+                (n_samples, H*W)
+            Images in [0, 1] of the size seen in ``fit``.
+
+        Returns
+        -------
+        embeddings : ndarray of shape (n_samples, n_features_out_), dtype float32
+        """
+        check_is_fitted(self)
+        images, _ = validate_images(self, X, reset=False)
+        return self._embed(images, progress=bool(self.verbose))
+
+    def _network_on(self, device):
+        if device == "cpu":
+            return self.module_
+        cached = getattr(self, "_device_module", None)
+        if cached is None or cached[0] != device:
+            cached = (device, copy.deepcopy(self.module_).to(device))
+            self._device_module = cached
+        return cached[1]
+
+    def _embed(self, images, progress=False):
+        device = resolve_device(self.device)
+        network = self._network_on(device)
+        memory_format = (
+            torch.channels_last if self.channels_last else torch.contiguous_format
+        )
+        starts = range(0, len(images), self.batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="CNNEmbedder", unit="batch")
+        out = None
+        with torch.inference_mode():
+            for start in starts:
+                # a copy: the network may compute in place, never on the caller's data
+                batch = torch.tensor(images[start : start + self.batch_size])[:, None]
+                batch = batch.to(device).contiguous(memory_format=memory_format)
+                features = network(batch)
+                if out is None:
+                    out = np.empty((len(images), features.shape[1]), np.float32)
+                out[start : start + len(batch)] = features.float().cpu().numpy()
+        return out
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_device_module", None)  # a device copy is rebuilt on demand
+        return state
+
+    @property
+    def _n_features_out(self):
+        return self.n_features_out_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        tags.non_deterministic = False
+        return tags
