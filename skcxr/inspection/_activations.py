@@ -1,0 +1,79 @@
+"""Feature maps of a named layer of a torch-backed classifier, for display."""
+
+import numpy as np
+import torch
+
+from .._torch_utils import resolve_device
+from ._gradcam import _first_tensor, check_model_images, resolve_layer, torch_module
+from ._occlusion import check_positive_int
+
+__all__ = ["intermediate_activations"]
+
+
+def intermediate_activations(estimator, X, layer, *, batch_size=32, device=None):
+    """Output of ``layer`` for each image (e.g. the feature maps of a conv block).
+
+    Parameters
+    ----------
+    estimator : fitted torch-backed classifier
+        Exposes ``module_`` (see :mod:`skcxr.inspection._gradcam` for the protocol).
+    X : array-like
+        Images per the data contract.
+    layer : str, torch.nn.Module or None
+        Dotted name inside ``module_`` (``"backbone.features.3"``), the
+        submodule itself, or ``None`` for the default Grad-CAM layer.
+    batch_size : int, default=32
+    device : None or str, default=None
+        ``None``: the module's device; otherwise moved there for the call only.
+
+    Returns
+    -------
+    activations : ndarray of shape (n_samples, C, h, w), dtype float32
+        (or the layer's output shape for layers that do not return feature maps).
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from skcxr.inspection import intermediate_activations
+    >>> class Tiny:
+    ...     classes_ = np.array([0, 1])
+    ...     module_ = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(),
+    ...         torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+    ...         torch.nn.Linear(4, 2))
+    >>> X = np.zeros((2, 10, 10), dtype=np.float32)
+    >>> intermediate_activations(Tiny(), X, "1").shape
+    (2, 4, 8, 8)
+    """
+    images = check_model_images(estimator, X)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    module = torch_module(estimator)
+    _, submodule = resolve_layer(module, layer)
+    first = next(module.parameters(), None)
+    home = first.device if first is not None else torch.device("cpu")
+    run_on = home if device is None else torch.device(resolve_device(device))
+    was_training = module.training
+    captured = []
+    handle = submodule.register_forward_hook(
+        lambda mod, args, output: captured.append(
+            _first_tensor(output).detach().float().cpu()
+        )
+    )
+    try:
+        module.to(run_on).eval()
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                before = len(captured)
+                module(
+                    torch.from_numpy(images[start : start + batch_size]).to(run_on)[
+                        :, None
+                    ]
+                )
+                if len(captured) == before:
+                    raise ValueError(
+                        "layer: the chosen layer was not used in the forward pass."
+                    )
+                del captured[before:-1]  # a layer called twice keeps its last output
+        return torch.cat(captured).numpy()
+    finally:
+        handle.remove()
+        module.to(home).train(was_training)

@@ -1,0 +1,213 @@
+"""Scores for explanations against known lesions: the pointing game and the
+deletion curve."""
+
+import numpy as np
+from scipy import ndimage
+from sklearn.utils import Bunch, check_random_state
+
+from .._validation import check_images
+from ._occlusion import (
+    baseline_values,
+    check_positive_int,
+    predict_proba_images,
+    reference_proba,
+)
+
+__all__ = ["pointing_game", "deletion_curve"]
+
+_trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2
+
+
+def _check_maps(heatmaps, name, n=None, shape=None):
+    maps = np.asarray(heatmaps)
+    if maps.ndim == 4 and maps.shape[1] == 1:
+        maps = maps[:, 0]
+    if maps.ndim != 3:
+        raise ValueError(f"{name} must have shape (n_samples, H, W); got {maps.shape}.")
+    if n is not None and (len(maps), maps.shape[1:]) != (n, tuple(shape)):
+        raise ValueError(
+            f"{name} has shape {maps.shape}; expected "
+            f"({n}, {shape[0]}, {shape[1]}) to match."
+        )
+    if maps.dtype != bool and not np.isfinite(maps).all():
+        raise ValueError(f"{name} contains NaN or infinity.")
+    return maps
+
+
+def dilate_masks(masks, tolerance):
+    """Dilate boolean ``(n, H, W)`` masks by a disk of radius ``tolerance`` pixels."""
+    masks = np.asarray(masks, dtype=bool)
+    if tolerance == 0:
+        return masks
+    r = int(np.ceil(tolerance))
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    disk = (yy**2 + xx**2) <= tolerance**2
+    return ndimage.binary_dilation(masks, structure=disk[None])
+
+
+def pointing_game(heatmaps, masks, *, tolerance=2, region=None):
+    """Share of images whose heatmap maximum falls inside the (dilated) lesion.
+
+    Parameters
+    ----------
+    heatmaps : array-like of shape (n_samples, H, W)
+    masks : array-like of bool, shape (n_samples, H, W)
+        Lesion masks (e.g. from ``make_chest_xrays(..., return_masks=True)``);
+        every mask must contain a lesion.
+    tolerance : float, default=2
+        Radius, in pixels, of the disk the masks are dilated by (the pointing
+        game's tolerance for maps computed on coarse feature grids).
+    region : array-like of bool, shape (H, W) or (n_samples, H, W), default=None
+        Where a random point may land for the ``chance`` level, e.g. the lung
+        fields; ``None``: the whole image.
+
+    Returns
+    -------
+    result : :class:`~sklearn.utils.Bunch`
+        ``score`` (float) the hit rate; ``hits`` (n_samples,) 1.0 for a hit,
+        0.0 for a miss, and the share of tied maxima inside the lesion when
+        the maximum is tied (the expected hit of a random tie-break, so a
+        constant heatmap scores at chance); ``chance`` (float) the mean share
+        of ``region`` covered by the dilated lesion, i.e. the score of a
+        uniformly random point; ``dilated_masks``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcxr.inspection import pointing_game
+    >>> masks = np.zeros((2, 8, 8), dtype=bool); masks[:, 0:2, 0:2] = True
+    >>> heatmaps = np.zeros((2, 8, 8)); heatmaps[0, 1, 1] = 1; heatmaps[1, 7, 7] = 1
+    >>> result = pointing_game(heatmaps, masks, tolerance=0)
+    >>> float(result.score), result.hits.tolist(), float(result.chance)
+    (0.5, [1.0, 0.0], 0.0625)
+    """
+    masks = _check_maps(masks, "masks")
+    heatmaps = _check_maps(heatmaps, "heatmaps", len(masks), masks.shape[1:])
+    if isinstance(tolerance, bool) or not np.isscalar(tolerance) or not tolerance >= 0:
+        raise ValueError(f"tolerance must be a number >= 0; got {tolerance!r}.")
+    masks = masks.astype(bool)
+    empty = np.flatnonzero(~masks.any(axis=(1, 2)))
+    if len(empty):
+        raise ValueError(
+            f"masks: images {empty[:10].tolist()} have no lesion; the pointing game is "
+            "defined for images with a lesion only (select them first)."
+        )
+    dilated = dilate_masks(masks, tolerance)
+    peak = heatmaps == heatmaps.max(axis=(1, 2), keepdims=True)
+    hits = (peak & dilated).sum((1, 2)) / peak.sum((1, 2))
+    if region is None:
+        region = np.ones_like(masks)
+    region = np.broadcast_to(np.asarray(region, dtype=bool), masks.shape)
+    area = region.sum((1, 2))
+    if (area == 0).any():
+        raise ValueError("region: an image has an empty region.")
+    chance = float(np.mean((dilated & region).sum((1, 2)) / area))
+    return Bunch(
+        score=float(hits.mean()),
+        hits=hits.astype(float),
+        chance=chance,
+        dilated_masks=dilated,
+    )
+
+
+def deletion_curve(
+    estimator,
+    X,
+    heatmaps,
+    *,
+    target=None,
+    steps=10,
+    baseline=0.0,
+    batch_size=64,
+    random_state=None,
+):
+    """Target-class probability as the most salient pixels are removed first,
+    against the same with a random pixel order.
+
+    A faithful heatmap makes the probability fall faster than random removal,
+    so ``auc_salient`` is lower than ``auc_random``.
+
+    Parameters
+    ----------
+    estimator : fitted classifier with ``predict_proba``
+        Receives the images in the layout ``X`` came in.
+    X : array-like
+        Images per the data contract.
+    heatmaps : array-like of shape (n_samples, H, W)
+        Larger = more salient. Ties are broken at random.
+    target : None, class label or array-like of shape (n_samples,), default=None
+        ``None``: the predicted class of the unmodified image.
+    steps : int, default=10
+        The curve has ``steps + 1`` points, removing fractions
+        ``0, 1/steps, ..., 1`` of the pixels.
+    baseline : float in [0, 1], "mean" or "blur", default=0.0
+        Value the removed pixels are set to; ``"blur"`` (a strongly blurred
+        copy of the image) keeps the images closer to what the model saw in
+        training than a constant, whose scattered pixels random removal turns
+        into salt noise.
+    batch_size : int, default=64
+    random_state : int, RandomState instance or None, default=None
+        For the random order and for tie-breaking.
+
+    Returns
+    -------
+    result : :class:`~sklearn.utils.Bunch`
+        ``fractions`` (steps + 1,); ``salient`` and ``random`` (steps + 1,)
+        the mean target probability; ``salient_per_image`` and
+        ``random_per_image`` (n_samples, steps + 1); ``auc_salient`` and
+        ``auc_random`` the trapezoid areas under the mean curves.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skcxr.inspection import deletion_curve
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.random((40, 64), dtype=np.float32)
+    >>> y = X.reshape(40, 8, 8)[:, :, :4].mean((1, 2)) > 0.5
+    >>> clf = LogisticRegression().fit(X, y)
+    >>> maps = np.broadcast_to(clf.coef_.reshape(1, 8, 8), (40, 8, 8))
+    >>> result = deletion_curve(clf, X, maps, target=True, steps=4, random_state=0)
+    >>> result.fractions.tolist()
+    [0.0, 0.25, 0.5, 0.75, 1.0]
+    >>> bool(result.auc_salient < result.auc_random)
+    True
+    """
+    images, layout = check_images(X)
+    n, height, width = images.shape
+    maps = _check_maps(heatmaps, "heatmaps", n, (height, width)).reshape(n, -1)
+    steps = check_positive_int(steps, "steps")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    rng = check_random_state(random_state)
+    fill = baseline_values(images, baseline).reshape(n, -1)
+    idx, _ = reference_proba(estimator, images, layout, target, batch_size)
+
+    n_pixels = height * width
+    counts = np.round(np.linspace(0, 1, steps + 1) * n_pixels).astype(int)
+    salient_order = np.lexsort((rng.random_sample(maps.shape), -maps), axis=1)
+    random_order = np.argsort(rng.random_sample(maps.shape), axis=1)
+    flat = images.reshape(n, -1)
+
+    def curve(order):
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(n_pixels)[None], axis=1)
+        probs = np.empty((n, steps + 1))
+        for s, count in enumerate(counts):
+            removed = np.where(rank < count, fill, flat).reshape(n, height, width)
+            proba = predict_proba_images(
+                estimator, removed.astype(np.float32), layout, batch_size
+            )
+            probs[:, s] = proba[np.arange(n), idx]
+        return probs
+
+    salient, random = curve(salient_order), curve(random_order)
+    fractions = counts / n_pixels
+    return Bunch(
+        fractions=fractions,
+        salient=salient.mean(0),
+        random=random.mean(0),
+        salient_per_image=salient,
+        random_per_image=random,
+        auc_salient=float(_trapezoid(salient.mean(0), fractions)),
+        auc_random=float(_trapezoid(random.mean(0), fractions)),
+    )
