@@ -9,6 +9,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 
 from skcxr import ReconstructionAnomalyDetector
+from tests._contract_checks import OUTLIER_CHECKS, TRANSFORMER_CHECKS, image_contract_failures
 
 SMALL = dict(latent_dim=4, depth=2, width=4, max_epochs=2, batch_size=16, random_state=0)
 
@@ -23,45 +24,11 @@ COMMON_ESTIMATORS = [
 # Each check below was run with the image validation swapped for a permissive
 # one (any 2-D array as a 1 x n_features image): all of them then passed, so
 # they fail only because of the data contract.
-_CONTRACT = (
-    "feeds a non-square flat array and/or values outside [0, 1], which the image data "
-    "contract (DESIGN §1) rejects"
-)
-EXPECTED_FAILED_CHECKS = {
-    name: _CONTRACT
-    for name in [
-        "check_fit_score_takes_y",
-        "check_estimators_overwrite_params",
-        "check_dont_overwrite_parameters",
-        "check_estimators_fit_returns_self",
-        "check_readonly_memmap_input",
-        "check_n_features_in_after_fitting",
-        "check_positive_only_tag_during_fit",
-        "check_estimators_dtypes",
-        "check_pipeline_consistency",
-        "check_estimators_nan_inf",
-        "check_estimators_pickle",
-        "check_f_contiguous_array_estimator",
-        "check_transformer_data_not_an_array",
-        "check_transformer_general",
-        "check_transformer_preserve_dtypes",
-        "check_outliers_fit_predict",
-        "check_outliers_train",
-        "check_classifier_data_not_an_array",
-        "check_methods_sample_order_invariance",
-        "check_methods_subset_invariance",
-        "check_fit2d_1sample",
-        "check_fit2d_1feature",
-        "check_dict_unchanged",
-        "check_fit_idempotent",
-        "check_fit_check_is_fitted",
-        "check_n_features_in",
-        "check_fit2d_predict1d",
-    ]
-}
-EXPECTED_FAILED_CHECKS["check_dtype_object"] = (
-    "object arrays are rejected as non-numeric images with the contract's message, "
-    "not sklearn's"
+EXPECTED_FAILED_CHECKS = image_contract_failures(
+    "check_fit2d_1sample",
+    "check_classifier_data_not_an_array",
+    *TRANSFORMER_CHECKS,
+    *OUTLIER_CHECKS,
 )
 
 

@@ -11,6 +11,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from skcxr import AugmentBalancer
+from tests._contract_checks import image_contract_failures
 
 # sklearn's common checks (run by tests/test_common.py) feed small random 2-D
 # arrays with 1-10 features and values outside [0, 1], which the image data
@@ -18,54 +19,8 @@ from skcxr import AugmentBalancer
 # sampler checks (imblearn.utils.estimator_checks) use the same kind of data
 # (make_classification), so they are not run; their sampler properties (counts,
 # sample_indices_, dtype, string labels, determinism) are tested below on images.
-_NOT_IMAGES = (
-    "feeds a non-square flat array / values outside [0, 1], which the image data "
-    "contract rejects"
-)
 COMMON_ESTIMATORS = [AugmentBalancer(random_state=0)]
-EXPECTED_FAILED_CHECKS = {
-    name: _NOT_IMAGES
-    for name in [
-        "check_fit_score_takes_y",
-        "check_estimators_overwrite_params",
-        "check_dont_overwrite_parameters",
-        "check_estimators_fit_returns_self",
-        "check_readonly_memmap_input",
-        "check_n_features_in_after_fitting",
-        "check_estimators_dtypes",
-        "check_pipeline_consistency",
-        "check_estimators_pickle",
-        "check_f_contiguous_array_estimator",
-        "check_methods_sample_order_invariance",
-        "check_methods_subset_invariance",
-        "check_fit2d_1sample",
-        "check_fit2d_1feature",
-        "check_dict_unchanged",
-        "check_fit_idempotent",
-        "check_fit_check_is_fitted",
-        "check_n_features_in",
-        "check_fit2d_predict1d",
-    ]
-}
-EXPECTED_FAILED_CHECKS.update(
-    {
-        "check_positive_only_tag_during_fit": (
-            "feeds negative values; images must lie in [0, 1] (not only be positive)"
-        ),
-        "check_estimators_nan_inf": (
-            "feeds a non-square flat array, rejected for its shape before the NaN/inf "
-            "check of the image contract (NaN/inf are rejected: see test_bad_input)"
-        ),
-        "check_estimators_empty_data_messages": (
-            "the image contract's error for a (n, 0) array names the expected image "
-            "layouts instead of sklearn's '0 feature(s)' wording"
-        ),
-        "check_dtype_object": (
-            "feeds an object array, which the image contract rejects (images are "
-            "numeric)"
-        ),
-    }
-)
+EXPECTED_FAILED_CHECKS = image_contract_failures("check_fit2d_1sample")
 
 OFF = dict(
     flip=False, rotation=None, scale=None, shift=None, brightness=None, contrast=None

@@ -12,61 +12,13 @@ from sklearn.pipeline import make_pipeline
 from torch import nn
 
 from skcxr import TSNE, CNNEmbedder
+from tests._contract_checks import TRANSFORMER_CHECKS, image_contract_failures
 
 SMALL = dict(model="small_cnn", weights=None, random_state=0, device="cpu")
 
 COMMON_ESTIMATORS = [CNNEmbedder(**SMALL)]
 
-_CONTRACT = (
-    "feeds a non-square flat array or values outside [0, 1], which the image data "
-    "contract (DESIGN section 1) rejects with a ValueError"
-)
-_MESSAGE = (
-    "the image contract's ValueError (from skcxr._validation.check_images) names the "
-    "expected layout but not the phrase this check matches"
-)
-EXPECTED_FAILED_CHECKS = {
-    **dict.fromkeys(
-        [
-            "check_fit_score_takes_y",
-            "check_estimators_overwrite_params",
-            "check_dont_overwrite_parameters",
-            "check_estimators_fit_returns_self",
-            "check_readonly_memmap_input",
-            "check_n_features_in_after_fitting",
-            "check_positive_only_tag_during_fit",
-            "check_estimators_dtypes",
-            "check_pipeline_consistency",
-            "check_estimators_nan_inf",
-            "check_estimators_pickle",
-            "check_f_contiguous_array_estimator",
-            "check_transformer_data_not_an_array",
-            "check_transformer_general",
-            "check_transformer_preserve_dtypes",
-            "check_methods_sample_order_invariance",
-            "check_methods_subset_invariance",
-            "check_fit2d_1sample",
-            "check_fit2d_1feature",
-            "check_dict_unchanged",
-            "check_fit_idempotent",
-            "check_fit_check_is_fitted",
-            "check_n_features_in",
-            "check_fit2d_predict1d",
-        ],
-        _CONTRACT,
-    ),
-    **dict.fromkeys(
-        [
-            "check_complex_data",
-            "check_dtype_object",
-            "check_estimators_empty_data_messages",
-            "check_estimator_sparse_tag",
-            "check_estimator_sparse_array",
-            "check_estimator_sparse_matrix",
-        ],
-        _MESSAGE,
-    ),
-}
+EXPECTED_FAILED_CHECKS = image_contract_failures("check_fit2d_1sample", *TRANSFORMER_CHECKS)
 
 
 def _images(n=6, size=32, seed=0):

@@ -12,72 +12,20 @@ from sklearn.base import clone
 import skcxr._masker as masker_module
 from skcxr import OtsuMasker
 from skcxr._otsu import batch_histograms, otsu_thresholds
+from tests._contract_checks import TRANSFORMER_CHECKS, image_contract_failures
 
 # sklearn's common checks (run by tests/test_common.py). They feed small random
 # 2-D arrays with 1-10 features and values outside [0, 1]; the image data
 # contract (DESIGN §1) rejects a flat array whose width is not a square number
 # of pixels, values outside [0, 1], object/complex dtypes and NaN/inf with its
 # own ValueError, so these checks fail before reaching the estimator's logic.
-_NOT_IMAGES = (
-    "feeds a non-square flat array / values outside [0, 1], which the image data "
-    "contract rejects"
-)
 COMMON_ESTIMATORS = [
     OtsuMasker(sigma=0.5),
     OtsuMasker(
         sigma=0.0, keep="above", clear_border=True, n_regions=1, fill_holes=True
     ),
 ]
-EXPECTED_FAILED_CHECKS = {
-    name: _NOT_IMAGES
-    for name in [
-        "check_fit_score_takes_y",
-        "check_estimators_overwrite_params",
-        "check_dont_overwrite_parameters",
-        "check_estimators_fit_returns_self",
-        "check_readonly_memmap_input",
-        "check_n_features_in_after_fitting",
-        "check_estimators_dtypes",
-        "check_pipeline_consistency",
-        "check_estimators_pickle",
-        "check_f_contiguous_array_estimator",
-        "check_transformer_data_not_an_array",
-        "check_transformer_general",
-        "check_transformer_preserve_dtypes",
-        "check_methods_sample_order_invariance",
-        "check_methods_subset_invariance",
-        "check_fit2d_1sample",
-        "check_fit2d_1feature",
-        "check_dict_unchanged",
-        "check_fit_idempotent",
-        "check_fit_check_is_fitted",
-        "check_n_features_in",
-        "check_fit2d_predict1d",
-    ]
-}
-EXPECTED_FAILED_CHECKS.update(
-    {
-        "check_positive_only_tag_during_fit": (
-            "feeds negative values; images must lie in [0, 1] (not only be positive)"
-        ),
-        "check_estimators_nan_inf": (
-            "feeds a non-square flat array, rejected for its shape before the NaN/inf "
-            "check of the image contract (NaN/inf are rejected: see test_bad_input)"
-        ),
-        "check_estimators_empty_data_messages": (
-            "the image contract's error for a (n, 0) array names the expected image "
-            "layouts instead of sklearn's '0 feature(s)' wording"
-        ),
-        "check_complex_data": (
-            "the image contract rejects complex values with its own wording ('got "
-            "complex values'), not sklearn's 'Complex data not supported'"
-        ),
-        "check_dtype_object": (
-            "feeds an object array, which the image contract rejects (images are "
-            "numeric)"
-        ),
-    }
-)
+EXPECTED_FAILED_CHECKS = image_contract_failures("check_fit2d_1sample", *TRANSFORMER_CHECKS)
 
 
 def _images(n=5, size=24, seed=0):

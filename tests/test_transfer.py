@@ -16,39 +16,14 @@ from sklearn.preprocessing import FunctionTransformer
 
 from skcxr import TransferClassifier
 from skcxr._transfer_net import AugmentBatches, TransferNet
+from tests._contract_checks import CLASSIFIER_CHECKS, image_contract_failures
 
 TINY = dict(backbone="small_cnn", weights=None, head_sizes=(8,), max_epochs=2,
             batch_size=16, random_state=0, device="cpu")
 
 COMMON_ESTIMATORS = [TransferClassifier(**TINY)]
 
-_NON_SQUARE = (
-    "feeds a non-square flat array (2, 3, 5 or 10 features), which the image data "
-    "contract rejects"
-)
-_RANGE = "feeds values outside [0, 1], which the image data contract rejects"
-EXPECTED_FAILED_CHECKS = {
-    name: _NON_SQUARE
-    for name in [
-        "check_fit_score_takes_y", "check_estimators_overwrite_params",
-        "check_dont_overwrite_parameters", "check_estimators_fit_returns_self",
-        "check_readonly_memmap_input", "check_n_features_in_after_fitting",
-        "check_estimators_dtypes", "check_pipeline_consistency", "check_estimators_nan_inf",
-        "check_estimators_pickle", "check_f_contiguous_array_estimator",
-        "check_classifier_data_not_an_array", "check_classifiers_classes",
-        "check_classifiers_train", "check_supervised_y_2d", "check_class_weight_classifiers",
-        "check_methods_sample_order_invariance", "check_methods_subset_invariance",
-        "check_fit2d_1feature", "check_dict_unchanged", "check_fit_idempotent",
-        "check_fit_check_is_fitted", "check_n_features_in", "check_fit2d_predict1d",
-    ]
-}
-EXPECTED_FAILED_CHECKS.update({
-    "check_positive_only_tag_during_fit": _RANGE,
-    "check_dtype_object": "feeds an object array; the image data contract rejects it with "
-                          "its own message (images must be numeric)",
-    "check_estimators_empty_data_messages": "feeds (n, 0) arrays; the image data contract "
-                                            "rejects them with its own message",
-})
+EXPECTED_FAILED_CHECKS = image_contract_failures(*CLASSIFIER_CHECKS)
 
 
 def _data(n=48, size=32, n_classes=3, seed=0):
