@@ -13,7 +13,6 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._augment import _check_factor_range, random_augment
-from ._masker import _reject_sparse
 from ._validation import restore_layout, validate_images
 
 __all__ = ["AugmentBalancer"]
@@ -167,7 +166,6 @@ class AugmentBalancer(BaseSampler):
         for name in ("brightness", "contrast"):
             _check_factor_range(name, getattr(self, name))
         check_classification_targets(y)
-        _reject_sparse(self, X)
         images, layout = validate_images(self, X, reset=True)
         y, binarize_y = check_target_type(y, indicate_one_vs_all=True)
         if binarize_y:

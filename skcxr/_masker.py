@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
 import numpy as np
-from scipy import ndimage, sparse
+from scipy import ndimage
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -13,15 +13,6 @@ from ._otsu import _gaussian_blur, otsu_thresholds
 from ._validation import restore_layout, validate_images
 
 __all__ = ["OtsuMasker"]
-
-
-def _reject_sparse(estimator, X):
-    if sparse.issparse(X):
-        raise TypeError(
-            f"{type(estimator).__name__} got a sparse matrix: sparse input is not "
-            "supported; pass dense images (n_samples, H, W), (n_samples, 1, H, W) "
-            "or (n_samples, H*W)."
-        )
 
 # images handled together in one block: bounds the temporaries (one int index per
 # pixel) and is the unit of work of the thread pool
@@ -251,7 +242,6 @@ class OtsuMasker(TransformerMixin, BaseEstimator):
         -------
         self : OtsuMasker
         """
-        _reject_sparse(self, X)
         images, _ = validate_images(self, X, reset=True)
         _, self.thresholds_, _ = self._run(images, want_masks=False, want_images=False)
         return self
@@ -270,7 +260,6 @@ class OtsuMasker(TransformerMixin, BaseEstimator):
         -------
         X_masked : ndarray, float32, in the layout of ``X``
         """
-        _reject_sparse(self, X)
         images, layout = validate_images(self, X, reset=True)
         _, self.thresholds_, out = self._run(images, want_masks=False, want_images=True)
         return restore_layout(out, layout)
@@ -289,7 +278,6 @@ class OtsuMasker(TransformerMixin, BaseEstimator):
         thresholds : ndarray of shape (n_samples,), float32
             Otsu threshold of each blurred image.
         """
-        _reject_sparse(self, X)
         images, layout = validate_images(self, X, reset=False)
         masks, thresholds, _ = self._run(images, want_masks=True, want_images=False)
         return restore_layout(masks, layout), thresholds
@@ -307,7 +295,6 @@ class OtsuMasker(TransformerMixin, BaseEstimator):
         X_masked : ndarray, float32
             ``X`` where the mask is True, ``fill_value`` elsewhere.
         """
-        _reject_sparse(self, X)
         images, layout = validate_images(self, X, reset=False)
         _, _, out = self._run(images, want_masks=False, want_images=True)
         return restore_layout(out, layout)

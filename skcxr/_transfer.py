@@ -4,7 +4,6 @@ import os
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.preprocessing import LabelEncoder
@@ -249,7 +248,6 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 f"y has {len(encoder.classes_)} class; TransferClassifier needs at least 2 "
                 "classes."
             )
-        _reject_sparse(X)
         images, _ = validate_images(self, X, reset=True)
         check_consistent_length(images, y)
         self.classes_ = encoder.classes_
@@ -358,7 +356,6 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     # -------------------------------------------------------------- predict
     def _images(self, X):
         check_is_fitted(self)
-        _reject_sparse(X)
         images, _ = validate_images(self, X, reset=False)
         return images[:, None]
 
@@ -389,13 +386,6 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
         return tags
-
-
-def _reject_sparse(X):
-    if scipy.sparse.issparse(X):
-        raise TypeError(
-            "Sparse input is not supported by TransferClassifier: X must hold dense images."
-        )
 
 
 def _cuda_devices(device):

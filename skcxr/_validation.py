@@ -50,10 +50,11 @@ def check_images(X, *, name="X", check_range=True):
 
     Raises
     ------
+    TypeError
+        For a sparse matrix.
     ValueError
-        For a wrong rank, a non-square flat array, an empty array, a sparse
-        matrix, non-numeric, complex, NaN or infinite values, or values outside
-        [0, 1].
+        For a wrong rank, a non-square flat array, an empty array, non-numeric,
+        complex, NaN or infinite values, or values outside [0, 1].
 
     Examples
     --------
@@ -64,7 +65,8 @@ def check_images(X, *, name="X", check_range=True):
     ((2, 4, 4), 'flat')
     """
     if sp.issparse(X):
-        raise _fail("got a sparse matrix; images must be dense arrays", name)
+        # TypeError, as sklearn's check_array raises for sparse input it refuses
+        raise TypeError(str(_fail("got a sparse matrix; images must be dense", name)))
     if hasattr(X, "__array__") or isinstance(X, (list, tuple)):
         try:
             X = np.asarray(X)

@@ -67,7 +67,7 @@ def test_bad_input_names_the_expected_layouts(X, message):
 def test_sparse_input_is_refused():
     import scipy.sparse as sp
 
-    with pytest.raises(ValueError, match="sparse"):
+    with pytest.raises(TypeError, match="sparse matrix"):
         check_images(sp.csr_matrix(np.zeros((2, 4))))
 
 
