@@ -46,3 +46,15 @@ sphinx_gallery_conf = {
     "image_scrapers": ("matplotlib",),
     "abort_on_example_error": True,
 }
+
+
+def _skip_metadata_request_methods(app, what, name, obj, skip, options):
+    # sklearn generates set_{fit,predict,...}_request on every estimator; their
+    # docstrings point into sklearn's own documentation.
+    if name.startswith("set_") and name.endswith("_request"):
+        return True
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_metadata_request_methods)

@@ -332,7 +332,7 @@ class CNNEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
 
         Returns
         -------
-        embeddings : ndarray of shape (n_samples, n_features_out_), dtype float32
+        embeddings : ndarray of shape (n_samples, n_features_out), dtype float32
         """
         check_is_fitted(self)
         images, _ = validate_images(self, X, reset=False)

@@ -174,7 +174,7 @@ class GAWeightedVoter(ClassifierMixin, _BaseHeterogeneousEnsemble):
         The fitted classifiers that are not ``"drop"``.
     named_estimators_ : :class:`~sklearn.utils.Bunch`
         The fitted classifiers by name.
-    weights_ : ndarray of shape (n_estimators_,)
+    weights_ : ndarray of shape (n_estimators,)
         Weight of each model in ``estimators_``; non-negative, sum 1.
     best_score_ : float
         Validation ``scoring`` of ``weights_``.

@@ -1,7 +1,7 @@
 """
-=====================================================
+======================================================
 Reconstruction-error anomaly detection on chest X-rays
-=====================================================
+======================================================
 
 A convolutional autoencoder is trained on **healthy** synthetic chest X-rays
 only. An image it reconstructs badly is flagged as abnormal (``predict`` gives
