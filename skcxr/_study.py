@@ -28,13 +28,13 @@ __all__ = ["StudySettings", "run_study"]
 class StudySettings:
     """How big the study is; ``quick()`` is the one-minute smoke run."""
 
-    n_samples: int = 480
+    n_samples: int = 1200
     size: int = 64
     difficulty: float = 0.5
-    head_epochs: int = 25
-    finetune_epochs: int = 4
-    scratch_epochs: int = 10
-    anomaly_epochs: int = 15
+    head_epochs: int = 30
+    finetune_epochs: int = 8
+    scratch_epochs: int = 20
+    anomaly_epochs: int = 30
     n_explained: int = 4
 
     @classmethod
