@@ -1,5 +1,5 @@
 """``python -m skcxr`` runs the command line."""
 
-from ._cli import main
+from ._cli import console_main
 
-raise SystemExit(main())
+raise SystemExit(console_main())

@@ -104,3 +104,19 @@ def test_python_dash_m_runs_the_command_line():
     result = subprocess.run([sys.executable, "-m", "skcxr", "--help"],
                             capture_output=True, text=True)
     assert result.returncode == 0 and "study" in result.stdout
+
+
+def test_malloc_tuning_applies_on_glibc(monkeypatch):
+    import platform
+
+    from skcxr._cli import tune_glibc_malloc
+
+    monkeypatch.delenv("SKCXR_NO_MALLOC_TUNING", raising=False)
+    assert tune_glibc_malloc() is (platform.libc_ver()[0] == "glibc")
+
+
+def test_malloc_tuning_can_be_switched_off(monkeypatch):
+    from skcxr._cli import tune_glibc_malloc
+
+    monkeypatch.setenv("SKCXR_NO_MALLOC_TUNING", "1")
+    assert tune_glibc_malloc() is False
