@@ -108,7 +108,9 @@ def _worker(args):
             run()
             times[name].append(time.perf_counter() - start)
             cpu[name].append(time.process_time() - start_cpu)
-            faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+            faults[name].append(
+                resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+            )
     json.dump({"times": times, "cpu": cpu, "faults": faults}, sys.stdout)
 
 
@@ -117,7 +119,8 @@ def _run_worker(args, tuned):
     if tuned:
         env.update(TUNED_ENV)
     cmd = [sys.executable, __file__, "--worker"] + [
-        f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
+        f"--{k.replace('_', '-')}={v}"
+        for k, v in vars(args).items()
         if k not in ("worker", "processes", "compile")
     ]
     if args.compile:
@@ -134,18 +137,27 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--processes", type=int, default=2,
-                        help="worker processes per allocator setting (alternating)")
-    parser.add_argument("--compile", action="store_true",
-                        help="also time torch.compile (slow to compile)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="worker processes per allocator setting (alternating)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time torch.compile (slow to compile)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return _worker(args)
 
-    print(f"{args.model}, {args.n_images} images of {args.size}x{args.size}, batch "
-          f"{args.batch_size}, {args.threads} threads, {args.repeats} interleaved "
-          f"repeats x {args.processes} processes per allocator setting\n")
+    print(
+        f"{args.model}, {args.n_images} images of {args.size}x{args.size}, batch "
+        f"{args.batch_size}, {args.threads} threads, {args.repeats} interleaved "
+        f"repeats x {args.processes} processes per allocator setting\n"
+    )
     results = {False: [], True: []}
     for _ in range(args.processes):
         for tuned in (False, True):
@@ -164,28 +176,38 @@ def main():
         times, cpu, faults = (collect(tuned, key) for key in ("times", "cpu", "faults"))
         emb = times["CNNEmbedder"]
         print(f"== {label[tuned]} ==")
-        print(f"{'configuration':<22}{'median s':>10}{'CPU s':>8}{'page faults':>13}"
-              f"{'CNNEmbedder speed-up':>22}")
+        print(
+            f"{'configuration':<22}{'median s':>10}{'CPU s':>8}{'page faults':>13}"
+            f"{'CNNEmbedder speed-up':>22}"
+        )
         for name in names:
             t = times[name]
             speedup = "" if name == "CNNEmbedder" else f"{np.median(t / emb):.2f}x"
-            print(f"{name:<22}{np.median(t):>10.3f}{np.median(cpu[name]):>8.3f}"
-                  f"{np.median(faults[name]):>13.0f}{speedup:>22}")
+            print(
+                f"{name:<22}{np.median(t):>10.3f}{np.median(cpu[name]):>8.3f}"
+                f"{np.median(faults[name]):>13.0f}{speedup:>22}"
+            )
         print()
 
     # allocator: each default process is paired with the tuned one run right after it
-    print("== tuned malloc env speed-up (default / tuned; median over process pairs) ==")
+    print(
+        "== tuned malloc env speed-up (default / tuned; median over process pairs) =="
+    )
     print(f"{'configuration':<22}{'wall':>8}{'CPU':>8}{'page faults':>13}")
     for name in names:
         ratios = {
-            key: np.median([
-                np.median(d[key][name]) / np.median(t[key][name])
-                for d, t in zip(results[False], results[True])
-            ])
+            key: np.median(
+                [
+                    np.median(d[key][name]) / np.median(t[key][name])
+                    for d, t in zip(results[False], results[True])
+                ]
+            )
             for key in ("times", "cpu", "faults")
         }
-        print(f"{name:<22}{ratios['times']:>7.2f}x{ratios['cpu']:>7.2f}x"
-              f"{ratios['faults']:>12.2f}x")
+        print(
+            f"{name:<22}{ratios['times']:>7.2f}x{ratios['cpu']:>7.2f}x"
+            f"{ratios['faults']:>12.2f}x"
+        )
     print(f"\nenv: {' '.join(f'{k}={v}' for k, v in TUNED_ENV.items())}")
 
 

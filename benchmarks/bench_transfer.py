@@ -69,11 +69,27 @@ def _workloads(args):
         def _use_cache(self):
             return False
 
-    head_params = dict(backbone=args.backbone, weights="imagenet", trainable="head",
-                       max_epochs=args.epochs, batch_size=32, random_state=0, device="cpu")
-    train_params = dict(backbone="small_cnn", weights=None, trainable="all",
-                        head_sizes=(128,), dropout=0.2, max_epochs=args.epochs,
-                        batch_size=32, validation_fraction=0, random_state=0, device="cpu")
+    head_params = dict(
+        backbone=args.backbone,
+        weights="imagenet",
+        trainable="head",
+        max_epochs=args.epochs,
+        batch_size=32,
+        random_state=0,
+        device="cpu",
+    )
+    train_params = dict(
+        backbone="small_cnn",
+        weights=None,
+        trainable="all",
+        head_sizes=(128,),
+        dropout=0.2,
+        max_epochs=args.epochs,
+        batch_size=32,
+        validation_fraction=0,
+        random_state=0,
+        device="cpu",
+    )
 
     def cached():
         TransferClassifier(**head_params).fit(X, y)
@@ -101,17 +117,24 @@ def _workloads(args):
             for _ in range(args.epochs):
                 order = torch.randperm(len(images), generator=generator)
                 for start in range(0, len(images), 32):
-                    idx = order[start:start + 32]
+                    idx = order[start : start + 32]
                     optimizer.zero_grad()
                     loss = criterion(model(images[idx]), targets[idx])
                     loss.backward()
                     optimizer.step()
             model.eval()
 
-    workloads = {"cached": cached, "recompute": recompute, "skorch": skorch_fit,
-                 "bare": bare_loop}
-    groups = {"cache": ["cached", "recompute"], "skorch": ["skorch", "bare"],
-              "all": list(workloads)}
+    workloads = {
+        "cached": cached,
+        "recompute": recompute,
+        "skorch": skorch_fit,
+        "bare": bare_loop,
+    }
+    groups = {
+        "cache": ["cached", "recompute"],
+        "skorch": ["skorch", "bare"],
+        "all": list(workloads),
+    }
     return {name: workloads[name] for name in groups[args.only]}
 
 
@@ -131,11 +154,28 @@ def _worker(args):
 def _run_child(args, env_extra):
     env = {k: v for k, v in os.environ.items() if k not in TUNED_ENV}
     env.update(env_extra)
-    cmd = [sys.executable, __file__, "--worker", "--repeats", str(args.child_repeats),
-           "--n-images", str(args.n_images), "--size", str(args.size),
-           "--epochs", str(args.epochs), "--threads", str(args.threads),
-           "--backbone", args.backbone, "--only", args.only]
-    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--repeats",
+        str(args.child_repeats),
+        "--n-images",
+        str(args.n_images),
+        "--size",
+        str(args.size),
+        "--epochs",
+        str(args.epochs),
+        "--threads",
+        str(args.threads),
+        "--backbone",
+        args.backbone,
+        "--only",
+        args.only,
+    ]
+    out = subprocess.run(
+        cmd, env=env, check=True, capture_output=True, text=True
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -145,30 +185,45 @@ def _median_ratio(slow, fast):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds in-process")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="interleaved rounds in-process"
+    )
     parser.add_argument("--child-repeats", type=int, default=3)
-    parser.add_argument("--env-rounds", type=int, default=2,
-                        help="alternating default/tuned subprocess pairs")
+    parser.add_argument(
+        "--env-rounds",
+        type=int,
+        default=2,
+        help="alternating default/tuned subprocess pairs",
+    )
     parser.add_argument("--n-images", type=int, default=128)
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--backbone", default="efficientnet_lite0")
-    parser.add_argument("--only", choices=["all", "cache", "skorch"], default="all",
-                        help="run only the feature-cache or only the skorch comparison")
+    parser.add_argument(
+        "--only",
+        choices=["all", "cache", "skorch"],
+        default="all",
+        help="run only the feature-cache or only the skorch comparison",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         _worker(args)
         return
 
-    print(f"{args.n_images} images {args.size}x{args.size}, {args.epochs} epochs, "
-          f"{args.threads} threads, backbone {args.backbone}")
+    print(
+        f"{args.n_images} images {args.size}x{args.size}, {args.epochs} epochs, "
+        f"{args.threads} threads, backbone {args.backbone}"
+    )
     rounds = {"default": [], "tuned": []}
     for _ in range(args.env_rounds):
         rounds["default"].append(_run_child(args, {}))
         rounds["tuned"].append(_run_child(args, TUNED_ENV))
-    merged = {env: {k: sum((r[k] for r in rs), []) for k in rs[0]} for env, rs in rounds.items()}
+    merged = {
+        env: {k: sum((r[k] for r in rs), []) for k in rs[0]}
+        for env, rs in rounds.items()
+    }
 
     print(f"\n{'environment':<10} {'workload':<10} {'median s':>9}")
     for env, times in merged.items():

@@ -58,9 +58,12 @@ def main():
 
     t_vec, t_loop = [], []
     for _ in range(REPEATS):  # interleaved
-        t = time.perf_counter(); run_vectorised(); t_vec.append(time.perf_counter() - t)
-        t = time.perf_counter(); run_loop(); t_loop.append(
-            (time.perf_counter() - t) * GENERATIONS / LOOP_GENERATIONS)
+        t = time.perf_counter()
+        run_vectorised()
+        t_vec.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        run_loop()
+        t_loop.append((time.perf_counter() - t) * GENERATIONS / LOOP_GENERATIONS)
     vec, loop = np.median(t_vec), np.median(t_loop)
 
     # a full default GA run, next to one f1_score call
@@ -70,16 +73,24 @@ def main():
         voter.random_state = seed
         voter._run_ga(P, y, y, np.random.default_rng(seed))
         t_ga.append(time.perf_counter() - t)
-        t = time.perf_counter(); f1_score(y, y, average="macro"); t_f1.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        f1_score(y, y, average="macro")
+        t_f1.append(time.perf_counter() - t)
     ga, f1 = np.median(t_ga), np.median(t_f1)
 
-    print(f"{N_MODELS} models, {N_VAL} validation images, {N_CLASSES} classes, "
-          f"population {POP}, {GENERATIONS} generations (median of {REPEATS})")
+    print(
+        f"{N_MODELS} models, {N_VAL} validation images, {N_CLASSES} classes, "
+        f"population {POP}, {GENERATIONS} generations (median of {REPEATS})"
+    )
     print(f"{'fitness of 100 x 100 individuals':40s}{'seconds':>10s}{'ratio':>10s}")
-    print(f"{'per-individual f1_score loop (scaled)':40s}{loop:10.3f}{loop / vec:10.1f}x")
+    print(
+        f"{'per-individual f1_score loop (scaled)':40s}{loop:10.3f}{loop / vec:10.1f}x"
+    )
     print(f"{'vectorised (batched confusion)':40s}{vec:10.3f}{1.0:10.1f}x")
-    print(f"full default GA run (pop 50, 50 generations): {ga:.3f} s "
-          f"= {ga / f1:.0f} x one f1_score call ({f1 * 1e3:.2f} ms)")
+    print(
+        f"full default GA run (pop 50, 50 generations): {ga:.3f} s "
+        f"= {ga / f1:.0f} x one f1_score call ({f1 * 1e3:.2f} ms)"
+    )
 
 
 if __name__ == "__main__":

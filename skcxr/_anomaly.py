@@ -157,7 +157,9 @@ def _ssim_error(x, y):
     vx = blur(x * x) - mx**2
     vy = blur(y * y) - my**2
     cxy = blur(x * y) - mx * my
-    ssim = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    ssim = ((2 * mx * my + c1) * (2 * cxy + c2)) / (
+        (mx**2 + my**2 + c1) * (vx + vy + c2)
+    )
     return 1.0 - ssim.flatten(1).mean(1)
 
 
@@ -182,7 +184,9 @@ def _lung_mask(images):
     remaining regions. Falls back to the whole image when that leaves less
     than 5 % of it.
     """
-    atlas = ndimage.gaussian_filter(images.mean(0), sigma=max(images.shape[1] / 64, 0.5))
+    atlas = ndimage.gaussian_filter(
+        images.mean(0), sigma=max(images.shape[1] / 64, 0.5)
+    )
     dark = atlas < _otsu_threshold(atlas.ravel())
     labels, n = ndimage.label(dark)
     border = np.unique(np.r_[labels[0], labels[-1], labels[:, 0], labels[:, -1]])
@@ -403,7 +407,10 @@ class ReconstructionAnomalyDetector(
         # caller's state is untouched, then re-draw from our own generator.
         with torch.random.fork_rng(devices=[]):
             module = _ConvAutoencoder(
-                self.image_shape_, self.latent_dim, self.depth, self.width,
+                self.image_shape_,
+                self.latent_dim,
+                self.depth,
+                self.width,
                 self.variational,
             )
         _reset_parameters(module, torch.Generator().manual_seed(init_seed))
@@ -552,7 +559,9 @@ class ReconstructionAnomalyDetector(
         check_is_fitted(self)
         images, _ = validate_images(self, X, reset=False)
         with torch.inference_mode():
-            codes = [m.encode(x)[0].float().cpu().numpy() for x, m in self._batches(images)]
+            codes = [
+                m.encode(x)[0].float().cpu().numpy() for x, m in self._batches(images)
+            ]
         return np.concatenate(codes).astype(np.float32, copy=False)
 
     def reconstruct(self, X):
@@ -569,7 +578,9 @@ class ReconstructionAnomalyDetector(
         check_is_fitted(self)
         images, layout = validate_images(self, X, reset=False)
         with torch.inference_mode():
-            out = [m(x)[0][:, 0].float().cpu().numpy() for x, m in self._batches(images)]
+            out = [
+                m(x)[0][:, 0].float().cpu().numpy() for x, m in self._batches(images)
+            ]
         return restore_layout(np.concatenate(out), layout)
 
     # ------------------------------------------------------------------- pickling

@@ -100,8 +100,17 @@ class Backbone(nn.Module):
         Smaller inputs are bilinearly upsampled to this side length first.
     """
 
-    def __init__(self, name, features, *, out_channels, blocks, gradcam_layer="features",
-                 min_size=1, final_relu=False):
+    def __init__(
+        self,
+        name,
+        features,
+        *,
+        out_channels,
+        blocks,
+        gradcam_layer="features",
+        min_size=1,
+        final_relu=False,
+    ):
         super().__init__()
         self.name = name
         self.features = features
@@ -115,8 +124,10 @@ class Backbone(nn.Module):
         if min(x.shape[-2:]) < self.min_size:
             height, width = x.shape[-2:]
             scale = self.min_size / min(height, width)
-            size = (max(self.min_size, round(height * scale)),
-                    max(self.min_size, round(width * scale)))
+            size = (
+                max(self.min_size, round(height * scale)),
+                max(self.min_size, round(width * scale)),
+            )
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         out = self.features(x)  # through __call__, so forward hooks (Grad-CAM) fire
         return F.relu(out) if self.final_relu else out
@@ -161,7 +172,9 @@ def _imagenet_state_dict(torchvision_name):
     if os.path.isfile(path):
         return load_state_dict(path)
     try:
-        return weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
+        return weights.get_state_dict(
+            progress=False, check_hash=True, weights_only=True
+        )
     except (urllib.error.URLError, OSError, ConnectionError) as exc:
         raise FileNotFoundError(
             f"weights='imagenet' for {torchvision_name!r} needs the file "
@@ -213,7 +226,11 @@ def _tv_model(name, **kwargs):
 def _vgg(name):
     def build():
         model = _tv_model(name)
-        convs = [f"features.{i}" for i, m in enumerate(model.features) if isinstance(m, nn.Conv2d)]
+        convs = [
+            f"features.{i}"
+            for i, m in enumerate(model.features)
+            if isinstance(m, nn.Conv2d)
+        ]
         return model, model.features, "0", dict(out_channels=512, blocks=convs)
 
     return build
@@ -222,11 +239,28 @@ def _vgg(name):
 def _resnet(name):
     def build():
         model = _tv_model(name)
-        layers = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
+        layers = [
+            "conv1",
+            "bn1",
+            "relu",
+            "maxpool",
+            "layer1",
+            "layer2",
+            "layer3",
+            "layer4",
+        ]
         features = nn.Sequential(OrderedDict((n, getattr(model, n)) for n in layers))
-        blocks = [f"features.layer{i}.{j}" for i in range(1, 5)
-                  for j in range(len(getattr(model, f"layer{i}")))]
-        return model, features, "conv1", dict(out_channels=model.fc.in_features, blocks=blocks)
+        blocks = [
+            f"features.layer{i}.{j}"
+            for i in range(1, 5)
+            for j in range(len(getattr(model, f"layer{i}")))
+        ]
+        return (
+            model,
+            features,
+            "conv1",
+            dict(out_channels=model.fc.in_features, blocks=blocks),
+        )
 
     return build
 
@@ -234,26 +268,59 @@ def _resnet(name):
 def _densenet(name):
     def build():
         model = _tv_model(name)
-        blocks = [f"features.{n}" for n, _ in model.features.named_children()
-                  if n.startswith(("denseblock", "transition", "norm5"))]
-        return model, model.features, "conv0", dict(
-            out_channels=model.classifier.in_features, blocks=blocks, final_relu=True)
+        blocks = [
+            f"features.{n}"
+            for n, _ in model.features.named_children()
+            if n.startswith(("denseblock", "transition", "norm5"))
+        ]
+        return (
+            model,
+            model.features,
+            "conv0",
+            dict(
+                out_channels=model.classifier.in_features,
+                blocks=blocks,
+                final_relu=True,
+            ),
+        )
 
     return build
 
 
 def _inception():
-    names = ["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1",
-             "Conv2d_4a_3x3", "maxpool2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a",
-             "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c"]
+    names = [
+        "Conv2d_1a_3x3",
+        "Conv2d_2a_3x3",
+        "Conv2d_2b_3x3",
+        "maxpool1",
+        "Conv2d_3b_1x1",
+        "Conv2d_4a_3x3",
+        "maxpool2",
+        "Mixed_5b",
+        "Mixed_5c",
+        "Mixed_5d",
+        "Mixed_6a",
+        "Mixed_6b",
+        "Mixed_6c",
+        "Mixed_6d",
+        "Mixed_6e",
+        "Mixed_7a",
+        "Mixed_7b",
+        "Mixed_7c",
+    ]
 
     def build():
-        model = _tv_model("inception_v3", aux_logits=True, transform_input=False,
-                          init_weights=True)
+        model = _tv_model(
+            "inception_v3", aux_logits=True, transform_input=False, init_weights=True
+        )
         features = nn.Sequential(OrderedDict((n, getattr(model, n)) for n in names))
         blocks = [f"features.{n}" for n in names if not n.startswith("maxpool")]
-        return model, features, "Conv2d_1a_3x3.conv", dict(
-            out_channels=2048, blocks=blocks, min_size=75)
+        return (
+            model,
+            features,
+            "Conv2d_1a_3x3.conv",
+            dict(out_channels=2048, blocks=blocks, min_size=75),
+        )
 
     return build
 
@@ -262,8 +329,12 @@ def _efficientnet(name):
     def build():
         model = _tv_model(name)
         blocks = [f"features.{i}" for i in range(1, len(model.features))]
-        return model, model.features, "0.0", dict(
-            out_channels=model.classifier[-1].in_features, blocks=blocks)
+        return (
+            model,
+            model.features,
+            "0.0",
+            dict(out_channels=model.classifier[-1].in_features, blocks=blocks),
+        )
 
     return build
 
@@ -280,7 +351,12 @@ def _lite0():
     model = _LiteFeatures.from_name("efficientnet-lite0", image_size=None)
     blocks = [f"features._blocks.{i}" for i in range(len(model._blocks))]
     blocks.append("features._conv_head")
-    return model, model, "_conv_stem", dict(out_channels=model._fc.in_features, blocks=blocks)
+    return (
+        model,
+        model,
+        "_conv_stem",
+        dict(out_channels=model._fc.in_features, blocks=blocks),
+    )
 
 
 def _lite0_weights():
@@ -292,9 +368,16 @@ def _lite0_weights():
 def _scratch(cls, **kwargs):
     def build():
         net = cls(**kwargs)
-        return None, net, None, dict(
-            out_channels=net.out_channels, blocks=[f"features.{b}" for b in net.blocks],
-            gradcam_layer=f"features.{net.gradcam_layer}")
+        return (
+            None,
+            net,
+            None,
+            dict(
+                out_channels=net.out_channels,
+                blocks=[f"features.{b}" for b in net.blocks],
+                gradcam_layer=f"features.{net.gradcam_layer}",
+            ),
+        )
 
     return build
 
@@ -303,31 +386,54 @@ def _separable():
     """SeparableCNN with VGG16's two first convolutions as its stem (ImageNet-folded)."""
     net = SeparableCNN()
     # a VGG-shaped stem: 3 input channels folded to gray, like the pretrained nets
-    rgb = nn.Sequential(OrderedDict(stem=nn.Sequential(OrderedDict(
-        conv1=nn.Conv2d(3, 64, 3, padding=1), conv2=net.stem.conv2))))
-    return rgb, net, "stem.conv1", dict(
-        out_channels=net.out_channels, blocks=[f"features.{b}" for b in net.blocks],
-        gradcam_layer=f"features.{net.gradcam_layer}", _rgb_stem=rgb.stem.conv1)
+    rgb = nn.Sequential(
+        OrderedDict(
+            stem=nn.Sequential(
+                OrderedDict(conv1=nn.Conv2d(3, 64, 3, padding=1), conv2=net.stem.conv2)
+            )
+        )
+    )
+    return (
+        rgb,
+        net,
+        "stem.conv1",
+        dict(
+            out_channels=net.out_channels,
+            blocks=[f"features.{b}" for b in net.blocks],
+            gradcam_layer=f"features.{net.gradcam_layer}",
+            _rgb_stem=rgb.stem.conv1,
+        ),
+    )
 
 
 def _vgg16_stem(state):
     """VGG16's first two convolutions as a state dict of :func:`_separable`'s stem."""
-    return {"stem.conv1.weight": state["features.0.weight"],
-            "stem.conv1.bias": state["features.0.bias"],
-            "stem.conv2.weight": state["features.2.weight"],
-            "stem.conv2.bias": state["features.2.bias"]}
+    return {
+        "stem.conv1.weight": state["features.0.weight"],
+        "stem.conv1.bias": state["features.0.bias"],
+        "stem.conv2.weight": state["features.2.weight"],
+        "stem.conv2.bias": state["features.2.bias"],
+    }
 
 
 BACKBONES = {
     **{n: BackboneSpec(_vgg(n), torchvision_name=n) for n in ("vgg16", "vgg19")},
-    **{n: BackboneSpec(_resnet(n), torchvision_name=n)
-       for n in ("resnet50", "resnet101", "resnet152")},
-    "densenet121": BackboneSpec(_densenet("densenet121"), torchvision_name="densenet121"),
-    "inception_v3": BackboneSpec(_inception(), HALF_MEAN, HALF_STD,
-                                 torchvision_name="inception_v3"),
-    **{f"efficientnet_b{i}": BackboneSpec(_efficientnet(f"efficientnet_b{i}"),
-                                          torchvision_name=f"efficientnet_b{i}")
-       for i in range(5)},
+    **{
+        n: BackboneSpec(_resnet(n), torchvision_name=n)
+        for n in ("resnet50", "resnet101", "resnet152")
+    },
+    "densenet121": BackboneSpec(
+        _densenet("densenet121"), torchvision_name="densenet121"
+    ),
+    "inception_v3": BackboneSpec(
+        _inception(), HALF_MEAN, HALF_STD, torchvision_name="inception_v3"
+    ),
+    **{
+        f"efficientnet_b{i}": BackboneSpec(
+            _efficientnet(f"efficientnet_b{i}"), torchvision_name=f"efficientnet_b{i}"
+        )
+        for i in range(5)
+    },
     "efficientnet_lite0": BackboneSpec(_lite0, LITE_MEAN, LITE_STD),
     "small_cnn": BackboneSpec(_scratch(SmallCNN), pretrained=False),
     "fused_cnn": BackboneSpec(_scratch(FusedCNN), pretrained=False),
@@ -386,7 +492,11 @@ def build_backbone(name, *, weights=None):
     """
     check_backbone_name(name)
     spec = BACKBONES[name]
-    if not (weights is None or weights == "imagenet" or isinstance(weights, (str, os.PathLike))):
+    if not (
+        weights is None
+        or weights == "imagenet"
+        or isinstance(weights, (str, os.PathLike))
+    ):
         raise ValueError(
             f"weights must be 'imagenet', None or a path to a state dict; got {weights!r}."
         )
@@ -421,6 +531,7 @@ def build_backbone(name, *, weights=None):
         try:
             backbone.load_state_dict(local)
         except RuntimeError as exc:
-            raise ValueError(f"The weights file {weights!r} does not fit backbone {name!r}: {exc}") from None
+            raise ValueError(
+                f"The weights file {weights!r} does not fit backbone {name!r}: {exc}"
+            ) from None
     return backbone
-

@@ -263,7 +263,9 @@ class CNNEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             from ._backbones import build_backbone
 
             if self.weights is not None:
-                return _PooledFeatures(build_backbone(model, weights=self.weights), self.pooling)
+                return _PooledFeatures(
+                    build_backbone(model, weights=self.weights), self.pooling
+                )
             # random initial weights from random_state; fork_rng restores torch's
             # global generator afterwards, so its state is left as it was
             with torch.random.fork_rng(devices=[]):

@@ -36,7 +36,9 @@ def _conv_block(in_channels, out_channels, *, pool=True):
 
 def _separable_block(in_channels, out_channels):
     return nn.Sequential(
-        nn.Conv2d(in_channels, in_channels, 3, padding=1, groups=in_channels, bias=False),
+        nn.Conv2d(
+            in_channels, in_channels, 3, padding=1, groups=in_channels, bias=False
+        ),
         nn.Conv2d(in_channels, out_channels, 1, bias=False),
         nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True),
@@ -206,7 +208,9 @@ class LearnableResizer(nn.Module):
             nn.LeakyReLU(0.2),
             nn.BatchNorm2d(width),
         )
-        self.res_blocks = nn.Sequential(*(_ResBlock(width) for _ in range(n_res_blocks)))
+        self.res_blocks = nn.Sequential(
+            *(_ResBlock(width) for _ in range(n_res_blocks))
+        )
         self.merge = nn.Sequential(
             nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)
         )

@@ -70,7 +70,8 @@ class HTMLReport:
         columns = list(rows[0])
         head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
         body = "".join(
-            "<tr>" + "".join(f"<td>{_format(row.get(c, ''))}</td>" for c in columns)
+            "<tr>"
+            + "".join(f"<td>{_format(row.get(c, ''))}</td>" for c in columns)
             + "</tr>"
             for row in rows
         )

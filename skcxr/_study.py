@@ -40,8 +40,13 @@ class StudySettings:
     @classmethod
     def quick(cls):
         return cls(
-            n_samples=150, size=48, head_epochs=8, finetune_epochs=1,
-            scratch_epochs=3, anomaly_epochs=3, n_explained=2,
+            n_samples=150,
+            size=48,
+            head_epochs=8,
+            finetune_epochs=1,
+            scratch_epochs=3,
+            anomaly_epochs=3,
+            n_explained=2,
         )
 
 
@@ -74,8 +79,10 @@ def load_study_data(settings, *, data=None, layout="kermany", random_state=0):
 
     if data is None:
         X, y = make_chest_xrays(
-            settings.n_samples, classes=("normal", "bacteria", "virus"),
-            size=settings.size, difficulty=settings.difficulty,
+            settings.n_samples,
+            classes=("normal", "bacteria", "virus"),
+            size=settings.size,
+            difficulty=settings.difficulty,
             random_state=random_state,
         )
         source = (
@@ -121,23 +128,39 @@ def classifier_configs(settings, random_state):
     common = dict(random_state=random_state, validation_fraction=0.15, batch_size=32)
     return {
         "frozen efficientnet_lite0": TransferClassifier(
-            backbone="efficientnet_lite0", weights="imagenet", trainable="head",
-            head_sizes=(64,), max_epochs=settings.head_epochs, lr=3e-3, **common,
+            backbone="efficientnet_lite0",
+            weights="imagenet",
+            trainable="head",
+            head_sizes=(64,),
+            max_epochs=settings.head_epochs,
+            lr=3e-3,
+            **common,
         ),
         "fine-tuned efficientnet_lite0": TransferClassifier(
-            backbone="efficientnet_lite0", weights="imagenet", trainable="all",
-            head_sizes=(64,), max_epochs=settings.finetune_epochs, lr=5e-4, **common,
+            backbone="efficientnet_lite0",
+            weights="imagenet",
+            trainable="all",
+            head_sizes=(64,),
+            max_epochs=settings.finetune_epochs,
+            lr=5e-4,
+            **common,
         ),
         "small CNN from scratch": TransferClassifier(
-            backbone="small_cnn", weights=None, trainable="all",
-            head_sizes=(64,), max_epochs=settings.scratch_epochs, lr=2e-3,
-            class_weight="balanced", **common,
+            backbone="small_cnn",
+            weights=None,
+            trainable="all",
+            head_sizes=(64,),
+            max_epochs=settings.scratch_epochs,
+            lr=2e-3,
+            class_weight="balanced",
+            **common,
         ),
     }
 
 
-def run_study(out_dir, *, data=None, layout="kermany", quick=False, random_state=0,
-              log=print):
+def run_study(
+    out_dir, *, data=None, layout="kermany", quick=False, random_state=0, log=print
+):
     """Run the whole study and write ``report.html``, ``metrics.csv`` and models.
 
     Parameters
@@ -165,17 +188,24 @@ def run_study(out_dir, *, data=None, layout="kermany", quick=False, random_state
     metrics_rows = []
 
     step("loading data")
-    study = load_study_data(settings, data=data, layout=layout, random_state=random_state)
+    study = load_study_data(
+        settings, data=data, layout=layout, random_state=random_state
+    )
     sections.data_section(report, study)
 
     for task, to_labels in (("binary", binary_labels), ("three-class", np.asarray)):
         step(f"{task} classification: training frozen, fine-tuned and scratch CNNs")
         models = sections.classification_section(
-            report, study, task, to_labels, classifier_configs(settings, random_state),
+            report,
+            study,
+            task,
+            to_labels,
+            classifier_configs(settings, random_state),
             metrics_rows,
         )
-        best_name = max(models, key=lambda n: models[n].score(study.X_val,
-                                                              to_labels(study.y_val)))
+        best_name = max(
+            models, key=lambda n: models[n].score(study.X_val, to_labels(study.y_val))
+        )
         joblib.dump(
             _path_model(models[best_name], settings.size),
             os.path.join(out_dir, "models", f"{task}.joblib"),
@@ -186,14 +216,16 @@ def run_study(out_dir, *, data=None, layout="kermany", quick=False, random_state
     knn = sections.embedding_section(report, study, metrics_rows, random_state)
 
     step("anomaly detection trained on healthy images only")
-    detector = sections.anomaly_section(report, study, settings, metrics_rows,
-                                        random_state)
+    detector = sections.anomaly_section(
+        report, study, settings, metrics_rows, random_state
+    )
     joblib.dump(detector, os.path.join(out_dir, "models", "anomaly.joblib"))
 
     step("ensembles: GA-weighted vs uniform averaging")
     members = {**three_class, "KNN on embeddings": knn}
-    ensemble = sections.ensemble_section(report, study, members, metrics_rows,
-                                         random_state)
+    ensemble = sections.ensemble_section(
+        report, study, members, metrics_rows, random_state
+    )
     joblib.dump(ensemble, os.path.join(out_dir, "models", "ensemble.joblib"))
 
     step("explanations: Grad-CAM and region attribution")

@@ -73,7 +73,7 @@ def classification_section(report, study, task, to_labels, configs, metrics_rows
         "trained from scratch; metrics on the held-out test split.",
     )
     models, rows = {}, []
-    fig, axes = plt.subplots(1, len(configs), figsize=(4.5 * len(configs), 3.2))
+    fig, axes = plt.subplots(1, len(configs), figsize=(5.5 * len(configs), 3.4))
     for ax, (name, model) in zip(np.atleast_1d(axes), configs.items()):
         model.fit(study.X_train, y_train)
         models[name] = model
@@ -82,6 +82,7 @@ def classification_section(report, study, task, to_labels, configs, metrics_rows
         ax.set_title(name)
     report.table(rows)
     metrics_rows.extend(rows)
+    fig.tight_layout()
     report.figure(fig, "Training curves (skorch history)")
     return models
 

@@ -10,7 +10,12 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_consistent_length, check_is_fitted, check_memory, column_or_1d
+from sklearn.utils.validation import (
+    check_consistent_length,
+    check_is_fitted,
+    check_memory,
+    column_or_1d,
+)
 
 from ._backbones import build_backbone, check_backbone_name
 from ._networks import LearnableResizer
@@ -130,7 +135,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         "head_sizes": ["array-like"],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "pooling": [StrOptions({"avg", "max"})],
-        "trainable": [StrOptions({"head", "all"}), Interval(Integral, 0, None, closed="left")],
+        "trainable": [
+            StrOptions({"head", "all"}),
+            Interval(Integral, 0, None, closed="left"),
+        ],
         "resizer": [None, Interval(Integral, 4, None, closed="left")],
         "optimizer": [StrOptions({"adam", "rmsprop", "sgd"})],
         "lr": [Interval(Real, 0, None, closed="neither")],
@@ -209,8 +217,11 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             from ._augment import random_augment
 
             try:  # fail early on a bad augment dict, naming the parameter
-                random_augment(np.zeros((1, 8, 8), np.float32), np.random.default_rng(0),
-                               **self.augment)
+                random_augment(
+                    np.zeros((1, 8, 8), np.float32),
+                    np.random.default_rng(0),
+                    **self.augment,
+                )
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"augment: {exc}") from None
         if self.class_weight is not None and self.class_weight != "balanced":
@@ -262,7 +273,9 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             backbone = build_backbone(self.backbone, weights=self.weights)
             n_blocks = self._freeze(backbone)
             resizer = None if self.resizer is None else LearnableResizer(self.resizer)
-            head = Head(backbone.out_channels, head_sizes, self.dropout, len(self.classes_))
+            head = Head(
+                backbone.out_channels, head_sizes, self.dropout, len(self.classes_)
+            )
             full = TransferNet(backbone, head, pooling=self.pooling, resizer=resizer)
             full = full.to(memory_format=torch.channels_last)
             if cache:
@@ -317,7 +330,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 f"({len(backbone.blocks)}); use trainable='all' or at most "
                 f"{len(backbone.blocks)}."
             )
-        for name in backbone.blocks[len(backbone.blocks) - n:]:
+        for name in backbone.blocks[len(backbone.blocks) - n :]:
             for p in backbone.get_submodule(name).parameters():
                 p.requires_grad_(True)
         return n
@@ -348,7 +361,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             pooled_features, ignore=["backbone", "device", "batch_size"]
         )
         features = compute(
-            backbone, (self.backbone, *key), images, device=device,
+            backbone,
+            (self.backbone, *key),
+            images,
+            device=device,
             batch_size=max(self.batch_size, 64),
         )
         return features[self.pooling]

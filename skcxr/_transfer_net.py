@@ -8,7 +8,12 @@ from skorch.dataset import ValidSplit
 from torch import nn
 
 __all__ = [
-    "Head", "TransferNet", "TensorBatches", "AugmentBatches", "make_net", "fit_net",
+    "Head",
+    "TransferNet",
+    "TensorBatches",
+    "AugmentBatches",
+    "make_net",
+    "fit_net",
     "pooled_features",
 ]
 
@@ -86,8 +91,10 @@ class TransferNet(nn.Module):
         if mode:
             for module in self.backbone.modules():
                 params = list(module.parameters(recurse=False))
-                if isinstance(module, nn.modules.batchnorm._BatchNorm) and params and not any(
-                    p.requires_grad for p in params
+                if (
+                    isinstance(module, nn.modules.batchnorm._BatchNorm)
+                    and params
+                    and not any(p.requires_grad for p in params)
                 ):
                     module.eval()
         return self
@@ -105,7 +112,9 @@ def pooled_features(backbone, key, images, *, device, batch_size):
     out = {"avg": [], "max": []}
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size]))
+            x = torch.from_numpy(
+                np.ascontiguousarray(images[start : start + batch_size])
+            )
             x = x[:, None].to(device).contiguous(memory_format=torch.channels_last)
             fmap = backbone(x)
             for pooling in out:
@@ -135,7 +144,9 @@ class TensorBatches:
     applied to every batch.
     """
 
-    def __init__(self, dataset, batch_size=32, shuffle=False, generator=None, transform=None):
+    def __init__(
+        self, dataset, batch_size=32, shuffle=False, generator=None, transform=None
+    ):
         self.X, self.y = _arrays(dataset)
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -149,7 +160,11 @@ class TensorBatches:
         n = len(self.X)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else None
         for start in range(0, n, self.batch_size):
-            idx = slice(start, start + self.batch_size) if order is None else order[start:start + self.batch_size]
+            idx = (
+                slice(start, start + self.batch_size)
+                if order is None
+                else order[start : start + self.batch_size]
+            )
             X = self.X[idx]
             if self.transform is not None:
                 X = self.transform(X)
@@ -195,7 +210,11 @@ class _Net(NeuralNetClassifier):
             self.module = self.module_
 
 
-_OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
+_OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "rmsprop": torch.optim.RMSprop,
+    "sgd": torch.optim.SGD,
+}
 
 
 def _valid_split(y, fraction, seed):
@@ -205,12 +224,31 @@ def _valid_split(y, fraction, seed):
     counts = counts[counts > 0]
     n_valid = int(np.ceil(fraction * len(y)))
     stratified = counts.min() >= 2 and len(counts) <= n_valid <= len(y) - len(counts)
-    return ValidSplit(cv=float(fraction), stratified=bool(stratified), random_state=seed)
+    return ValidSplit(
+        cv=float(fraction), stratified=bool(stratified), random_state=seed
+    )
 
 
-def make_net(module, *, n_classes, y, class_weight, optimizer, lr, lr_schedule, lr_gamma,
-             max_epochs, batch_size, validation_fraction, early_stopping, augment, seed,
-             device, verbose, generator):
+def make_net(
+    module,
+    *,
+    n_classes,
+    y,
+    class_weight,
+    optimizer,
+    lr,
+    lr_schedule,
+    lr_gamma,
+    max_epochs,
+    batch_size,
+    validation_fraction,
+    early_stopping,
+    augment,
+    seed,
+    device,
+    verbose,
+    generator,
+):
     """The skorch net of a TransferClassifier fit."""
     split = _valid_split(y, validation_fraction, seed)
     monitor = "valid_loss" if split is not None else "train_loss"
@@ -218,13 +256,25 @@ def make_net(module, *, n_classes, y, class_weight, optimizer, lr, lr_schedule, 
     if lr_schedule == "exponential":
         callbacks.append(("lr_schedule", LRScheduler("ExponentialLR", gamma=lr_gamma)))
     elif lr_schedule == "cosine":
-        callbacks.append(("lr_schedule", LRScheduler("CosineAnnealingLR", T_max=max_epochs)))
+        callbacks.append(
+            ("lr_schedule", LRScheduler("CosineAnnealingLR", T_max=max_epochs))
+        )
     elif lr_schedule == "plateau":
-        callbacks.append(("lr_schedule", LRScheduler(
-            "ReduceLROnPlateau", monitor=monitor, factor=lr_gamma, patience=2)))
+        callbacks.append(
+            (
+                "lr_schedule",
+                LRScheduler(
+                    "ReduceLROnPlateau", monitor=monitor, factor=lr_gamma, patience=2
+                ),
+            )
+        )
     if early_stopping is not None:
-        callbacks.append(("early_stopping", EarlyStopping(
-            monitor=monitor, patience=early_stopping, load_best=True)))
+        callbacks.append(
+            (
+                "early_stopping",
+                EarlyStopping(monitor=monitor, patience=early_stopping, load_best=True),
+            )
+        )
     kwargs = {"optimizer__momentum": 0.9} if optimizer == "sgd" else {}
     return _Net(
         module,
@@ -240,7 +290,9 @@ def make_net(module, *, n_classes, y, class_weight, optimizer, lr, lr_schedule, 
         iterator_train=TensorBatches,
         iterator_train__shuffle=True,
         iterator_train__generator=generator,
-        iterator_train__transform=None if not augment else AugmentBatches(augment, seed),
+        iterator_train__transform=(
+            None if not augment else AugmentBatches(augment, seed)
+        ),
         iterator_valid=TensorBatches,
         device=device,
         verbose=verbose,

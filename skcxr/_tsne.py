@@ -98,7 +98,10 @@ class TSNE(TransformerMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "perplexity": [Interval(Real, 0, None, closed="neither")],
-        "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [
+            StrOptions({"auto"}),
+            Interval(Real, 0, None, closed="neither"),
+        ],
         "early_exaggeration_iter": [Interval(Integral, 0, None, closed="left")],
         "early_exaggeration": [
             StrOptions({"auto"}),
@@ -177,9 +180,7 @@ class TSNE(TransformerMixin, BaseEstimator):
     def _fit(self, X):
         import openTSNE
 
-        X = validate_data(
-            self, X, dtype=np.float64, ensure_min_samples=2, reset=True
-        )
+        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2, reset=True)
         n_samples = X.shape[0]
         if self.perplexity >= n_samples:
             raise ValueError(

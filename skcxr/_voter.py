@@ -343,10 +343,14 @@ class GAWeightedVoter(ClassifierMixin, _BaseHeterogeneousEnsemble):
             fitted = []
             for i, (name, est) in enumerate(active):
                 if self.verbose:
-                    print(f"[GAWeightedVoter] ({i + 1} of {len(active)}) fitting {name}")
+                    print(
+                        f"[GAWeightedVoter] ({i + 1} of {len(active)}) fitting {name}"
+                    )
                 fitted.append(clone(est).fit(X_fit, y_fit))
             all_labels = [y, y_val]
-        self.le_ = LabelEncoder().fit(np.concatenate([np.asarray(a) for a in all_labels]))
+        self.le_ = LabelEncoder().fit(
+            np.concatenate([np.asarray(a) for a in all_labels])
+        )
         self.classes_ = self.le_.classes_
         self.estimators_ = fitted
         self.named_estimators_ = Bunch()
@@ -369,7 +373,9 @@ class GAWeightedVoter(ClassifierMixin, _BaseHeterogeneousEnsemble):
         _, counts = np.unique(y, return_counts=True)
         n_val = int(np.ceil(self.validation_fraction * n_samples))
         stratify = (
-            y if counts.min() >= 2 and len(counts) <= min(n_val, n_samples - n_val) else None
+            y
+            if counts.min() >= 2 and len(counts) <= min(n_val, n_samples - n_val)
+            else None
         )
         idx_fit, idx_val = train_test_split(
             np.arange(n_samples),
@@ -460,7 +466,9 @@ class GAWeightedVoter(ClassifierMixin, _BaseHeterogeneousEnsemble):
             order = np.argsort(-scores, kind="stable")
             elite = population[order[:n_elite]]
             # k-tournament selection of two parents per child
-            draws = rng.integers(0, pop_size, size=(n_children, 2, self.tournament_size))
+            draws = rng.integers(
+                0, pop_size, size=(n_children, 2, self.tournament_size)
+            )
             winners = np.take_along_axis(
                 draws, np.argmax(scores[draws], axis=2)[..., None], axis=2
             )[..., 0]
@@ -477,8 +485,10 @@ class GAWeightedVoter(ClassifierMixin, _BaseHeterogeneousEnsemble):
             if scores.max() > best_s:
                 best_w, best_s = population[np.argmax(scores)].copy(), scores.max()
             if self.verbose:
-                print(f"[GAWeightedVoter] generation {gen + 1}: best={best[-1]:.4f} "
-                      f"mean={mean[-1]:.4f}")
+                print(
+                    f"[GAWeightedVoter] generation {gen + 1}: best={best[-1]:.4f} "
+                    f"mean={mean[-1]:.4f}"
+                )
         history = {"best": np.asarray(best), "mean": np.asarray(mean)}
         return best_w, float(best_s), history
 

@@ -113,9 +113,7 @@ def sensitivity_specificity(y_true, y_pred, *, positive_label=None, labels=None)
             )
         return _sens_spec(y_true == positive_label, y_pred == positive_label)
     labels = unique_labels(y_true, y_pred) if labels is None else np.asarray(labels)
-    return {
-        _py(lab): _sens_spec(y_true == lab, y_pred == lab) for lab in labels
-    }
+    return {_py(lab): _sens_spec(y_true == lab, y_pred == lab) for lab in labels}
 
 
 def _py(value):

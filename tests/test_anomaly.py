@@ -9,14 +9,27 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 
 from skcxr import ReconstructionAnomalyDetector
-from tests._contract_checks import OUTLIER_CHECKS, TRANSFORMER_CHECKS, image_contract_failures
+from tests._contract_checks import (
+    OUTLIER_CHECKS,
+    TRANSFORMER_CHECKS,
+    image_contract_failures,
+)
 
-SMALL = dict(latent_dim=4, depth=2, width=4, max_epochs=2, batch_size=16, random_state=0)
+SMALL = dict(
+    latent_dim=4, depth=2, width=4, max_epochs=2, batch_size=16, random_state=0
+)
 
 COMMON_ESTIMATORS = [
-    ReconstructionAnomalyDetector(latent_dim=2, depth=1, width=2, max_epochs=1, random_state=0),
     ReconstructionAnomalyDetector(
-        latent_dim=2, depth=1, width=2, max_epochs=1, variational=True, error="ssim",
+        latent_dim=2, depth=1, width=2, max_epochs=1, random_state=0
+    ),
+    ReconstructionAnomalyDetector(
+        latent_dim=2,
+        depth=1,
+        width=2,
+        max_epochs=1,
+        variational=True,
+        error="ssim",
         random_state=0,
     ),
 ]
@@ -65,7 +78,9 @@ def test_shapes_and_layouts(X, fitted):
         assert fitted.reconstruct(Xl).dtype == np.float32
         codes = fitted.transform(Xl)
         assert codes.shape == (n, 4) and codes.dtype == np.float32
-        np.testing.assert_allclose(fitted.score_samples(Xl), fitted.decision_scores_, rtol=1e-5)
+        np.testing.assert_allclose(
+            fitted.score_samples(Xl), fitted.decision_scores_, rtol=1e-5
+        )
     rec = fitted.reconstruct(X)
     assert rec.min() >= 0 and rec.max() <= 1
     assert fitted.get_feature_names_out().shape == (4,)
@@ -87,7 +102,9 @@ def test_sign_conventions(X, fitted):
     pred = fitted.predict(X)
     assert set(np.unique(pred)) <= {-1, 1}
     np.testing.assert_array_equal(pred == -1, fitted.decision_function(X) < 0)
-    np.testing.assert_array_equal(pred == -1, fitted.reconstruction_error(X) > fitted.threshold_)
+    np.testing.assert_array_equal(
+        pred == -1, fitted.reconstruction_error(X) > fitted.threshold_
+    )
     # a far-off image reconstructs badly: an outlier
     odd = np.zeros((1, 16, 16), np.float32)
     odd[0, ::2] = 1.0
@@ -237,10 +254,17 @@ def test_separates_healthy_from_pneumonia():
     """
     from skcxr.datasets import make_chest_xrays
 
-    Xtr, _ = make_chest_xrays(200, classes=("normal",), size=64, difficulty=0.3, random_state=0)
+    Xtr, _ = make_chest_xrays(
+        200, classes=("normal",), size=64, difficulty=0.3, random_state=0
+    )
     Xte, yte = make_chest_xrays(150, size=64, difficulty=0.3, random_state=1)
     det = ReconstructionAnomalyDetector(
-        width=8, latent_dim=16, max_epochs=8, error="masked_mse", device="cpu", random_state=0
+        width=8,
+        latent_dim=16,
+        max_epochs=8,
+        error="masked_mse",
+        device="cpu",
+        random_state=0,
     ).fit(Xtr)
     sick = yte != "normal"
     aucs = {
@@ -250,4 +274,6 @@ def test_separates_healthy_from_pneumonia():
     print("ROC AUC healthy vs pneumonia:", {k: round(v, 3) for k, v in aucs.items()})
     assert aucs["masked_mse"] >= 0.65
     # score_samples is higher for healthy: the AUC of -score is the same number
-    assert roc_auc_score(sick, -det.score_samples(Xte)) == pytest.approx(aucs["masked_mse"])
+    assert roc_auc_score(sick, -det.score_samples(Xte)) == pytest.approx(
+        aucs["masked_mse"]
+    )

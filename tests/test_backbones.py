@@ -18,10 +18,26 @@ from skcxr._backbones import (
 )
 from skcxr._networks import FusedCNN, LearnableResizer, SeparableCNN, SmallCNN
 
-LIGHT = ["small_cnn", "fused_cnn", "separable_cnn", "efficientnet_lite0", "efficientnet_b0"]
-HEAVY = ["vgg16", "vgg19", "resnet50", "resnet101", "resnet152", "densenet121",
-         "inception_v3", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
-         "efficientnet_b4"]
+LIGHT = [
+    "small_cnn",
+    "fused_cnn",
+    "separable_cnn",
+    "efficientnet_lite0",
+    "efficientnet_b0",
+]
+HEAVY = [
+    "vgg16",
+    "vgg19",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "densenet121",
+    "inception_v3",
+    "efficientnet_b1",
+    "efficientnet_b2",
+    "efficientnet_b3",
+    "efficientnet_b4",
+]
 
 
 def _rgb(x, mean, std):
@@ -37,19 +53,33 @@ def _check_backbone(name, size=32):
     assert isinstance(net, Backbone)
     seen = []  # the Grad-CAM layer must run through __call__ so that hooks fire
     net.get_submodule(net.gradcam_layer).register_forward_hook(
-        lambda mod, args, output: seen.append(output.shape))
+        lambda mod, args, output: seen.append(output.shape)
+    )
     with torch.no_grad():
         out = net(torch.rand(2, 1, size, size))
     assert out.ndim == 4 and out.shape[:2] == (2, net.out_channels)
     assert len(seen) == 1 and len(seen[0]) == 4
-    assert net.blocks and all(isinstance(net.get_submodule(b), nn.Module) for b in net.blocks)
+    assert net.blocks and all(
+        isinstance(net.get_submodule(b), nn.Module) for b in net.blocks
+    )
     assert len(set(net.blocks)) == len(net.blocks)
     return net
 
 
 def test_registry_names():
-    expected = {"efficientnet_lite0", "vgg16", "vgg19", "resnet50", "resnet101", "resnet152",
-                "densenet121", "inception_v3", "small_cnn", "fused_cnn", "separable_cnn"}
+    expected = {
+        "efficientnet_lite0",
+        "vgg16",
+        "vgg19",
+        "resnet50",
+        "resnet101",
+        "resnet152",
+        "densenet121",
+        "inception_v3",
+        "small_cnn",
+        "fused_cnn",
+        "separable_cnn",
+    }
     expected |= {f"efficientnet_b{i}" for i in range(5)}
     assert expected == set(BACKBONES)
     assert set(LIGHT) | set(HEAVY) == set(BACKBONES)
@@ -93,8 +123,9 @@ def test_lite0_imagenet_equals_the_rgb_network():
     from efficientnet_lite_pytorch import EfficientNet
 
     rgb = EfficientNet.from_name("efficientnet-lite0", image_size=None)
-    rgb.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(),
-                                   weights_only=True))
+    rgb.load_state_dict(
+        torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+    )
     rgb.eval()
     net = build_backbone("efficientnet_lite0", weights="imagenet").eval()
     x = torch.rand(2, 1, 64, 64)
@@ -103,7 +134,9 @@ def test_lite0_imagenet_equals_the_rgb_network():
         torch.testing.assert_close(net(x), expected, atol=1e-4, rtol=1e-4)
     # pretrained, not random: the stem is the folded ImageNet kernel
     stem = rgb._conv_stem.weight / torch.tensor(LITE_STD).view(1, 3, 1, 1)
-    torch.testing.assert_close(net.features._conv_stem.conv.weight, stem.sum(1, keepdim=True))
+    torch.testing.assert_close(
+        net.features._conv_stem.conv.weight, stem.sum(1, keepdim=True)
+    )
 
 
 def test_local_rgb_state_dict_equals_the_rgb_network(tmp_path):
@@ -116,7 +149,10 @@ def test_local_rgb_state_dict_equals_the_rgb_network(tmp_path):
     x = torch.rand(2, 1, 48, 48)
     with torch.no_grad():
         torch.testing.assert_close(
-            net(x), rgb.features(_rgb(x, IMAGENET_MEAN, IMAGENET_STD)), atol=1e-4, rtol=1e-4
+            net(x),
+            rgb.features(_rgb(x, IMAGENET_MEAN, IMAGENET_STD)),
+            atol=1e-4,
+            rtol=1e-4,
         )
     # a state dict of the gray backbone itself loads too
     torch.save(net.state_dict(), tmp_path / "gray.pth")
@@ -162,7 +198,10 @@ def test_imagenet_weights_load_from_the_hub_cache(tmp_path, monkeypatch):
     x = torch.rand(1, 1, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(
-            net(x), rgb.features(_rgb(x, IMAGENET_MEAN, IMAGENET_STD)), atol=1e-4, rtol=1e-4
+            net(x),
+            rgb.features(_rgb(x, IMAGENET_MEAN, IMAGENET_STD)),
+            atol=1e-4,
+            rtol=1e-4,
         )
 
 
@@ -173,14 +212,18 @@ def test_separable_imagenet_starts_from_vgg16(tmp_path, monkeypatch):
     cache = tmp_path / "hub" / "checkpoints"
     cache.mkdir(parents=True)
     state = {  # only the first two convolutions are read
-        "features.0.weight": torch.randn(64, 3, 3, 3), "features.0.bias": torch.randn(64),
-        "features.2.weight": torch.randn(64, 64, 3, 3), "features.2.bias": torch.randn(64),
+        "features.0.weight": torch.randn(64, 3, 3, 3),
+        "features.0.bias": torch.randn(64),
+        "features.2.weight": torch.randn(64, 64, 3, 3),
+        "features.2.bias": torch.randn(64),
     }
     torch.save(state, cache / os.path.basename(url))
     net = build_backbone("separable_cnn", weights="imagenet")
     stem = net.features.stem
     torch.testing.assert_close(stem.conv2.weight, state["features.2.weight"])
-    folded = (state["features.0.weight"] / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)).sum(1)
+    folded = (
+        state["features.0.weight"] / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    ).sum(1)
     torch.testing.assert_close(stem.conv1.conv.weight[:, 0], folded)
 
 

@@ -33,11 +33,15 @@ def test_every_public_estimator_is_checked():
 
     checked = {type(est).__name__ for est in _estimators}
     public = {
-        name for name in skcxr.__all__ if name not in ("datasets", "metrics", "inspection")
+        name
+        for name in skcxr.__all__
+        if name not in ("datasets", "metrics", "inspection")
     }
     assert public <= checked
 
 
-@parametrize_with_checks(_estimators, expected_failed_checks=lambda e: _expected[type(e)])
+@parametrize_with_checks(
+    _estimators, expected_failed_checks=lambda e: _expected[type(e)]
+)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

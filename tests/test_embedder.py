@@ -18,7 +18,9 @@ SMALL = dict(model="small_cnn", weights=None, random_state=0, device="cpu")
 
 COMMON_ESTIMATORS = [CNNEmbedder(**SMALL)]
 
-EXPECTED_FAILED_CHECKS = image_contract_failures("check_fit2d_1sample", *TRANSFORMER_CHECKS)
+EXPECTED_FAILED_CHECKS = image_contract_failures(
+    "check_fit2d_1sample", *TRANSFORMER_CHECKS
+)
 
 
 def _images(n=6, size=32, seed=0):
@@ -40,7 +42,9 @@ def _bright_dark(n_per=10, size=32, seed=0):
 
 
 def _net():
-    return nn.Sequential(nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 16, 3))
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 16, 3)
+    )
 
 
 def test_shapes_dtype_and_feature_names():
@@ -116,7 +120,9 @@ def test_pickle_and_joblib_round_trip(tmp_path):
     Z = embedder.transform(X)
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(embedder)).transform(X), Z)
     joblib.dump(embedder, tmp_path / "embedder.joblib")
-    np.testing.assert_array_equal(joblib.load(tmp_path / "embedder.joblib").transform(X), Z)
+    np.testing.assert_array_equal(
+        joblib.load(tmp_path / "embedder.joblib").transform(X), Z
+    )
     # an unfitted clone pickles too
     pickle.loads(pickle.dumps(clone(embedder)))
 
@@ -152,7 +158,9 @@ def test_tsne_pipeline_places_new_images():
 
 
 def test_verbose_progress_bar(capsys):
-    CNNEmbedder(**SMALL, verbose=True, batch_size=2).fit(_images(4)).transform(_images(4))
+    CNNEmbedder(**SMALL, verbose=True, batch_size=2).fit(_images(4)).transform(
+        _images(4)
+    )
     assert "CNNEmbedder" in capsys.readouterr().err
 
 
@@ -199,8 +207,13 @@ def fitted_transfer():
 
     X, y = _bright_dark(n_per=6)
     clf = TransferClassifier(
-        backbone="small_cnn", weights=None, head_sizes=(12,), max_epochs=1,
-        validation_fraction=0, device="cpu", random_state=0,
+        backbone="small_cnn",
+        weights=None,
+        head_sizes=(12,),
+        max_epochs=1,
+        validation_fraction=0,
+        device="cpu",
+        random_state=0,
     )
     return clf.fit(X, y), X, y
 
@@ -279,7 +292,9 @@ def test_input_array_is_not_modified():
 
 def test_read_only_input():
     X = _images()
-    embedder = CNNEmbedder(model=nn.Sequential(nn.ReLU(), nn.Conv2d(1, 2, 3)), device="cpu")
+    embedder = CNNEmbedder(
+        model=nn.Sequential(nn.ReLU(), nn.Conv2d(1, 2, 3)), device="cpu"
+    )
     expected = embedder.fit_transform(X)
     X.setflags(write=False)
     with warnings.catch_warnings():

@@ -28,7 +28,10 @@ def test_masks_match_hand_count():
 
 def test_fitted_estimators_and_names():
     X = np.zeros((5, 1))
-    ests = [DummyClassifier(strategy="constant", constant=c).fit(X, Y) for c in ["normal", "virus"]]
+    ests = [
+        DummyClassifier(strategy="constant", constant=c).fit(X, Y)
+        for c in ["normal", "virus"]
+    ]
     ov = error_overlap(ests, X, Y)
     assert ov.names == ["DummyClassifier_0", "DummyClassifier_1"]
     ov = error_overlap(ests, X, Y, names=["a", "b"])
@@ -65,7 +68,9 @@ def test_display_counts_and_images():
 
 def test_display_from_estimators_uses_image_X():
     X = np.random.default_rng(0).random((5, 64), dtype=np.float32)  # flat 8x8 images
-    ests = {"a": DummyClassifier(strategy="constant", constant="virus").fit(X, Y),
-            "b": DummyClassifier(strategy="constant", constant="normal").fit(X, Y)}
+    ests = {
+        "a": DummyClassifier(strategy="constant", constant="virus").fit(X, Y),
+        "b": DummyClassifier(strategy="constant", constant="normal").fit(X, Y),
+    }
     disp = ErrorOverlapDisplay.from_estimators(ests, X, Y, max_per_cell=1)
     assert disp.image_axes_.shape == (len(disp.categories_), 3)

@@ -25,7 +25,9 @@ COMMON_ESTIMATORS = [
         sigma=0.0, keep="above", clear_border=True, n_regions=1, fill_holes=True
     ),
 ]
-EXPECTED_FAILED_CHECKS = image_contract_failures("check_fit2d_1sample", *TRANSFORMER_CHECKS)
+EXPECTED_FAILED_CHECKS = image_contract_failures(
+    "check_fit2d_1sample", *TRANSFORMER_CHECKS
+)
 
 
 def _images(n=5, size=24, seed=0):
@@ -338,8 +340,12 @@ def test_property_mask_is_binary_and_shape_preserved(
         X = np.pad(X, ((0, 0), (0, 0), (0, X.shape[1] - X.shape[2])))
     Xl = {"nhw": X, "n1hw": X[:, None], "flat": X.reshape(len(X), -1)}[layout]
     masker = OtsuMasker(
-        sigma=sigma, keep=keep, n_regions=n_regions, clear_border=clear_border,
-        fill_holes=fill_holes, fill_value=fill_value,
+        sigma=sigma,
+        keep=keep,
+        n_regions=n_regions,
+        clear_border=clear_border,
+        fill_holes=fill_holes,
+        fill_value=fill_value,
     )
     Xt = masker.fit_transform(Xl)
     masks, thresholds = masker.compute_masks(Xl)

@@ -47,7 +47,10 @@ def test_fnfr_in_unit_interval_and_matches_hand_count(pairs):
 def test_fnfr_custom_healthy_label_and_zero_division():
     assert false_no_finding_rate([0, 1, 1], [0, 0, 1], healthy_label=0) == 0.5
     with pytest.warns(RuntimeWarning):
-        assert false_no_finding_rate([0, 0], [0, 1], healthy_label=0, zero_division=np.nan) != 0
+        assert (
+            false_no_finding_rate([0, 0], [0, 1], healthy_label=0, zero_division=np.nan)
+            != 0
+        )
     with pytest.raises(ValueError):
         false_no_finding_rate([0, 1], [0])
 
@@ -56,7 +59,9 @@ def test_sensitivity_specificity_binary_and_ovr():
     y_true = np.array(["normal", "pneumonia", "pneumonia", "normal", "normal"])
     y_pred = np.array(["normal", "pneumonia", "normal", "pneumonia", "normal"])
     assert sensitivity_specificity(y_true, y_pred, positive_label="pneumonia") == (
-        0.5, pytest.approx(2 / 3))
+        0.5,
+        pytest.approx(2 / 3),
+    )
     ovr = sensitivity_specificity(y_true, y_pred)
     assert set(ovr) == {"normal", "pneumonia"}
     assert ovr["normal"] == (pytest.approx(2 / 3), 0.5)
@@ -76,24 +81,39 @@ def test_per_class_f1_matches_sklearn():
 
 @pytest.fixture(scope="module")
 def data():
-    X, y = make_classification(n_samples=120, n_features=6, n_informative=4,
-                               n_classes=3, random_state=0)
+    X, y = make_classification(
+        n_samples=120, n_features=6, n_informative=4, n_classes=3, random_state=0
+    )
     return X, np.array(LABELS)[y]
 
 
 def test_scorers_in_grid_search(data):
     X, y = data
-    grid = GridSearchCV(LogisticRegression(), {"C": [0.01, 1.0]}, cv=3,
-                        scoring=cxr_scoring(), refit="f1_macro").fit(X, y)
+    grid = GridSearchCV(
+        LogisticRegression(),
+        {"C": [0.01, 1.0]},
+        cv=3,
+        scoring=cxr_scoring(),
+        refit="f1_macro",
+    ).fit(X, y)
     for key in ["fnfr", "sensitivity", "specificity", "roc_auc_ovr", "accuracy"]:
         assert f"mean_test_{key}" in grid.cv_results_
     assert np.all(grid.cv_results_["mean_test_fnfr"] <= 0)  # negated loss
-    grid = GridSearchCV(LogisticRegression(), {"C": [0.01, 1.0]}, cv=3,
-                        scoring=fnfr_scorer).fit(X, y)
+    grid = GridSearchCV(
+        LogisticRegression(), {"C": [0.01, 1.0]}, cv=3, scoring=fnfr_scorer
+    ).fit(X, y)
     assert -1 <= grid.best_score_ <= 0
-    res = cross_validate(LogisticRegression(), X, y, cv=3,
-                         scoring={"f1_virus": f1_for_class("virus"),
-                                  "sens": sensitivity_scorer, "spec": specificity_scorer})
+    res = cross_validate(
+        LogisticRegression(),
+        X,
+        y,
+        cv=3,
+        scoring={
+            "f1_virus": f1_for_class("virus"),
+            "sens": sensitivity_scorer,
+            "spec": specificity_scorer,
+        },
+    )
     assert np.all((res["test_f1_virus"] >= 0) & (res["test_f1_virus"] <= 1))
 
 

@@ -31,8 +31,14 @@ def test_deterministic_and_seed_dependent():
 
 def test_weights_give_exact_counts():
     _, y = make_chest_xrays(20, weights=[0.5, 0.25, 0.25], size=32, random_state=0)
-    assert (np.sum(y == "normal"), np.sum(y == "bacteria"), np.sum(y == "virus")) == (10, 5, 5)
-    _, y = make_chest_xrays(10, classes=["normal", "virus"], weights=[0.8], size=32, random_state=0)
+    assert (np.sum(y == "normal"), np.sum(y == "bacteria"), np.sum(y == "virus")) == (
+        10,
+        5,
+        5,
+    )
+    _, y = make_chest_xrays(
+        10, classes=["normal", "virus"], weights=[0.8], size=32, random_state=0
+    )
     assert np.sum(y == "normal") == 8 and np.sum(y == "virus") == 2
 
 
@@ -54,18 +60,29 @@ def test_every_class_renders_with_masks_inside_lungs():
 
 
 def test_virus_is_bilateral():
-    _, y, masks = make_chest_xrays(6, classes=["virus"], size=64, return_masks=True, random_state=2)
+    _, y, masks = make_chest_xrays(
+        6, classes=["virus"], size=64, return_masks=True, random_state=2
+    )
     half = masks.shape[2] // 2
-    assert masks[:, :, :half].any(axis=(1, 2)).all() and masks[:, :, half:].any(axis=(1, 2)).all()
+    assert (
+        masks[:, :, :half].any(axis=(1, 2)).all()
+        and masks[:, :, half:].any(axis=(1, 2)).all()
+    )
 
 
 def _lesion_contrast(difficulty):
     X, y, masks = make_chest_xrays(
-        30, classes=["normal", "bacteria"], size=48, difficulty=difficulty,
-        return_masks=True, random_state=0,
+        30,
+        classes=["normal", "bacteria"],
+        size=48,
+        difficulty=difficulty,
+        return_masks=True,
+        random_state=0,
     )
     ref = X[y == "normal"].mean(axis=0)
-    return np.mean([abs(X[i][m].mean() - ref[m].mean()) for i, m in enumerate(masks) if m.any()])
+    return np.mean(
+        [abs(X[i][m].mean() - ref[m].mean()) for i, m in enumerate(masks) if m.any()]
+    )
 
 
 def test_difficulty_shrinks_lesion_contrast():
@@ -103,13 +120,19 @@ def test_validation_errors(kwargs, match):
         make_chest_xrays(random_state=0, size=kwargs.pop("size", 32), **kwargs)
 
 
-_KERMANY_NAME = re.compile(r"^(NORMAL2-IM-\d{4}-\d{4}|person\d+_(bacteria|virus)_\d+)\.(jpeg|png|dcm)$")
+_KERMANY_NAME = re.compile(
+    r"^(NORMAL2-IM-\d{4}-\d{4}|person\d+_(bacteria|virus)_\d+)\.(jpeg|png|dcm)$"
+)
 
 
 def _label_from_name(path):
     name = os.path.basename(path)
     assert _KERMANY_NAME.match(name), name
-    return "bacteria" if "_bacteria_" in name else "virus" if "_virus_" in name else "normal"
+    return (
+        "bacteria"
+        if "_bacteria_" in name
+        else "virus" if "_virus_" in name else "normal"
+    )
 
 
 def test_write_kermany_round_trip(tmp_path):
@@ -147,22 +170,50 @@ def test_write_kermany_rejects_other_classes(tmp_path):
 
 
 def test_write_chestxray14_csv_and_png16(tmp_path):
-    X, y = make_chest_xrays(6, classes=["normal", "effusion", "atelectasis"], size=32, random_state=0)
-    paths = write_chest_xrays(tmp_path, X, y, layout="chestxray14", fmt="png16",
-                              patient_ids=[1, 1, 2, 2, 2, 3])
+    X, y = make_chest_xrays(
+        6, classes=["normal", "effusion", "atelectasis"], size=32, random_state=0
+    )
+    paths = write_chest_xrays(
+        tmp_path,
+        X,
+        y,
+        layout="chestxray14",
+        fmt="png16",
+        patient_ids=[1, 1, 2, 2, 2, 3],
+    )
     assert [os.path.basename(p) for p in paths] == [
-        "00000001_000.png", "00000001_001.png", "00000002_000.png",
-        "00000002_001.png", "00000002_002.png", "00000003_000.png",
+        "00000001_000.png",
+        "00000001_001.png",
+        "00000002_000.png",
+        "00000002_001.png",
+        "00000002_002.png",
+        "00000003_000.png",
     ]
     with Image.open(paths[0]) as im:
         arr = np.asarray(im)
     assert arr.dtype.itemsize == 2 and np.abs(arr / 65535 - X[0]).max() < 1e-3
     with open(tmp_path / "Data_Entry_2017.csv", newline="") as fh:
         rows = list(csv.reader(fh))
-    assert rows[0][:7] == ["Image Index", "Finding Labels", "Follow-up #", "Patient ID",
-                           "Patient Age", "Patient Gender", "View Position"]
-    assert rows[0][7:] == ["OriginalImage[Width", "Height]", "OriginalImagePixelSpacing[x", "y]"]
-    names = {"normal": "No Finding", "effusion": "Effusion", "atelectasis": "Atelectasis"}
+    assert rows[0][:7] == [
+        "Image Index",
+        "Finding Labels",
+        "Follow-up #",
+        "Patient ID",
+        "Patient Age",
+        "Patient Gender",
+        "View Position",
+    ]
+    assert rows[0][7:] == [
+        "OriginalImage[Width",
+        "Height]",
+        "OriginalImagePixelSpacing[x",
+        "y]",
+    ]
+    names = {
+        "normal": "No Finding",
+        "effusion": "Effusion",
+        "atelectasis": "Atelectasis",
+    }
     assert [r[1] for r in rows[1:]] == [names[v] for v in y]
     assert all(len(r) == 11 for r in rows)
 
@@ -175,5 +226,7 @@ def test_write_dicom(tmp_path):
     ds = pydicom.dcmread(paths[0])
     assert ds.file_meta.TransferSyntaxUID is not None
     assert ds.PhotometricInterpretation == "MONOCHROME2" and ds.BitsStored == 12
-    arr = ds.pixel_array.astype(np.float32) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    arr = ds.pixel_array.astype(np.float32) * float(ds.RescaleSlope) + float(
+        ds.RescaleIntercept
+    )
     np.testing.assert_allclose(arr / 4095, X[0], atol=1e-3)

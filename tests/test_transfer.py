@@ -18,8 +18,15 @@ from skcxr import TransferClassifier
 from skcxr._transfer_net import AugmentBatches, TransferNet
 from tests._contract_checks import CLASSIFIER_CHECKS, image_contract_failures
 
-TINY = dict(backbone="small_cnn", weights=None, head_sizes=(8,), max_epochs=2,
-            batch_size=16, random_state=0, device="cpu")
+TINY = dict(
+    backbone="small_cnn",
+    weights=None,
+    head_sizes=(8,),
+    max_epochs=2,
+    batch_size=16,
+    random_state=0,
+    device="cpu",
+)
 
 COMMON_ESTIMATORS = [TransferClassifier(**TINY)]
 
@@ -33,7 +40,7 @@ def _data(n=48, size=32, n_classes=3, seed=0):
     labels = np.array(["normal", "bacteria", "virus"][:n_classes])
     y = labels[np.arange(n) % n_classes]
     for k, label in enumerate(labels):
-        X[y == label, 4 * k:4 * k + 6] += 0.5
+        X[y == label, 4 * k : 4 * k + 6] += 0.5
     return np.clip(X, 0, 1), y
 
 
@@ -84,8 +91,14 @@ def test_cached_features_match_training_on_images():
     cached = TransferClassifier(**TINY).fit(X, y)
     # a learnable resizer turns the cache off: the path that trains on images
     assert cached.used_feature_cache_
-    assert not TransferClassifier(**{**TINY, "resizer": 24}).fit(X, y).used_feature_cache_
-    assert not TransferClassifier(**{**TINY, "augment": True}).fit(X, y).used_feature_cache_
+    assert (
+        not TransferClassifier(**{**TINY, "resizer": 24}).fit(X, y).used_feature_cache_
+    )
+    assert (
+        not TransferClassifier(**{**TINY, "augment": True})
+        .fit(X, y)
+        .used_feature_cache_
+    )
     assert all(not p.requires_grad for p in cached.module_.backbone.parameters())
 
 
@@ -100,10 +113,13 @@ def test_memory_reuses_backbone_features(tmp_path, monkeypatch):
     from skcxr._backbones import Backbone
 
     monkeypatch.setattr(Backbone, "forward", broken)
-    clf = TransferClassifier(**{**TINY, "head_sizes": (4,), "pooling": "max"},
-                             memory=str(tmp_path)).fit(X, y)
+    clf = TransferClassifier(
+        **{**TINY, "head_sizes": (4,), "pooling": "max"}, memory=str(tmp_path)
+    ).fit(X, y)
     assert clf.used_feature_cache_
-    with pytest.raises(AssertionError, match="backbone ran"):  # other images: recomputed
+    with pytest.raises(
+        AssertionError, match="backbone ran"
+    ):  # other images: recomputed
         TransferClassifier(**TINY, memory=memory).fit(X[:-3], y[:-3])
 
 
@@ -144,19 +160,31 @@ def test_frozen_backbone_does_not_change():
 
 def test_schedules_class_weight_and_early_stopping():
     X, y = _data()
-    clf = TransferClassifier(**{**TINY, "lr_schedule": "exponential", "lr_gamma": 0.5,
-                                "max_epochs": 3, "class_weight": "balanced"}).fit(X, y)
-    assert clf.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5 ** 3)
+    clf = TransferClassifier(
+        **{
+            **TINY,
+            "lr_schedule": "exponential",
+            "lr_gamma": 0.5,
+            "max_epochs": 3,
+            "class_weight": "balanced",
+        }
+    ).fit(X, y)
+    assert clf.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5**3)
     np.testing.assert_allclose(clf.net_.criterion_.weight.numpy(), [1, 1, 1])
     Xi, yi = X[:40], y[:40]
     yi = np.where(np.arange(40) < 30, "normal", yi)
-    weighted = TransferClassifier(**{**TINY, "class_weight": {"virus": 3.0}}).fit(Xi, yi)
+    weighted = TransferClassifier(**{**TINY, "class_weight": {"virus": 3.0}}).fit(
+        Xi, yi
+    )
     weights = dict(zip(weighted.classes_, weighted.net_.criterion_.weight.numpy()))
     assert weights == {"bacteria": 1.0, "normal": 1.0, "virus": 3.0}
     for schedule in ["plateau", "cosine"]:
-        TransferClassifier(**{**TINY, "lr_schedule": schedule, "optimizer": "rmsprop"}).fit(X, y)
-    stop = TransferClassifier(**{**TINY, "max_epochs": 30, "early_stopping": 1, "lr": 0.5,
-                                 "optimizer": "sgd"}).fit(X, y)
+        TransferClassifier(
+            **{**TINY, "lr_schedule": schedule, "optimizer": "rmsprop"}
+        ).fit(X, y)
+    stop = TransferClassifier(
+        **{**TINY, "max_epochs": 30, "early_stopping": 1, "lr": 0.5, "optimizer": "sgd"}
+    ).fit(X, y)
     losses = stop.history_[:, "valid_loss"]
     assert len(losses) < 30
     names = [name for name, _ in stop.net_.callbacks_]
@@ -177,7 +205,9 @@ def test_schedules_class_weight_and_early_stopping():
 
 def test_augment_only_training_batches():
     X, y = _data()
-    clf = TransferClassifier(**{**TINY, "augment": {"rotation": 10.0, "flip": True}}).fit(X, y)
+    clf = TransferClassifier(
+        **{**TINY, "augment": {"rotation": 10.0, "flip": True}}
+    ).fit(X, y)
     assert isinstance(clf.net_.iterator_train__transform, AugmentBatches)
     assert "iterator_valid__transform" not in clf.net_.get_params()
     np.testing.assert_array_equal(clf.predict_proba(X), clf.predict_proba(X))
@@ -197,9 +227,13 @@ def test_pickle_and_joblib_roundtrip(tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(X), expected)
     assert loaded.module_ is loaded.net_.module_ is loaded.net_.module
     joblib.dump(clf, tmp_path / "clf.joblib")
-    np.testing.assert_array_equal(joblib.load(tmp_path / "clf.joblib").predict_proba(X), expected)
+    np.testing.assert_array_equal(
+        joblib.load(tmp_path / "clf.joblib").predict_proba(X), expected
+    )
     # the module is pickled once: the pickle is about the size of the parameters
-    n_bytes = sum(t.numel() * t.element_size() for t in clf.module_.state_dict().values())
+    n_bytes = sum(
+        t.numel() * t.element_size() for t in clf.module_.state_dict().values()
+    )
     assert len(pickle.dumps(clf)) < 2 * n_bytes + 200_000
 
 
@@ -257,16 +291,26 @@ def test_bad_input_and_params():
 def test_grid_search_in_pipelines(tmp_path):
     X, y = _data(n=36)
     flat = X.reshape(len(X), -1)
-    pipe = Pipeline([("identity", FunctionTransformer()),
-                     ("clf", TransferClassifier(**TINY, memory=str(tmp_path)))])
-    search = GridSearchCV(pipe, {"clf__head_sizes": [(4,), (8,)], "clf__lr": [1e-3, 1e-2]},
-                          cv=2).fit(flat, y)
+    pipe = Pipeline(
+        [
+            ("identity", FunctionTransformer()),
+            ("clf", TransferClassifier(**TINY, memory=str(tmp_path))),
+        ]
+    )
+    search = GridSearchCV(
+        pipe, {"clf__head_sizes": [(4,), (8,)], "clf__lr": [1e-3, 1e-2]}, cv=2
+    ).fit(flat, y)
     assert search.best_estimator_.predict(flat).shape == (36,)
-    imb = ImbPipeline([("over", RandomOverSampler(random_state=0)),
-                       ("clf", TransferClassifier(**TINY))])
+    imb = ImbPipeline(
+        [
+            ("over", RandomOverSampler(random_state=0)),
+            ("clf", TransferClassifier(**TINY)),
+        ]
+    )
     Xi, yi = flat[:30], np.where(np.arange(30) < 20, "normal", y[:30])
-    halving = HalvingGridSearchCV(imb, {"clf__dropout": [0.0, 0.3]}, cv=2, factor=2,
-                                  random_state=0).fit(Xi, yi)
+    halving = HalvingGridSearchCV(
+        imb, {"clf__dropout": [0.0, 0.3]}, cv=2, factor=2, random_state=0
+    ).fit(Xi, yi)
     assert set(halving.best_estimator_.predict(Xi)) <= set(yi)
 
 
@@ -275,13 +319,19 @@ def test_lite0_imagenet_beats_random_init():
     from skcxr.datasets import make_chest_xrays
 
     X, y = make_chest_xrays(150, size=64, difficulty=0.5, random_state=0)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
-                                                        random_state=0)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.3, stratify=y, random_state=0
+    )
     scores = {}
     for weights in ["imagenet", None]:
-        clf = TransferClassifier(backbone="efficientnet_lite0", weights=weights,
-                                 head_sizes=(64,), max_epochs=20, random_state=0,
-                                 device="cpu").fit(X_train, y_train)
+        clf = TransferClassifier(
+            backbone="efficientnet_lite0",
+            weights=weights,
+            head_sizes=(64,),
+            max_epochs=20,
+            random_state=0,
+            device="cpu",
+        ).fit(X_train, y_train)
         scores[weights] = f1_score(y_test, clf.predict(X_test), average="macro")
     assert scores["imagenet"] > scores[None] + 0.05, scores
 
@@ -300,11 +350,13 @@ def test_paths_pipeline_grid_search_pickles(tmp_path):
         Image.fromarray((image * 255).round().astype(np.uint8)).save(path)
         paths.append(str(path))
     paths = np.array(paths)
-    pipe = Pipeline([
-        ("load", ImageLoader(size=32)),
-        ("mask", OtsuMasker()),
-        ("clf", TransferClassifier(**TINY)),
-    ])
+    pipe = Pipeline(
+        [
+            ("load", ImageLoader(size=32)),
+            ("mask", OtsuMasker()),
+            ("clf", TransferClassifier(**TINY)),
+        ]
+    )
     search = GridSearchCV(pipe, {"clf__head_sizes": [(4,), (8,)]}, cv=3).fit(paths, y)
     expected = search.predict_proba(paths)
     joblib.dump(search, tmp_path / "search.joblib")

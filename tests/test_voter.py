@@ -87,8 +87,9 @@ def test_uniform_is_one_line_and_ga_not_worse_on_validation(data):
 def test_prefit_uses_given_models_and_validation(data):
     X, y = data
     fitted = [(n, clone(e).fit(X[:150], y[:150])) for n, e in _models()]
-    voter = GAWeightedVoter(fitted, prefit=True, population_size=10, n_generations=5,
-                            random_state=0).fit(X[150:], y[150:])
+    voter = GAWeightedVoter(
+        fitted, prefit=True, population_size=10, n_generations=5, random_state=0
+    ).fit(X[150:], y[150:])
     assert voter.estimators_[0] is fitted[0][1]
     proba = np.tensordot(voter.weights_, [e.predict_proba(X) for _, e in fitted], 1)
     np.testing.assert_allclose(voter.predict_proba(X), proba)
@@ -103,7 +104,9 @@ def test_explicit_validation_set(data):
     voter = _small().fit(X[:180], y[:180], X_val=X[180:], y_val=y[180:])
     # fitted on all of X[:180]
     ref = clone(_models()[1][1]).fit(X[:180], y[:180])
-    np.testing.assert_allclose(voter.named_estimators_.nb.predict_proba(X), ref.predict_proba(X))
+    np.testing.assert_allclose(
+        voter.named_estimators_.nb.predict_proba(X), ref.predict_proba(X)
+    )
     with pytest.raises(ValueError, match="together"):
         _small().fit(X, y, X_val=X)
 
@@ -117,7 +120,9 @@ def test_class_order_alignment():
     m1 = LogisticRegression().fit(X, y)
     keep = y != "b"
     m2 = GaussianNB().fit(X[keep], y[keep])  # knows only a and c
-    voter = GAWeightedVoter([("m1", m1), ("m2", m2)], prefit=True, weights=[0, 1]).fit(X, y)
+    voter = GAWeightedVoter([("m1", m1), ("m2", m2)], prefit=True, weights=[0, 1]).fit(
+        X, y
+    )
     proba = voter.predict_proba(X)
     np.testing.assert_array_equal(voter.classes_, ["a", "b", "c"])
     np.testing.assert_allclose(proba[:, [0, 2]], m2.predict_proba(X))
@@ -127,8 +132,15 @@ def test_class_order_alignment():
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.parametrize(
     "name",
-    ["f1_macro", "accuracy", "balanced_accuracy", "f1_weighted", "f1_micro",
-     "recall_macro", "precision_macro"],
+    [
+        "f1_macro",
+        "accuracy",
+        "balanced_accuracy",
+        "f1_weighted",
+        "f1_micro",
+        "recall_macro",
+        "precision_macro",
+    ],
 )
 def test_vectorised_fitness_matches_sklearn(name):
     rng = np.random.default_rng(1)
@@ -173,14 +185,20 @@ def test_non_vectorised_scorer(data):
     crossover=st.floats(0, 1),
     k=st.integers(1, 4),
 )
-def test_elitism_never_loses_best_and_simplex(seed, pop, gens, elite, mutation, crossover, k):
+def test_elitism_never_loses_best_and_simplex(
+    seed, pop, gens, elite, mutation, crossover, k
+):
     rng = np.random.default_rng(seed)
     P = rng.dirichlet(np.ones(3), size=(4, 40))  # 4 models, 40 samples, 3 classes
     y = rng.integers(0, 3, 40)
     voter = GAWeightedVoter(
-        [(f"m{i}", GaussianNB()) for i in range(4)], population_size=pop,
-        n_generations=gens, elite_fraction=elite, mutation_rate=mutation,
-        crossover_rate=crossover, tournament_size=k,
+        [(f"m{i}", GaussianNB()) for i in range(4)],
+        population_size=pop,
+        n_generations=gens,
+        elite_fraction=elite,
+        mutation_rate=mutation,
+        crossover_rate=crossover,
+        tournament_size=k,
     )
     from sklearn.preprocessing import LabelEncoder
 
@@ -217,7 +235,9 @@ def test_any_sklearn_classifier(data):
     X, y = data
     voter = GAWeightedVoter(
         [("knn", KNeighborsClassifier(5)), ("nb", GaussianNB())],
-        population_size=6, n_generations=2, random_state=0,
+        population_size=6,
+        n_generations=2,
+        random_state=0,
     ).fit(X, y)
     assert voter.n_features_in_ == X.shape[1]
 

@@ -41,8 +41,13 @@ sick = y_test != "normal"
 # the mean training image; ``threshold="mean"`` is the first seed report's rule
 # (outlier when the error exceeds the mean training error).
 detector = ReconstructionAnomalyDetector(
-    width=8, latent_dim=16, max_epochs=6, error="masked_mse", threshold="mean",
-    random_state=0, verbose=1,
+    width=8,
+    latent_dim=16,
+    max_epochs=6,
+    error="masked_mse",
+    threshold="mean",
+    random_state=0,
+    verbose=1,
 ).fit(X_train)
 
 # %%
@@ -54,12 +59,16 @@ errors = {
 }
 for name, err in errors.items():
     per_class = {
-        c: roc_auc_score(y_test[np.isin(y_test, ["normal", c])] == c,
-                         err[np.isin(y_test, ["normal", c])])
+        c: roc_auc_score(
+            y_test[np.isin(y_test, ["normal", c])] == c,
+            err[np.isin(y_test, ["normal", c])],
+        )
         for c in ("bacteria", "virus")
     }
-    print(f"{name:>10}: ROC AUC healthy vs pneumonia {roc_auc_score(sick, err):.3f} "
-          f"(bacteria {per_class['bacteria']:.3f}, virus {per_class['virus']:.3f})")
+    print(
+        f"{name:>10}: ROC AUC healthy vs pneumonia {roc_auc_score(sick, err):.3f} "
+        f"(bacteria {per_class['bacteria']:.3f}, virus {per_class['virus']:.3f})"
+    )
 
 # %%
 # Error histograms with the threshold
@@ -74,8 +83,10 @@ groups = np.where(sick, "pneumonia", "normal")
 for ax, name in zip(axes, ("mse", "masked_mse")):
     if ReconstructionErrorDisplay is not None:
         ReconstructionErrorDisplay.from_predictions(
-            errors[name], groups,
-            threshold=detector.threshold_ if name == detector.error else None, ax=ax,
+            errors[name],
+            groups,
+            threshold=detector.threshold_ if name == detector.error else None,
+            ax=ax,
         )
     else:
         for g in ("normal", "pneumonia"):
@@ -83,14 +94,19 @@ for ax, name in zip(axes, ("mse", "masked_mse")):
         ax.legend()
     ax.set_title(f"error = {name!r}")
 pred = detector.predict(X_test)
-print(f"threshold_ = {detector.threshold_:.5f}; flagged: "
-      f"{np.mean(pred[sick] == -1):.0%} of pneumonia, {np.mean(pred[~sick] == -1):.0%} of normal")
+print(
+    f"threshold_ = {detector.threshold_:.5f}; flagged: "
+    f"{np.mean(pred[sick] == -1):.0%} of pneumonia, {np.mean(pred[~sick] == -1):.0%} of normal"
+)
 
 # %%
 # Originals and reconstructions
 # -----------------------------
-idx = np.r_[np.flatnonzero(~sick)[:3], np.flatnonzero(y_test == "bacteria")[:3],
-            np.flatnonzero(y_test == "virus")[:2]]
+idx = np.r_[
+    np.flatnonzero(~sick)[:3],
+    np.flatnonzero(y_test == "bacteria")[:3],
+    np.flatnonzero(y_test == "virus")[:2],
+]
 recon = detector.reconstruct(X_test[idx])
 fig, axes = plt.subplots(3, len(idx), figsize=(2 * len(idx), 6.3))
 for j, i in enumerate(idx):
@@ -112,7 +128,9 @@ for ax in axes.ravel():
 # logistic regression is fitted on labelled images.
 pipe = make_pipeline(FrozenEstimator(detector), LogisticRegression(max_iter=2000))
 acc = cross_val_score(pipe, X_test, sick, cv=5, scoring="roc_auc")
-print(f"latent codes -> LogisticRegression, 5-fold ROC AUC: {acc.mean():.3f} +/- {acc.std():.3f}")
+print(
+    f"latent codes -> LogisticRegression, 5-fold ROC AUC: {acc.mean():.3f} +/- {acc.std():.3f}"
+)
 print(f"total run time {time.perf_counter() - start:.1f} s")
 
 # %%

@@ -29,7 +29,11 @@ from skcxr.datasets import make_chest_xrays
 from skcxr.inspection import EmbeddingDisplay
 
 X, y = make_chest_xrays(
-    240, classes=("normal", "bacteria", "virus"), size=64, difficulty=0.3, random_state=0
+    240,
+    classes=("normal", "bacteria", "virus"),
+    size=64,
+    difficulty=0.3,
+    random_state=0,
 )
 y_binary = np.where(y == "normal", "normal", "pneumonia")
 
@@ -41,7 +45,9 @@ print(f"embeddings: {Z.shape} ({Z.dtype})")
 for name, target, k in (("binary", y_binary, 7), ("three-class", y, 5)):
     knn = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=k))
     scores = cross_val_score(knn, Z, target, cv=5)
-    print(f"{name:<12} k={k}: accuracy {scores.mean():.2f} +/- {scores.std():.2f} (5-fold)")
+    print(
+        f"{name:<12} k={k}: accuracy {scores.mean():.2f} +/- {scores.std():.2f} (5-fold)"
+    )
 
 # %%
 # The same classifier as one pipeline from images

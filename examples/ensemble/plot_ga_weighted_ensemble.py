@@ -75,7 +75,9 @@ features = {
     for name, images in [("train", X_train), ("val", X_val), ("test", X_test)]
 }
 n_cnn = features["train"].shape[1] - 256
-print(f"CNN embedding ({n_cnn} features) of all images in {time.perf_counter() - t:.1f} s")
+print(
+    f"CNN embedding ({n_cnn} features) of all images in {time.perf_counter() - t:.1f} s"
+)
 
 
 def cnn_columns(F):
@@ -97,7 +99,9 @@ def on_pixels(clf):
 models = {
     "cnn_logreg": on_cnn(LogisticRegression(C=0.05, max_iter=500)),
     "cnn_knn": on_cnn(KNeighborsClassifier(n_neighbors=9)),
-    "cnn_mlp": on_cnn(MLPClassifier((32,), alpha=1e-2, early_stopping=True, random_state=0)),
+    "cnn_mlp": on_cnn(
+        MLPClassifier((32,), alpha=1e-2, early_stopping=True, random_state=0)
+    ),
     "pix_logreg": on_pixels(LogisticRegression(C=0.05, max_iter=500)),
     "pix_bayes": on_pixels(GaussianNB()),
     "pix_forest": on_pixels(
@@ -113,10 +117,16 @@ for name, model in models.items():
 # Uniform voting vs GA weights (both on the same frozen models)
 # -------------------------------------------------------------
 estimators = list(models.items())
-uniform = GAWeightedVoter(estimators, prefit=True, weights="uniform").fit(features["val"], y_val)
-ga = GAWeightedVoter(estimators, prefit=True, random_state=0).fit(features["val"], y_val)
+uniform = GAWeightedVoter(estimators, prefit=True, weights="uniform").fit(
+    features["val"], y_val
+)
+ga = GAWeightedVoter(estimators, prefit=True, random_state=0).fit(
+    features["val"], y_val
+)
 print("GA weights:", {n: round(float(w), 3) for n, w in zip(models, ga.weights_)})
-print(f"validation macro F1: uniform {uniform.best_score_:.3f}, GA {ga.best_score_:.3f}")
+print(
+    f"validation macro F1: uniform {uniform.best_score_:.3f}, GA {ga.best_score_:.3f}"
+)
 
 # %%
 # Held-out test table
@@ -126,7 +136,9 @@ rows = {**models, "uniform voting": uniform, "GA voting": ga}
 print(f"{'model':16s}" + "".join(f"{c:>13s}" for c in columns))
 table = {}
 for name, model in rows.items():
-    proba = model.predict_proba(features["test"])  # one pass per model; columns in classes_ order
+    proba = model.predict_proba(
+        features["test"]
+    )  # one pass per model; columns in classes_ order
     pred = model.classes_[proba.argmax(axis=1)]
     table[name] = [
         accuracy_score(y_test, pred),
@@ -163,6 +175,8 @@ for _ in range(500):
         - f1_score(y_test[idx], pred_uniform[idx], average="macro")
     )
 low, high = np.percentile(diffs, [2.5, 97.5])
-print(f"test macro F1: uniform {table['uniform voting'][1]:.3f}, GA {table['GA voting'][1]:.3f}; "
-      f"GA - uniform 95% bootstrap interval [{low:+.3f}, {high:+.3f}]")
+print(
+    f"test macro F1: uniform {table['uniform voting'][1]:.3f}, GA {table['GA voting'][1]:.3f}; "
+    f"GA - uniform 95% bootstrap interval [{low:+.3f}, {high:+.3f}]"
+)
 print(f"total time {time.perf_counter() - start:.1f} s")

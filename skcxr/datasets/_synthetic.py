@@ -67,7 +67,9 @@ def _validate(n_samples, classes, weights, size, difficulty, return_masks):
         raise ValueError("classes must name at least one class.")
     unknown = sorted(set(classes) - set(CLASSES))
     if unknown:
-        raise ValueError(f"classes contains unknown names {unknown}; allowed: {list(CLASSES)}.")
+        raise ValueError(
+            f"classes contains unknown names {unknown}; allowed: {list(CLASSES)}."
+        )
     if len(set(classes)) != len(classes):
         raise ValueError(f"classes must not repeat a name, got {classes}.")
     if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 32:
@@ -94,7 +96,9 @@ def _validate(n_samples, classes, weights, size, difficulty, return_masks):
             raise ValueError(f"weights must be finite and non-negative, got {list(w)}.")
         if w.size == k - 1:
             if w.sum() > 1 + 1e-9:
-                raise ValueError(f"weights for {k - 1} of {k} classes sum to more than 1: {list(w)}.")
+                raise ValueError(
+                    f"weights for {k - 1} of {k} classes sum to more than 1: {list(w)}."
+                )
             w = np.append(w, max(0.0, 1.0 - w.sum()))
         if w.sum() <= 0:
             raise ValueError("weights must not all be zero.")
@@ -246,7 +250,9 @@ def _draw_batch(rng, labels, size, d):
         raise_ = (0.06 if sgn < 0 else 0.0) + N(0.015)  # right dome higher
         loss = atel & (atel_side == sgn)
         b = np.where(loss, b * (1 - rng.uniform(0.06, 0.14, n) * (1 - 0.5 * d)), b)
-        raise_ = np.where(loss, raise_ + rng.uniform(0.04, 0.1, n) * (1 - 0.5 * d), raise_)
+        raise_ = np.where(
+            loss, raise_ + rng.uniform(0.04, 0.1, n) * (1 - 0.5 * d), raise_
+        )
         a = np.where(loss, a * 0.93, a)
         lx = sgn * (xp - _col(cx + shift))
         v = (yp - _col(cy)) / _col(b)
@@ -258,8 +264,19 @@ def _draw_batch(rng, labels, size, d):
         )
         side *= _sig((y_d - yp) / eps)
         lung = np.maximum(lung, side)
-        geo_sides.append({"sgn": sgn, "lx": lx, "u": lx / _col(a), "v": v, "lung": side,
-                          "a": a, "b": b, "cx": cx, "y_d": y_d})
+        geo_sides.append(
+            {
+                "sgn": sgn,
+                "lx": lx,
+                "u": lx / _col(a),
+                "v": v,
+                "lung": side,
+                "a": a,
+                "b": b,
+                "cx": cx,
+                "y_d": y_d,
+            }
+        )
 
     # Heart, mediastinum, aortic knob, trachea, spine.
     hx, hy = _col(0.13 + N(0.025) + shift), _col(0.33 + N(0.03))
@@ -273,14 +290,21 @@ def _draw_batch(rng, labels, size, d):
     med = _sig((0.095 + 0.03 * (yp + 1) - np.abs(mx)) / eps) * _sig((0.35 - yp) / 0.05)
     knob = _sig((0.075 - np.sqrt((mx - 0.1) ** 2 + (yp + 0.33) ** 2)) / eps)
     centre = np.maximum(np.maximum(heart, med), knob)
-    below = _sig((geo_sides[1]["y_d"] + 0.03 - yp) / 0.03)  # heart ends at the left dome
+    below = _sig(
+        (geo_sides[1]["y_d"] + 0.03 - yp) / 0.03
+    )  # heart ends at the left dome
     D += 0.10 * np.maximum(np.maximum(heart * below, med), knob) * body
     spine_x = np.abs(xp - _col(0.5 * shift))
     spine = _sig((0.07 - spine_x) / eps) * (
         0.65 + 0.35 * np.cos(np.pi * (yp - _col(rng.uniform(0, 0.1, n))) / 0.105) ** 2
     )
     D += 0.14 * spine * body
-    D -= 0.10 * _sig((0.032 - np.abs(mx + 0.005)) / eps) * _sig((-0.32 - yp) / 0.03) * body
+    D -= (
+        0.10
+        * _sig((0.032 - np.abs(mx + 0.005)) / eps)
+        * _sig((-0.32 - yp) / 0.03)
+        * body
+    )
 
     # Ribs (posterior: arch laterally then fall; anterior: fainter, falling medially).
     rib_dy = _col(0.125 * (1 + N(0.05)))
@@ -299,7 +323,9 @@ def _draw_batch(rng, labels, size, d):
         ta = (yp - rib_y0 - 0.25 - 0.40 * (0.85 - lx2)) / rib_dy
         fa = ta - np.floor(ta)
         band_a = _sig(fa * rib_dy / eps) * _sig((0.35 - fa) * rib_dy / eps)
-        ribs += 0.35 * inside * band_a * ((ta > 0) & (ta < 6)) * _sig((lx2 - 0.3) / 0.06)
+        ribs += (
+            0.35 * inside * band_a * ((ta > 0) & (ta < 6)) * _sig((lx2 - 0.3) / 0.06)
+        )
         y_c = clav_y0 - 0.10 * lx2 - 0.12 * lx2**2 + 0.25 * lx2**3
         clav += (
             _sig((0.028 - np.abs(yp - y_c)) / eps)
@@ -316,7 +342,9 @@ def _draw_batch(rng, labels, size, d):
         ddx, ddy = s["sgn"] * xp - hx_, yp - hy_
         theta = np.arctan2(ddy, np.abs(ddx) + 1e-3)
         r = np.sqrt(ddx**2 + ddy**2)
-        vessels += np.exp(-4 * (1 - np.cos(22 * theta + 1.5 * wiggle))) * np.exp(-r / 0.35)
+        vessels += np.exp(-4 * (1 - np.cos(22 * theta + 1.5 * wiggle))) * np.exp(
+            -r / 0.35
+        )
 
     # Findings replace lung air by fluid / tissue.
     lung_bin = lung > 0.5
@@ -326,14 +354,25 @@ def _draw_batch(rng, labels, size, d):
         idx = np.flatnonzero(labels == name)
         if idx.size == 0:
             continue
-        geo = {"xp": xp[idx], "yp": yp[idx], "lung": lung[idx], "eps": eps, "size": size,
-               "sides": [{k: (v[idx] if isinstance(v, np.ndarray) else v) for k, v in s.items()}
-                         for s in geo_sides],
-               "atel_side": atel_side[idx], "hy": hy[idx]}
+        geo = {
+            "xp": xp[idx],
+            "yp": yp[idx],
+            "lung": lung[idx],
+            "eps": eps,
+            "size": size,
+            "sides": [
+                {k: (v[idx] if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+                for s in geo_sides
+            ],
+            "atel_side": atel_side[idx],
+            "hy": hy[idx],
+        }
         op, m = draw(rng, geo, d)
         opacity[idx] = np.clip(op, 0, 1)
         m &= lung_bin[idx]
-        for j in np.flatnonzero(~m.any(axis=(1, 2))):  # tiny images: keep the peak pixel
+        for j in np.flatnonzero(
+            ~m.any(axis=(1, 2))
+        ):  # tiny images: keep the peak pixel
             m[j].flat[np.argmax(op[j] * lung[idx][j])] = True
         masks[idx] = m
 
@@ -345,7 +384,11 @@ def _draw_batch(rng, labels, size, d):
     D **= _col(np.exp(N(0.12)))
     D *= _col(1 + N(0.05))
     sigma = (0.008 + 0.035 * d) * rng.uniform(0.6, 1.4, n)
-    D += _col(sigma) * np.sqrt(np.clip(D, 0, 1) + 0.02) * rng.standard_normal(D.shape, dtype=_F)
+    D += (
+        _col(sigma)
+        * np.sqrt(np.clip(D, 0, 1) + 0.02)
+        * rng.standard_normal(D.shape, dtype=_F)
+    )
     blur = (0.3 + rng.random(n) * (0.4 + 1.2 * d)) * size / 128
     D = _blur(np.clip(D, 0, 1), blur)
     return np.clip(D, 0, 1).astype(_F, copy=False), masks

@@ -78,7 +78,9 @@ def _bacteria(rng, geo, d):
     sgn = _col(np.where(k == 0, -1.0, 1.0))
     ddx, ddy = sgn * geo["xp"] - 0.15, geo["yp"] + 0.02
     theta = np.arctan2(ddy, np.abs(ddx) + 1e-3)
-    lines = np.exp(-8 * (1 - np.cos(16 * theta + 1.2 * field))) * _sig((shape - 0.7) / 0.1)
+    lines = np.exp(-8 * (1 - np.cos(16 * theta + 1.2 * field))) * _sig(
+        (shape - 0.7) / 0.1
+    )
     has_ab = _col(rng.random(m) < 0.45)
     op = amp * _col(rng.uniform(0.85, 1.0, m)) * shape * (1 - 0.6 * has_ab * lines)
     return op, shape > 0.5
@@ -88,10 +90,14 @@ def _virus(rng, geo, d):
     m, size = len(geo["xp"]), geo["size"]
     amp, sz = _strength(rng, m, d)
     low = _noise(rng, m, size, 0.08 * size)
-    reticular = np.exp(-((_noise(rng, m, size, 0.012 * size, 0.035 * size) / 0.45) ** 2))
+    reticular = np.exp(
+        -((_noise(rng, m, size, 0.012 * size, 0.035 * size) / 0.45) ** 2)
+    )
     zone = np.zeros_like(low)
     for s in geo["sides"]:  # bilateral, perihilar and basal
-        z = 0.45 * np.exp(-(((s["u"] + 0.6) / 0.7) ** 2)) + 0.55 * _sig((s["v"] - 0.0) / 0.25)
+        z = 0.45 * np.exp(-(((s["u"] + 0.6) / 0.7) ** 2)) + 0.55 * _sig(
+            (s["v"] - 0.0) / 0.25
+        )
         zone = np.maximum(zone, z * s["lung"])
     zone = np.clip(zone * (1 + 0.35 * low), 0, 1)
     op = amp * 0.75 * zone * (0.45 + 0.55 * reticular) * (0.6 + 0.4 * sz)
@@ -128,14 +134,19 @@ def _atelectasis(rng, geo, d):
     half = _col(rng.uniform(0.014, 0.028, m) * (0.6 + 0.4 * sz))
     u0, length = _col(rng.uniform(-0.3, 0.3, m)), _col(rng.uniform(0.4, 0.8, m))
     off = (v - v0) * b - slope * (lx - u0 * b)
-    band = _sig((half - np.abs(off)) / eps) * _sig((length - np.abs(u - u0)) / 0.05) * lung
+    band = (
+        _sig((half - np.abs(off)) / eps) * _sig((length - np.abs(u - u0)) / 0.05) * lung
+    )
     # Collapsed lower lobe: a triangular medial opacity (the "sail").
     has_wedge = _col(rng.random(m) < 0.5)
     edge = -0.95 + 0.8 * np.clip(v - 0.05, 0, 1)
     wedge = _sig((edge - u) / 0.06) * _sig((v - 0.05) / 0.05) * lung * has_wedge
     # Fissure pulled up towards the collapsed lobe: a thin line.
     v_f = _col(rng.uniform(-0.5, -0.3, m))
-    fiss = _sig((0.6 * eps - np.abs((v - v_f) * b - 0.15 * (lx - u0 * b))) / (0.5 * eps)) * lung
+    fiss = (
+        _sig((0.6 * eps - np.abs((v - v_f) * b - 0.15 * (lx - u0 * b))) / (0.5 * eps))
+        * lung
+    )
     op = amp * np.maximum(np.maximum(0.9 * band, 0.7 * wedge), 0.5 * fiss)
     return op, (band > 0.5) | (wedge > 0.5) | (fiss > 0.5)
 

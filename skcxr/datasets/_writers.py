@@ -30,7 +30,9 @@ _EXT = {"jpeg": ".jpeg", "png": ".png", "png16": ".png", "dicom": ".dcm"}
 
 def _save(path, image, fmt, patient_id):
     if fmt == "jpeg":
-        Image.fromarray(np.round(image * 255).astype(np.uint8), mode="L").save(path, quality=95)
+        Image.fromarray(np.round(image * 255).astype(np.uint8), mode="L").save(
+            path, quality=95
+        )
     elif fmt == "png":
         Image.fromarray(np.round(image * 255).astype(np.uint8), mode="L").save(path)
     elif fmt == "png16":
@@ -43,7 +45,9 @@ def _save_dicom(path, image, patient_id):
     from pydicom.dataset import FileMetaDataset, FileDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-    sop_class = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
+    sop_class = (
+        "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
+    )
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -64,7 +68,15 @@ def _save_dicom(path, image, patient_id):
 
 
 def write_chest_xrays(
-    root, X, y, *, layout="kermany", fmt=None, split=None, patient_ids=None, random_state=None
+    root,
+    X,
+    y,
+    *,
+    layout="kermany",
+    fmt=None,
+    split=None,
+    patient_ids=None,
+    random_state=None,
 ):
     """Write images and labels to files in a real data set's folder layout.
 
@@ -191,7 +203,19 @@ def write_chest_xrays(
         h, w = images[i].shape
         spacing = round(0.143 * 2500 / w, 6)
         rows.append(
-            [name, findings[i], f, pid, int(ages[i]), sexes[i], "PA", w, h, spacing, spacing]
+            [
+                name,
+                findings[i],
+                f,
+                pid,
+                int(ages[i]),
+                sexes[i],
+                "PA",
+                w,
+                h,
+                spacing,
+                spacing,
+            ]
         )
     with open(os.path.join(root, "Data_Entry_2017.csv"), "w", newline="") as fh:
         fh.write(NIH_COLUMNS + "\n")

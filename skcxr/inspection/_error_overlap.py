@@ -23,9 +23,7 @@ def _named_predictions(estimators_or_predictions, X, names):
                 items.append((None, item))
     if names is not None:
         if len(names) != len(items):
-            raise ValueError(
-                f"names: got {len(names)} names for {len(items)} models."
-            )
+            raise ValueError(f"names: got {len(names)} names for {len(items)} models.")
         items = [(n, v) for n, (_, v) in zip(names, items)]
     if not items:
         raise ValueError("estimators_or_predictions: no model given.")
@@ -159,7 +157,10 @@ class ErrorOverlapDisplay:
         self.categories_.append("all right")
         self.masks_.append(ov.all_right)
         self.counts_ = np.array(
-            [[np.sum(mask & (ov.y_true == c)) for c in self.classes_] for mask in self.masks_]
+            [
+                [np.sum(mask & (ov.y_true == c)) for c in self.classes_]
+                for mask in self.masks_
+            ]
         )
 
     @classmethod
@@ -222,7 +223,9 @@ class ErrorOverlapDisplay:
                     f"images: got {len(images)} images for {len(self.overlap.y_true)} labels."
                 )
             k = int(max_per_cell)
-            fig = plt.figure(figsize=(0.9 * n_cls * k + 2, 0.9 * n_cat + 0.5 * n_cat + 1.5))
+            fig = plt.figure(
+                figsize=(0.9 * n_cls * k + 2, 0.9 * n_cat + 0.5 * n_cat + 1.5)
+            )
             top, bottom = fig.subfigures(2, 1, height_ratios=[1, 2])
             self.figure_, self.ax_ = fig, top.subplots()
             axes = bottom.subplots(n_cat, n_cls * k, squeeze=False)
@@ -252,7 +255,9 @@ class ErrorOverlapDisplay:
         ax.imshow(self.counts_, cmap="Blues", aspect="auto")
         for r in range(n_cat):
             for c in range(n_cls):
-                ax.text(c, r, str(self.counts_[r, c]), ha="center", va="center", fontsize=8)
+                ax.text(
+                    c, r, str(self.counts_[r, c]), ha="center", va="center", fontsize=8
+                )
         ax.set_xticks(range(n_cls), [str(c) for c in self.classes_])
         ax.set_yticks(range(n_cat), self.categories_)
         ax.set_xlabel("true class")
