@@ -120,3 +120,27 @@ def test_malloc_tuning_can_be_switched_off(monkeypatch):
 
     monkeypatch.setenv("SKCXR_NO_MALLOC_TUNING", "1")
     assert tune_glibc_malloc() is False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "layout, classes, positive",
+    [
+        ("kermany", ("normal", "bacteria", "virus"), "pneumonia"),
+        ("chestxray14", ("normal", "effusion", "atelectasis"), "finding"),
+    ],
+)
+def test_study_runs_on_real_folder_layouts(tmp_path, layout, classes, positive):
+    from skcxr.datasets import make_chest_xrays, write_chest_xrays
+
+    X, y = make_chest_xrays(90, classes=classes, size=48, random_state=0)
+    write_chest_xrays(tmp_path / "data", X, y, layout=layout)
+    out = tmp_path / "report"
+    argv = ["study", "--quick", "--data", str(tmp_path / "data"), "--layout", layout]
+    assert main([*argv, "--out", str(out)]) == 0
+    with open(out / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    binary = [r for r in rows if r["task"] == "binary"]
+    assert binary and all(r[f"F1 {positive}"] != "" for r in binary)
+    three_class = {k for r in rows if r["task"] == "three-class" for k in r if r[k]}
+    assert {f"F1 {c}" for c in classes} <= three_class
