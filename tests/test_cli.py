@@ -1,8 +1,12 @@
+import base64
 import csv
+import io
+import re
 import subprocess
 import sys
 
 import pytest
+from PIL import Image
 
 from skcxr._cli import main
 
@@ -32,6 +36,10 @@ def test_quick_study_writes_every_section_with_figures(quick_study):
     assert [s[s.index(">") + 1 : s.index("</h2>")] for s in sections] == REPORT_SECTIONS
     for heading, section in zip(REPORT_SECTIONS, sections):
         assert "<img " in section and "data:image/png;base64," in section, heading
+    for encoded in re.findall(r'src="data:image/png;base64,([^"]+)"', html):
+        with Image.open(io.BytesIO(base64.b64decode(encoded))) as figure:
+            figure.verify()  # a whole, decodable PNG: the browser can show it
+            assert figure.format == "PNG" and min(figure.size) > 50
     with open(quick_study / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     models = {row["model"] for row in rows}
