@@ -1,11 +1,8 @@
 """Feature maps of a named layer of a torch-backed classifier, for display."""
 
-import numpy as np
 import torch
 
-from .._torch_utils import resolve_device
-from ._gradcam import _first_tensor, check_model_images, resolve_layer, torch_module
-from ._occlusion import check_positive_int
+from ._gradcam import check_model_images, check_positive_int, hooked_layer
 
 __all__ = ["intermediate_activations"]
 
@@ -46,34 +43,16 @@ def intermediate_activations(estimator, X, layer, *, batch_size=32, device=None)
     """
     images = check_model_images(estimator, X)
     batch_size = check_positive_int(batch_size, "batch_size")
-    module = torch_module(estimator)
-    _, submodule = resolve_layer(module, layer)
-    first = next(module.parameters(), None)
-    home = first.device if first is not None else torch.device("cpu")
-    run_on = home if device is None else torch.device(resolve_device(device))
-    was_training = module.training
-    captured = []
-    handle = submodule.register_forward_hook(
-        lambda mod, args, output: captured.append(
-            _first_tensor(output).detach().float().cpu()
-        )
-    )
-    try:
-        module.to(run_on).eval()
+    keep = lambda output: output.detach().float().cpu()  # noqa: E731
+    with hooked_layer(estimator, layer, device, keep) as (module, run_on, captured):
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
                 before = len(captured)
-                module(
-                    torch.from_numpy(images[start : start + batch_size]).to(run_on)[
-                        :, None
-                    ]
-                )
+                batch = torch.from_numpy(images[start : start + batch_size])
+                module(batch.to(run_on)[:, None])
                 if len(captured) == before:
                     raise ValueError(
                         "layer: the chosen layer was not used in the forward pass."
                     )
                 del captured[before:-1]  # a layer called twice keeps its last output
         return torch.cat(captured).numpy()
-    finally:
-        handle.remove()
-        module.to(home).train(was_training)

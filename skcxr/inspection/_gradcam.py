@@ -36,6 +36,7 @@ for any fitted estimator that exposes
 A fitted :class:`~skcxr.TransferClassifier` follows it.
 """
 
+import contextlib
 import difflib
 
 import numpy as np
@@ -120,6 +121,12 @@ def target_indices(classes, target, n, predicted):
         ) from None
 
 
+def check_positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int; got {value!r}.")
+    return int(value)
+
+
 def check_model_images(estimator, X):
     """Images per the contract; the fitted size is checked when there is one."""
     if hasattr(estimator, "image_shape_") and isinstance(estimator, BaseEstimator):
@@ -131,6 +138,33 @@ def _first_tensor(output):
     if isinstance(output, (tuple, list)):
         output = output[0]
     return output
+
+
+@contextlib.contextmanager
+def hooked_layer(estimator, layer, device, keep=lambda output: output):
+    """Run the estimator's module with a forward hook on ``layer``.
+
+    Yields ``(module, run_on, captured)``: the module in eval mode on ``run_on``
+    and the list the hook appends ``keep(output)`` to. On exit, also on error,
+    the hook is removed and the module's device and train/eval mode restored.
+    """
+    module = torch_module(estimator)
+    _, submodule = resolve_layer(module, layer)
+    first = next(module.parameters(), None)
+    home = first.device if first is not None else torch.device("cpu")
+    run_on = home if device is None else torch.device(resolve_device(device))
+    was_training = module.training
+    captured = []
+    handle = submodule.register_forward_hook(
+        lambda mod, args, output: captured.append(keep(_first_tensor(output)))
+    )
+    try:
+        module.to(run_on).eval()
+        yield module, run_on, captured
+    finally:
+        handle.remove()
+        captured.clear()
+        module.to(home).train(was_training)
 
 
 def grad_cam(estimator, X, *, target=None, layer=None, batch_size=32, device=None):
@@ -182,23 +216,11 @@ def grad_cam(estimator, X, *, target=None, layer=None, batch_size=32, device=Non
     ((3, 16, 16), True, True)
     """
     images = check_model_images(estimator, X)
-    if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
-        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
-    module = torch_module(estimator)
-    _, submodule = resolve_layer(module, layer)
+    batch_size = check_positive_int(batch_size, "batch_size")
     n, height, width = images.shape
-    target_indices(estimator.classes_, target, n, np.zeros(n))  # validate early
-    first = next(module.parameters(), None)
-    home = first.device if first is not None else torch.device("cpu")
-    run_on = home if device is None else torch.device(resolve_device(device))
-    was_training = module.training
-    captured = []
-    handle = submodule.register_forward_hook(
-        lambda mod, args, output: captured.append(_first_tensor(output))
-    )
     out = np.empty((n, height, width), dtype=np.float32)
-    try:
-        module.to(run_on).eval()
+    with hooked_layer(estimator, layer, device) as (module, run_on, captured):
+        target_indices(estimator.classes_, target, n, np.zeros(n))  # validate early
         with torch.enable_grad():
             for start in range(0, n, batch_size):
                 batch = torch.from_numpy(images[start : start + batch_size]).to(run_on)
@@ -234,10 +256,7 @@ def grad_cam(estimator, X, *, target=None, layer=None, batch_size=32, device=Non
                 cam = cam[:, 0].clamp_min(0)
                 peak = cam.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]
                 out[start : start + len(batch)] = (cam / peak).cpu().numpy()
-    finally:
-        handle.remove()
-        captured.clear()
-        module.to(home).train(was_training)
+
     return out
 
 

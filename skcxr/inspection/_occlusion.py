@@ -13,15 +13,9 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from .._validation import check_images, restore_layout
-from ._gradcam import target_indices
+from ._gradcam import check_positive_int, target_indices
 
 __all__ = ["occlusion_sensitivity"]
-
-
-def check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int; got {value!r}.")
-    return int(value)
 
 
 def baseline_values(images, baseline):

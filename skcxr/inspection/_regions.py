@@ -17,9 +17,9 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from .._validation import check_images
+from ._gradcam import check_positive_int
 from ._occlusion import (
     baseline_values,
-    check_positive_int,
     predict_proba_images,
     reference_proba,
 )

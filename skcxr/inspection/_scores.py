@@ -6,9 +6,9 @@ from scipy import ndimage
 from sklearn.utils import Bunch, check_random_state
 
 from .._validation import check_images
+from ._gradcam import check_positive_int
 from ._occlusion import (
     baseline_values,
-    check_positive_int,
     predict_proba_images,
     reference_proba,
 )
