@@ -27,38 +27,50 @@ def _parser():
     commands = parser.add_subparsers(dest="command", required=True)
 
     study = commands.add_parser(
-        "study", help="run a whole study and write an HTML report",
+        "study",
+        help="run a whole study and write an HTML report",
         description="Run a whole chest X-ray study (classification, embeddings, "
         "anomaly detection, ensembles, explanations) and write report.html, "
         "metrics.csv and the fitted models into --out.",
     )
-    study.add_argument("--out", default="skcxr-report", help="output folder "
-                       "(default: %(default)s)")
-    study.add_argument("--data", help="a real data set's folder (default: "
-                       "built-in synthetic images)")
-    study.add_argument("--layout", default="kermany", choices=["kermany",
-                       "chestxray14"], help="folder layout of --data")
+    study.add_argument(
+        "--out", default="skcxr-report", help="output folder " "(default: %(default)s)"
+    )
+    study.add_argument(
+        "--data",
+        help="a real data set's folder (default: " "built-in synthetic images)",
+    )
+    study.add_argument(
+        "--layout",
+        default="kermany",
+        choices=["kermany", "chestxray14"],
+        help="folder layout of --data",
+    )
     study.add_argument("--quick", action="store_true", help="a one-minute smoke run")
     study.add_argument("--random-state", type=int, default=0)
 
     predict = commands.add_parser(
-        "predict", help="class probabilities of image files",
+        "predict",
+        help="class probabilities of image files",
         description="Write the class probabilities of image files as CSV.",
     )
     predict.add_argument("model", help="a .joblib model saved by 'skcxr study'")
     predict.add_argument("images", nargs="+", help="image files (PNG, JPEG, DICOM...)")
-    predict.add_argument("-o", "--output", default="-", help="CSV file (default: "
-                         "standard output)")
+    predict.add_argument(
+        "-o", "--output", default="-", help="CSV file (default: " "standard output)"
+    )
 
     explain = commands.add_parser(
-        "explain", help="a heatmap of what drives a prediction",
+        "explain",
+        help="a heatmap of what drives a prediction",
         description="Draw a Grad-CAM (or occlusion) heatmap over one image.",
     )
     explain.add_argument("model", help="a .joblib model saved by 'skcxr study'")
     explain.add_argument("image", help="an image file")
     explain.add_argument("-o", "--output", default="heatmap.png", help="PNG file")
-    explain.add_argument("--method", default="grad_cam", choices=["grad_cam",
-                         "occlusion"])
+    explain.add_argument(
+        "--method", default="grad_cam", choices=["grad_cam", "occlusion"]
+    )
     return parser
 
 
@@ -92,7 +104,10 @@ def _study(args):
     if args.data is not None and not os.path.isdir(args.data):
         raise FileNotFoundError(f"data folder not found: {args.data}")
     path = run_study(
-        args.out, data=args.data, layout=args.layout, quick=args.quick,
+        args.out,
+        data=args.data,
+        layout=args.layout,
+        quick=args.quick,
         random_state=args.random_state,
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )

@@ -52,7 +52,8 @@ def data_section(report, study):
         [
             {"split": split, **{c: int((y == c).sum()) for c in classes}}
             for split, y in (
-                ("train", study.y_train), ("validation", study.y_val),
+                ("train", study.y_train),
+                ("validation", study.y_val),
                 ("test", study.y_test),
             )
         ],
@@ -111,13 +112,21 @@ def embedding_section(report, study, metrics_rows, random_state):
     )
     rows, models = [], {}
     for task, labels, k in (
-        ("binary", binary_labels, 7), ("three-class", np.asarray, 5)
+        ("binary", binary_labels, 7),
+        ("three-class", np.asarray, 5),
     ):
         knn = make_pipeline(embedder, KNeighborsClassifier(n_neighbors=k))
         knn.fit(study.X_train, labels(study.y_train))
         models[task] = knn
-        rows.append(evaluate(f"KNN k={k} on embeddings", task, knn, study.X_test,
-                             labels(study.y_test)))
+        rows.append(
+            evaluate(
+                f"KNN k={k} on embeddings",
+                task,
+                knn,
+                study.X_test,
+                labels(study.y_test),
+            )
+        )
     report.table(rows)
     metrics_rows.extend(rows)
 
@@ -127,8 +136,11 @@ def embedding_section(report, study, metrics_rows, random_state):
     display = EmbeddingDisplay.from_predictions(
         train_map, study.y_train, new_points=new_points
     )
-    report.figure(display.figure_, "t-SNE of the training embeddings; stars: ten "
-                  "test images placed on the existing map")
+    report.figure(
+        display.figure_,
+        "t-SNE of the training embeddings; stars: ten "
+        "test images placed on the existing map",
+    )
     return models["three-class"]
 
 
@@ -146,7 +158,9 @@ def anomaly_section(report, study, settings, metrics_rows, random_state):
     )
     healthy = study.X_train[study.y_train == HEALTHY]
     detector = ReconstructionAnomalyDetector(
-        error="masked_mse", max_epochs=settings.anomaly_epochs, threshold="mean",
+        error="masked_mse",
+        max_epochs=settings.anomaly_epochs,
+        threshold="mean",
         random_state=random_state,
     ).fit(healthy)
     sick = study.y_test != HEALTHY
@@ -154,28 +168,41 @@ def anomaly_section(report, study, settings, metrics_rows, random_state):
     rows = []
     for error in ("mse", "ssim", "masked_mse"):
         errors = detector.reconstruction_error(study.X_test, error=error)
-        rows.append({"task": "anomaly", "model": f"autoencoder, {error} error",
-                     "ROC AUC": roc_auc_score(sick, errors)})
+        rows.append(
+            {
+                "task": "anomaly",
+                "model": f"autoencoder, {error} error",
+                "ROC AUC": roc_auc_score(sick, errors),
+            }
+        )
     rows[-1]["sensitivity"] = flagged[sick].mean()
     rows[-1]["specificity"] = (~flagged[~sick]).mean()
-    report.table(rows, caption="Healthy vs any finding on the test split "
-                 "(ROC AUC 0.5 is chance; sensitivity/specificity at the threshold)")
+    report.table(
+        rows,
+        caption="Healthy vs any finding on the test split "
+        "(ROC AUC 0.5 is chance; sensitivity/specificity at the threshold)",
+    )
     metrics_rows.extend(rows)
     mse_auc, masked_auc = rows[0]["ROC AUC"], rows[-1]["ROC AUC"]
     report.paragraph(
         f"Whole-image MSE gives ROC AUC {mse_auc:.3f}; the lung-masked error gives "
         f"{masked_auc:.3f}. "
-        + ("An AUC at or below 0.5 means sick images reconstruct as well as or "
-           "better than healthy ones, the failure the first seed reported."
-           if min(mse_auc, masked_auc) <= 0.5 else
-           "Both are above chance here; the reconstruction error is a weak signal "
-           "next to the supervised classifiers above.")
+        + (
+            "An AUC at or below 0.5 means sick images reconstruct as well as or "
+            "better than healthy ones, the failure the first seed reported."
+            if min(mse_auc, masked_auc) <= 0.5
+            else "Both are above chance here; the reconstruction error is a weak signal "
+            "next to the supervised classifiers above."
+        )
     )
     display = ReconstructionErrorDisplay.from_estimator(
         detector, study.X_test, study.y_test
     )
-    report.figure(display.figure_, "Lung-masked reconstruction error per class, test "
-                  "split, with the mean-training-error threshold")
+    report.figure(
+        display.figure_,
+        "Lung-masked reconstruction error per class, test "
+        "split, with the mean-training-error threshold",
+    )
     return detector
 
 
@@ -189,14 +216,19 @@ def ensemble_section(report, study, members, metrics_rows, random_state):
         "the weights on the validation split (fitness: macro F1).",
     )
     estimators = list(members.items())
-    uniform = GAWeightedVoter(estimators=estimators, prefit=True, weights="uniform",
-                              random_state=random_state).fit(study.X_val, study.y_val)
-    ga = GAWeightedVoter(estimators=estimators, prefit=True,
-                         random_state=random_state).fit(study.X_val, study.y_val)
+    uniform = GAWeightedVoter(
+        estimators=estimators, prefit=True, weights="uniform", random_state=random_state
+    ).fit(study.X_val, study.y_val)
+    ga = GAWeightedVoter(
+        estimators=estimators, prefit=True, random_state=random_state
+    ).fit(study.X_val, study.y_val)
     rows = [
         evaluate(name, "three-class", model, study.X_test, study.y_test)
-        for name, model in [*members.items(), ("uniform average", uniform),
-                            ("GA-weighted", ga)]
+        for name, model in [
+            *members.items(),
+            ("uniform average", uniform),
+            ("GA-weighted", ga),
+        ]
     ]
     report.table(rows)
     metrics_rows.extend(rows[-2:])
@@ -210,8 +242,9 @@ def ensemble_section(report, study, members, metrics_rows, random_state):
     ax1.plot(history["mean"], label="population mean")
     ax1.set(xlabel="generation", ylabel="validation macro F1", title="GA fitness")
     ax1.legend()
-    ConfusionMatrixDisplay.from_estimator(ga, study.X_test, study.y_test, ax=ax2,
-                                          colorbar=False)
+    ConfusionMatrixDisplay.from_estimator(
+        ga, study.X_test, study.y_test, ax=ax2, colorbar=False
+    )
     ax2.set_title("GA-weighted ensemble, test split")
     report.figure(fig, "GA fitness per generation and the ensemble's confusion matrix")
     return ga
@@ -229,16 +262,21 @@ def explanation_section(report, study, name, model, settings):
         "patient's left lung is on the right of the image.",
     )
     pred = model.predict(study.X_test)
-    for label, picked in (("correct", pred == study.y_test),
-                          ("wrong", pred != study.y_test)):
+    for label, picked in (
+        ("correct", pred == study.y_test),
+        ("wrong", pred != study.y_test),
+    ):
         index = np.flatnonzero(picked)[: settings.n_explained]
         if index.size == 0:
             report.paragraph(f"No {label} predictions to explain.", note=True)
             continue
         display = HeatmapDisplay.from_estimator(
-            model, study.X_test[index], method="grad_cam",
-            titles=[f"true {t} / pred {p}" for t, p in
-                    zip(study.y_test[index], pred[index])],
+            model,
+            study.X_test[index],
+            method="grad_cam",
+            titles=[
+                f"true {t} / pred {p}" for t, p in zip(study.y_test[index], pred[index])
+            ],
         )
         report.figure(display.figure_, f"Grad-CAM, {label} predictions")
     index = np.flatnonzero(study.y_test != HEALTHY)[: 4 * settings.n_explained]
@@ -247,8 +285,12 @@ def explanation_section(report, study, name, model, settings):
         silhouette = silhouette_side(study.X_test[index])
         report.table(
             [
-                {"image": int(i), "true": study.y_test[i], "occlusion": str(r),
-                 "silhouette rule": str(s)}
+                {
+                    "image": int(i),
+                    "true": study.y_test[i],
+                    "occlusion": str(r),
+                    "silhouette rule": str(s),
+                }
                 for i, r, s in zip(index, regions.top_region, silhouette)
             ],
             caption="Which half drives the prediction (pneumonia test images)",
