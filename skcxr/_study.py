@@ -193,9 +193,10 @@ def run_study(
     )
     sections.data_section(report, study)
 
+    models, best_name = {}, {}
     for task, to_labels in (("binary", binary_labels), ("three-class", np.asarray)):
         step(f"{task} classification: training frozen, fine-tuned and scratch CNNs")
-        models = sections.classification_section(
+        fitted = sections.classification_section(
             report,
             study,
             task,
@@ -203,14 +204,14 @@ def run_study(
             classifier_configs(settings, random_state),
             metrics_rows,
         )
-        best_name = max(
-            models, key=lambda n: models[n].score(study.X_val, to_labels(study.y_val))
-        )
+        y_val = to_labels(study.y_val)
+        best_name[task] = max(fitted, key=lambda n: fitted[n].score(study.X_val, y_val))
+        models[task] = fitted
         joblib.dump(
-            _path_model(models[best_name], settings.size),
+            _path_model(fitted[best_name[task]], settings.size),
             os.path.join(out_dir, "models", f"{task}.joblib"),
         )
-    three_class = models
+    three_class = models["three-class"]
 
     step("embeddings: CNNEmbedder + KNN and the t-SNE map")
     knn = sections.embedding_section(report, study, metrics_rows, random_state)
@@ -229,8 +230,8 @@ def run_study(
     joblib.dump(ensemble, os.path.join(out_dir, "models", "ensemble.joblib"))
 
     step("explanations: Grad-CAM and region attribution")
-    best = three_class[best_name]
-    sections.explanation_section(report, study, best_name, best, settings)
+    name = best_name["three-class"]
+    sections.explanation_section(report, study, name, three_class[name], settings)
 
     step("error overlap across models")
     sections.error_overlap_section(report, study, members)
