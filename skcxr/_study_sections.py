@@ -8,6 +8,7 @@ from sklearn.metrics import (
     f1_score,
     roc_auc_score,
 )
+from sklearn.frozen import FrozenEstimator
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 
@@ -107,16 +108,17 @@ def embedding_section(report, study, metrics_rows, random_state):
     embedder = CNNEmbedder(model="efficientnet_lite0", weights="imagenet").fit(
         study.X_train
     )
-    train_codes, test_codes = embedder.transform(study.X_train), embedder.transform(
-        study.X_test
-    )
+    train_codes = embedder.transform(study.X_train)
     rows, models = [], {}
     for task, labels, k in (
         ("binary", binary_labels, 7),
         ("three-class", np.asarray, 5),
     ):
-        knn = make_pipeline(embedder, KNeighborsClassifier(n_neighbors=k))
-        knn.fit(study.X_train, labels(study.y_train))
+        # the embedder is fitted and the training codes computed once for both
+        # tasks; the pipeline only chains the fitted steps for image input
+        neighbours = KNeighborsClassifier(n_neighbors=k)
+        neighbours.fit(train_codes, labels(study.y_train))
+        knn = make_pipeline(FrozenEstimator(embedder), FrozenEstimator(neighbours))
         models[task] = knn
         rows.append(
             evaluate(
@@ -132,7 +134,7 @@ def embedding_section(report, study, metrics_rows, random_state):
 
     tsne = TSNE(perplexity=min(30, len(train_codes) // 4), random_state=random_state)
     train_map = tsne.fit_transform(train_codes)
-    new_points = tsne.transform(test_codes[:10])
+    new_points = tsne.transform(embedder.transform(study.X_test[:10]))
     display = EmbeddingDisplay.from_predictions(
         train_map, study.y_train, new_points=new_points
     )
