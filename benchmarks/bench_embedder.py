@@ -47,7 +47,7 @@ def _worker(args):
     import torch
 
     from skcxr import CNNEmbedder
-    from skcxr._backbones import build_backbone
+    from skcxr.nn._backbones import build_backbone
 
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)

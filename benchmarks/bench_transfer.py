@@ -56,9 +56,10 @@ def _workloads(args):
     from torch import nn
 
     from skcxr import TransferClassifier
-    from skcxr._backbones import build_backbone
-    from skcxr._torch_utils import seed_from, torch_generator
-    from skcxr._transfer_net import Head, TransferNet
+    from skcxr.nn._backbones import build_backbone
+    from skcxr.nn._torch_utils import torch_generator
+    from skcxr.utils._random import seed_from
+    from skcxr.nn._transfer_net import Head, TransferNet
 
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)

@@ -99,7 +99,7 @@ def _check_files(paths):
 
 
 def _study(args):
-    from ._study import run_study
+    from .study._run import run_study
 
     if args.data is not None and not os.path.isdir(args.data):
         raise FileNotFoundError(f"data folder not found: {args.data}")

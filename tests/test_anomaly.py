@@ -141,7 +141,7 @@ def test_errors_and_vae(X, error, variational):
 
 
 def test_ssim_of_identical_images_is_zero():
-    from skcxr._anomaly import _ssim_error
+    from skcxr.models._anomaly import _ssim_error
     import torch
 
     x = torch.from_numpy(_smooth_images(3)[:, None])

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from skcxr._augment import random_augment
+from skcxr.preprocessing._augment import random_augment
 
 OFF = dict(
     flip=False, rotation=None, scale=None, shift=None, brightness=None, contrast=None

@@ -6,7 +6,7 @@ import torch
 import torchvision
 from torch import nn
 
-from skcxr._backbones import (
+from skcxr.nn._backbones import (
     BACKBONES,
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -16,7 +16,7 @@ from skcxr._backbones import (
     FoldedConv,
     build_backbone,
 )
-from skcxr._networks import FusedCNN, LearnableResizer, SeparableCNN, SmallCNN
+from skcxr.nn._networks import FusedCNN, LearnableResizer, SeparableCNN, SmallCNN
 
 LIGHT = [
     "small_cnn",

@@ -9,9 +9,9 @@ from scipy import ndimage, sparse
 from skimage.filters import gaussian, threshold_otsu
 from sklearn.base import clone
 
-import skcxr._masker as masker_module
+import skcxr.preprocessing._masker as masker_module
 from skcxr import OtsuMasker
-from skcxr._otsu import batch_histograms, otsu_thresholds
+from skcxr.preprocessing._otsu import batch_histograms, otsu_thresholds
 from tests._contract_checks import TRANSFORMER_CHECKS, image_contract_failures
 
 # sklearn's common checks (run by tests/test_common.py). They feed small random

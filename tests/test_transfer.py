@@ -15,7 +15,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from skcxr import TransferClassifier
-from skcxr._transfer_net import AugmentBatches, TransferNet
+from skcxr.nn._transfer_net import AugmentBatches, TransferNet
 from tests._contract_checks import CLASSIFIER_CHECKS, image_contract_failures
 
 TINY = dict(
@@ -110,7 +110,7 @@ def test_memory_reuses_backbone_features(tmp_path, monkeypatch):
     def broken(self, x):
         raise AssertionError("the backbone ran although its features were cached")
 
-    from skcxr._backbones import Backbone
+    from skcxr.nn._backbones import Backbone
 
     monkeypatch.setattr(Backbone, "forward", broken)
     clf = TransferClassifier(
@@ -148,8 +148,8 @@ def test_frozen_backbone_does_not_change():
     first = clf.module_.backbone.get_submodule(clf.module_.backbone.blocks[0])
     # rebuild the same initial backbone and compare a frozen block
     with torch.random.fork_rng():
-        from skcxr._torch_utils import seed_from
-        from skcxr._backbones import build_backbone
+        from skcxr.utils._random import seed_from
+        from skcxr.nn._backbones import build_backbone
 
         torch.manual_seed(seed_from(0))
         initial = build_backbone("small_cnn")

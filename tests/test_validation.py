@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.base import BaseEstimator
 
-from skcxr._validation import check_images, restore_layout, validate_images
+from skcxr.utils._validation import check_images, restore_layout, validate_images
 
 LAYOUT_SHAPES = {
     "nhw": lambda n, s: (n, s, s),

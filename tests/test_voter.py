@@ -14,7 +14,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.tree import DecisionTreeClassifier
 
 from skcxr import GAWeightedVoter
-from skcxr._voter import _batched_confusion, _score_from_confusion
+from skcxr.models._voter import _batched_confusion, _score_from_confusion
 
 
 def _models():

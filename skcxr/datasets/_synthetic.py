@@ -14,7 +14,7 @@ import numbers
 
 import numpy as np
 
-from .._torch_utils import seed_from
+from ..utils._random import seed_from
 from ._synthetic_findings import FINDINGS
 from ._synthetic_findings import _noise as _smooth_noise
 

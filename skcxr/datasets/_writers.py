@@ -7,8 +7,8 @@ import os
 import numpy as np
 from PIL import Image
 
-from .._torch_utils import seed_from
-from .._validation import check_images
+from ..utils._random import seed_from
+from ..utils._validation import check_images
 
 __all__ = ["write_chest_xrays"]
 

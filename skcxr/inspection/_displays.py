@@ -14,7 +14,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import check_images
+from ..utils._validation import check_images
 
 __all__ = [
     "HeatmapDisplay",

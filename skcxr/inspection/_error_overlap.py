@@ -4,7 +4,7 @@ import numpy as np
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_consistent_length, column_or_1d
 
-from .._validation import check_images
+from ..utils._validation import check_images
 
 __all__ = ["error_overlap", "ErrorOverlapDisplay"]
 

@@ -30,7 +30,7 @@ for any fitted estimator that exposes
 * ``classes_``: the class labels;
 * optionally ``module_.backbone.gradcam_layer``: the dotted name (inside
   ``module_.backbone``) of the default Grad-CAM layer, as set by
-  :func:`skcxr._backbones.build_backbone`. Without it the last
+  :func:`skcxr.nn._backbones.build_backbone`. Without it the last
   :class:`torch.nn.Conv2d` of ``module_`` is used.
 
 A fitted :class:`~skcxr.TransferClassifier` follows it.
@@ -45,8 +45,8 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from .._torch_utils import resolve_device
-from .._validation import check_images, validate_images
+from ..nn._torch_utils import resolve_device
+from ..utils._validation import check_images, validate_images
 
 __all__ = ["grad_cam"]
 

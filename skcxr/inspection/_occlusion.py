@@ -12,7 +12,7 @@ import numpy as np
 from scipy import ndimage
 from tqdm.auto import tqdm
 
-from .._validation import check_images, restore_layout
+from ..utils._validation import check_images, restore_layout
 from ._gradcam import check_positive_int, target_indices
 
 __all__ = ["occlusion_sensitivity"]

@@ -16,7 +16,7 @@ breaks the convention; region names describe the pixels as given.
 import numpy as np
 from sklearn.utils import Bunch
 
-from .._validation import check_images
+from ..utils._validation import check_images
 from ._gradcam import check_positive_int
 from ._occlusion import (
     baseline_values,

@@ -5,7 +5,7 @@ import numpy as np
 from scipy import ndimage
 from sklearn.utils import Bunch, check_random_state
 
-from .._validation import check_images
+from ..utils._validation import check_images
 from ._gradcam import check_positive_int
 from ._occlusion import (
     baseline_values,

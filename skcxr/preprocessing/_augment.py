@@ -134,7 +134,7 @@ def random_augment(
     Examples
     --------
     >>> import numpy as np
-    >>> from skcxr._augment import random_augment
+    >>> from skcxr.preprocessing._augment import random_augment
     >>> images = np.random.default_rng(0).random((4, 16, 16), dtype=np.float32)
     >>> out = random_augment(images, np.random.default_rng(0))
     >>> out.shape, out.dtype, bool(out.min() >= 0 and out.max() <= 1)

@@ -5,11 +5,11 @@ Nothing here touches process-wide state: no global seeding, no thread settings.
 
 import os
 
-import numpy as np
 import torch
-from sklearn.utils import check_random_state
 
-__all__ = ["resolve_device", "seed_from", "torch_generator", "load_state_dict"]
+from ..utils._random import seed_from
+
+__all__ = ["resolve_device", "torch_generator", "load_state_dict"]
 
 
 def resolve_device(device):
@@ -26,7 +26,7 @@ def resolve_device(device):
 
     Examples
     --------
-    >>> from skcxr._torch_utils import resolve_device
+    >>> from skcxr.nn._torch_utils import resolve_device
     >>> resolve_device("cpu")
     'cpu'
     """
@@ -35,24 +35,12 @@ def resolve_device(device):
     return str(device)
 
 
-def seed_from(random_state):
-    """Draw a 31-bit integer seed from ``random_state`` (int, None or RandomState).
-
-    Examples
-    --------
-    >>> from skcxr._torch_utils import seed_from
-    >>> seed_from(0) == seed_from(0)
-    True
-    """
-    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
-
-
 def torch_generator(random_state, device="cpu"):
     """A ``torch.Generator`` seeded from ``random_state``, never the global one.
 
     Examples
     --------
-    >>> from skcxr._torch_utils import torch_generator
+    >>> from skcxr.nn._torch_utils import torch_generator
     >>> a = torch_generator(0); b = torch_generator(0)
     >>> bool((torch.rand(3, generator=a) == torch.rand(3, generator=b)).all())
     True

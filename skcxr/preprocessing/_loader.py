@@ -10,7 +10,7 @@ from PIL import Image
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._validation import restore_layout
+from ..utils._validation import restore_layout
 
 __all__ = ["ImageLoader"]
 

@@ -17,9 +17,9 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
-from . import _study_sections as sections
+from . import _sections as sections
 from ._report import HTMLReport
-from ._study_sections import HEALTHY, binary_labels
+from ._sections import HEALTHY, binary_labels
 
 __all__ = ["StudySettings", "run_study"]
 
@@ -74,8 +74,8 @@ def _progress(log):
 
 def load_study_data(settings, *, data=None, layout="kermany", random_state=0):
     """Images and labels ("normal" is the healthy class), split 60/20/20."""
-    from ._loader import ImageLoader
-    from .datasets import load_chestxray14, load_kermany, make_chest_xrays
+    from ..preprocessing._loader import ImageLoader
+    from ..datasets import load_chestxray14, load_kermany, make_chest_xrays
 
     if data is None:
         X, y = make_chest_xrays(
@@ -123,7 +123,7 @@ def _single_finding(bunch):
 
 def classifier_configs(settings, random_state):
     """The seeds' three ways to train a CNN, as named TransferClassifiers."""
-    from ._transfer import TransferClassifier
+    from ..models._transfer import TransferClassifier
 
     common = dict(random_state=random_state, validation_fraction=0.15, batch_size=32)
     return {
@@ -245,7 +245,7 @@ def run_study(
 
 def _path_model(classifier, size):
     """A pipeline from image files to predictions, for ``skcxr predict``/``explain``."""
-    from ._loader import ImageLoader
+    from ..preprocessing._loader import ImageLoader
 
     return Pipeline([("load", ImageLoader(size=size)), ("classify", classifier)])
 

@@ -54,7 +54,7 @@ class FoldedConv(nn.Module):
     --------
     >>> import torch
     >>> from torch import nn
-    >>> from skcxr._backbones import FoldedConv
+    >>> from skcxr.nn._backbones import FoldedConv
     >>> conv = nn.Conv2d(3, 4, 3, padding=1)
     >>> x = torch.rand(2, 1, 8, 8)
     >>> mean, std = torch.tensor([.4, .5, .6]), torch.tensor([.2, .3, .4])
@@ -485,7 +485,7 @@ def build_backbone(name, *, weights=None):
     Examples
     --------
     >>> import torch
-    >>> from skcxr._backbones import build_backbone
+    >>> from skcxr.nn._backbones import build_backbone
     >>> net = build_backbone("small_cnn")
     >>> net(torch.rand(2, 1, 32, 32)).shape[1] == net.out_channels
     True

@@ -30,8 +30,9 @@ from skorch.dataset import ValidSplit
 from torch import nn
 from torch.nn import functional as F
 
-from ._torch_utils import resolve_device, seed_from
-from ._validation import restore_layout, validate_images
+from ..nn._torch_utils import resolve_device
+from ..utils._random import seed_from
+from ..utils._validation import restore_layout, validate_images
 
 __all__ = ["ReconstructionAnomalyDetector"]
 

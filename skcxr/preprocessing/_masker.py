@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._otsu import _gaussian_blur, otsu_thresholds
-from ._validation import restore_layout, validate_images
+from ..utils._validation import restore_layout, validate_images
 
 __all__ = ["OtsuMasker"]
 

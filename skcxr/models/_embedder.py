@@ -16,8 +16,9 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ._torch_utils import resolve_device, seed_from
-from ._validation import validate_images
+from ..nn._torch_utils import resolve_device
+from ..utils._random import seed_from
+from ..utils._validation import validate_images
 
 __all__ = ["CNNEmbedder"]
 
@@ -83,7 +84,7 @@ def _optimize_for_inference(module, probe):
     """
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-    from ._backbones import FoldedConv
+    from ..nn._backbones import FoldedConv
 
     names = {mod: name for name, mod in module.named_modules(remove_duplicate=False)}
     conv_of, bn_input, calls, keep = {}, {}, {}, []
@@ -160,7 +161,7 @@ class CNNEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     ----------
     model : str, fitted TransferClassifier or torch.nn.Module, \
             default="efficientnet_lite0"
-        A backbone name from :data:`skcxr._backbones.BACKBONES`; a fitted
+        A backbone name from :data:`skcxr.nn._backbones.BACKBONES`; a fitted
         :class:`~skcxr.TransferClassifier` (its ``module_.embed`` is used and
         the module is copied at ``fit``, so refitting the classifier later
         does not change this embedder; wrap it in
@@ -260,7 +261,7 @@ class CNNEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     def _build_network(self):
         model = self.model
         if isinstance(model, str):
-            from ._backbones import build_backbone
+            from ..nn._backbones import build_backbone
 
             if self.weights is not None:
                 return _PooledFeatures(

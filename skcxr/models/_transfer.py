@@ -17,11 +17,12 @@ from sklearn.utils.validation import (
     column_or_1d,
 )
 
-from ._backbones import build_backbone, check_backbone_name
-from ._networks import LearnableResizer
-from ._torch_utils import resolve_device, seed_from, torch_generator
-from ._transfer_net import Head, TransferNet, fit_net, make_net, pooled_features
-from ._validation import validate_images
+from ..nn._backbones import build_backbone, check_backbone_name
+from ..nn._networks import LearnableResizer
+from ..nn._torch_utils import resolve_device, torch_generator
+from ..utils._random import seed_from
+from ..nn._transfer_net import Head, TransferNet, fit_net, make_net, pooled_features
+from ..utils._validation import validate_images
 
 __all__ = ["TransferClassifier"]
 
@@ -29,7 +30,7 @@ __all__ = ["TransferClassifier"]
 class TransferClassifier(ClassifierMixin, BaseEstimator):
     """A CNN backbone with an MLP head on gray images, trained with skorch.
 
-    The backbone (pretrained or not, see :func:`skcxr._backbones.build_backbone`)
+    The backbone (pretrained or not, see :func:`skcxr.nn._backbones.build_backbone`)
     turns ``(n, H, W)`` images in [0, 1] into feature maps, which are globally
     pooled and fed to a head of dense layers. With ``trainable="head"`` the
     backbone is frozen: its pooled features are computed once per ``fit`` (and
@@ -39,7 +40,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     backbone : str, default="efficientnet_lite0"
-        A name of :data:`skcxr._backbones.BACKBONES`: "vgg16", "vgg19",
+        A name of :data:`skcxr.nn._backbones.BACKBONES`: "vgg16", "vgg19",
         "resnet50", "resnet101", "resnet152", "densenet121", "inception_v3",
         "efficientnet_b0" .. "efficientnet_b4", "efficientnet_lite0",
         "small_cnn", "fused_cnn", "separable_cnn".
@@ -60,7 +61,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         the backbone (``backbone.blocks``). Frozen batch-norm layers stay in
         eval mode.
     resizer : int or None, default=None
-        Put a :class:`~skcxr._networks.LearnableResizer` to this size in front
+        Put a :class:`~skcxr.nn._networks.LearnableResizer` to this size in front
         of the backbone (always trained).
     optimizer : {"adam", "rmsprop", "sgd"}, default="adam"
         SGD uses momentum 0.9.
@@ -81,7 +82,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         Weights of the cross-entropy loss per class.
     augment : bool, dict or None, default=None
         Train-time augmentation of training batches only, drawn anew every
-        epoch: True for the defaults of :func:`skcxr._augment.random_augment`
+        epoch: True for the defaults of :func:`skcxr.preprocessing._augment.random_augment`
         (flip, rotation, scale, shift, brightness, contrast), or a dict of its
         keyword arguments. Disables the feature cache.
     memory : str, joblib.Memory or None, default=None
@@ -214,7 +215,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 f"head_sizes must be a sequence of positive ints; got {sizes!r}."
             )
         if isinstance(self.augment, dict):
-            from ._augment import random_augment
+            from ..preprocessing._augment import random_augment
 
             try:  # fail early on a bad augment dict, naming the parameter
                 random_augment(

@@ -1,7 +1,7 @@
 """From-scratch networks of the seed studies, and a learnable resizer.
 
 Every network takes ``(n, 1, H, W)`` float images in [0, 1] and returns a feature
-map ``(n, C, h, w)``; like the backbones of :mod:`skcxr._backbones` it exposes
+map ``(n, C, h, w)``; like the backbones of :mod:`skcxr.nn._backbones` it exposes
 ``out_channels``, ``gradcam_layer`` (dotted name of the submodule a Grad-CAM hooks)
 and ``blocks`` (ordered names of its trainable blocks, input side first).
 
@@ -52,7 +52,7 @@ class SmallCNN(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from skcxr._networks import SmallCNN
+    >>> from skcxr.nn._networks import SmallCNN
     >>> net = SmallCNN(channels=(8, 16))
     >>> net(torch.rand(2, 1, 32, 32)).shape
     torch.Size([2, 16, 8, 8])
@@ -81,7 +81,7 @@ class FusedCNN(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from skcxr._networks import FusedCNN
+    >>> from skcxr.nn._networks import FusedCNN
     >>> net = FusedCNN(channels=(8, 16, 32), fused_size=2)
     >>> tuple(net(torch.rand(2, 1, 32, 32)).shape), net.out_channels
     ((2, 40, 2, 2), 40)
@@ -127,7 +127,7 @@ class SeparableCNN(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from skcxr._networks import SeparableCNN
+    >>> from skcxr.nn._networks import SeparableCNN
     >>> net = SeparableCNN(channels=(16, 32))
     >>> net(torch.rand(2, 1, 32, 32)).shape
     torch.Size([2, 32, 4, 4])
@@ -193,7 +193,7 @@ class LearnableResizer(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from skcxr._networks import LearnableResizer
+    >>> from skcxr.nn._networks import LearnableResizer
     >>> LearnableResizer(24)(torch.rand(2, 1, 32, 32)).shape
     torch.Size([2, 1, 24, 24])
     """

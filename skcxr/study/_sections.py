@@ -26,7 +26,7 @@ def binary_labels(y):
 
 def evaluate(name, task, model, X, y):
     """The seeds' metrics for one fitted classifier on a held-out split."""
-    from .metrics import false_no_finding_rate, inference_time
+    from ..metrics import false_no_finding_rate, inference_time
 
     proba = model.predict_proba(X)
     pred = model.classes_[proba.argmax(axis=1)]
@@ -45,7 +45,7 @@ def evaluate(name, task, model, X, y):
 
 
 def data_section(report, study):
-    from .inspection import ImageGridDisplay
+    from ..inspection import ImageGridDisplay
 
     classes, counts = np.unique(study.y_train, return_counts=True)
     report.section("Data", f"Source: {study.source}.")
@@ -69,7 +69,7 @@ def data_section(report, study):
 
 
 def classification_section(report, study, task, to_labels, configs, metrics_rows):
-    from .inspection import TrainingCurveDisplay
+    from ..inspection import TrainingCurveDisplay
 
     y_train, y_test = to_labels(study.y_train), to_labels(study.y_test)
     report.section(
@@ -94,9 +94,9 @@ def classification_section(report, study, task, to_labels, configs, metrics_rows
 
 
 def embedding_section(report, study, metrics_rows, random_state):
-    from ._embedder import CNNEmbedder
-    from ._tsne import TSNE
-    from .inspection import EmbeddingDisplay
+    from ..models._embedder import CNNEmbedder
+    from ..models._tsne import TSNE
+    from ..inspection import EmbeddingDisplay
 
     report.section(
         "Embeddings, KNN and t-SNE",
@@ -147,8 +147,8 @@ def embedding_section(report, study, metrics_rows, random_state):
 
 
 def anomaly_section(report, study, settings, metrics_rows, random_state):
-    from ._anomaly import ReconstructionAnomalyDetector
-    from .inspection import ReconstructionErrorDisplay
+    from ..models._anomaly import ReconstructionAnomalyDetector
+    from ..inspection import ReconstructionErrorDisplay
 
     report.section(
         "Anomaly detection from healthy images only",
@@ -209,7 +209,7 @@ def anomaly_section(report, study, settings, metrics_rows, random_state):
 
 
 def ensemble_section(report, study, members, metrics_rows, random_state):
-    from ._voter import GAWeightedVoter
+    from ..models._voter import GAWeightedVoter
 
     report.section(
         "Ensembles: GA-weighted vs uniform averaging",
@@ -253,7 +253,7 @@ def ensemble_section(report, study, members, metrics_rows, random_state):
 
 
 def explanation_section(report, study, name, model, settings):
-    from .inspection import HeatmapDisplay, region_attribution, silhouette_side
+    from ..inspection import HeatmapDisplay, region_attribution, silhouette_side
 
     report.section(
         "Explanations",
@@ -300,7 +300,7 @@ def explanation_section(report, study, name, model, settings):
 
 
 def error_overlap_section(report, study, members):
-    from .inspection import ErrorOverlapDisplay
+    from ..inspection import ErrorOverlapDisplay
 
     report.section(
         "Error overlap",

@@ -51,7 +51,7 @@ def batch_histograms(images, n_bins=256):
     Examples
     --------
     >>> import numpy as np
-    >>> from skcxr._otsu import batch_histograms
+    >>> from skcxr.preprocessing._otsu import batch_histograms
     >>> counts, edges = batch_histograms(np.array([[[0.0, 0.5], [1.0, 1.0]]],
     ...                                            dtype=np.float32), n_bins=2)
     >>> counts.tolist(), edges.tolist()
@@ -133,7 +133,7 @@ def otsu_thresholds(images, n_bins=256):
     Examples
     --------
     >>> import numpy as np
-    >>> from skcxr._otsu import otsu_thresholds
+    >>> from skcxr.preprocessing._otsu import otsu_thresholds
     >>> images = np.array([[[0.1, 0.1], [0.9, 0.9]]], dtype=np.float32)
     >>> float(otsu_thresholds(images)[0]) < 0.5
     True

@@ -59,7 +59,7 @@ def check_images(X, *, name="X", check_range=True):
     Examples
     --------
     >>> import numpy as np
-    >>> from skcxr._validation import check_images
+    >>> from skcxr.utils._validation import check_images
     >>> images, layout = check_images(np.zeros((2, 16)))
     >>> images.shape, layout
     ((2, 4, 4), 'flat')
@@ -138,7 +138,7 @@ def restore_layout(images, layout):
     Examples
     --------
     >>> import numpy as np
-    >>> from skcxr._validation import restore_layout
+    >>> from skcxr.utils._validation import restore_layout
     >>> restore_layout(np.zeros((2, 4, 4)), "n1hw").shape
     (2, 1, 4, 4)
     """

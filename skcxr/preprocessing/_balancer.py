@@ -13,7 +13,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._augment import _check_factor_range, random_augment
-from ._validation import restore_layout, validate_images
+from ..utils._validation import restore_layout, validate_images
 
 __all__ = ["AugmentBalancer"]
 
@@ -51,7 +51,7 @@ class AugmentBalancer(BaseSampler):
     ``fit_resample(X, y)`` returns the original images first and unchanged,
     followed by new images: each a random augmentation (flip, rotation,
     zoom, shift, brightness, contrast; see ``random_augment`` in
-    ``skcxr._augment``) of an image of the class it is added to, until every
+    ``skcxr.preprocessing._augment``) of an image of the class it is added to, until every
     class reaches its target count. Source images are used as evenly as
     possible: each image of a class is copied once before any is copied twice.
 

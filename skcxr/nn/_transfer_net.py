@@ -24,7 +24,7 @@ class Head(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from skcxr._transfer_net import Head
+    >>> from skcxr.nn._transfer_net import Head
     >>> head = Head(8, (4,), 0.1, 3)
     >>> head(torch.rand(2, 8)).shape, head.embed(torch.rand(2, 8)).shape
     (torch.Size([2, 3]), torch.Size([2, 4]))
@@ -180,7 +180,7 @@ class AugmentBatches:
         self._rng = None
 
     def __call__(self, X):
-        from ._augment import random_augment
+        from ..preprocessing._augment import random_augment
 
         if self._rng is None:
             self._rng = np.random.default_rng(self.seed)

@@ -7,7 +7,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._torch_utils import seed_from
+from ..utils._random import seed_from
 
 __all__ = ["TSNE"]
 

@@ -1,0 +1,1 @@
+"""Helpers shared across skcxr: the image data contract and random-state helpers."""
