@@ -1,8 +1,15 @@
-"""Chest X-ray metrics and scorers: FNFR, sensitivity / specificity, per-class F1.
+"""Chest X-ray metrics, scorers and bootstrap confidence intervals.
 
-Every scorer here works as ``GridSearchCV(scoring=...)`` (alone or in the dict
-returned by :func:`cxr_scoring`). Importing this module does not import torch.
+FNFR, sensitivity / specificity and per-class F1 (every scorer here works as
+``GridSearchCV(scoring=...)``, alone or in the dict returned by
+:func:`cxr_scoring`), and percentile bootstrap intervals of any metric, per
+image or per patient (:func:`bootstrap_ci`, :func:`paired_bootstrap`).
+Importing this module does not import torch.
 """
 
+from ._bootstrap import *  # noqa: F401,F403
+from ._bootstrap import __all__ as _bootstrap_all
 from ._classification import *  # noqa: F401,F403
-from ._classification import __all__  # noqa: F401
+from ._classification import __all__ as _classification_all
+
+__all__ = _classification_all + _bootstrap_all

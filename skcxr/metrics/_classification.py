@@ -6,9 +6,11 @@ returned by :func:`cxr_scoring`).
 
 import time
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.metrics import f1_score, get_scorer, make_scorer
+from sklearn.utils._param_validation import Interval, validate_params
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_consistent_length, column_or_1d
 
@@ -32,6 +34,60 @@ def _check_targets(y_true, y_pred):
     return y_true, y_pred
 
 
+# Names under which data sets spell their "no finding" class: Kermany et al. 2018
+# ("NORMAL" folders), Wang et al. 2017 ChestX-ray14 ("No Finding").
+_HEALTHY_NAMES = ("normal", "no finding", "no_finding", "healthy")
+
+
+def _py(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _suggest(label, found, *, healthy):
+    """The label of ``found`` the user probably meant by ``label``, or None."""
+    folded = str(label).casefold()
+    for candidate in found:
+        if str(candidate).casefold() == folded:
+            return candidate
+    for candidate in found:
+        if (str(candidate).casefold() in _HEALTHY_NAMES) == healthy:
+            return candidate
+    if healthy and any(isinstance(c, (int, float)) and c == 0 for c in found):
+        return 0  # integer labels: 0 is the usual "no finding" code
+    return None
+
+
+def _check_label_present(label, y_true, y_pred, *, param, healthy):
+    """Raise when ``label`` is in neither ``y_true`` nor ``y_pred``.
+
+    A label that matches nothing silently turns every image into "not this
+    class": a model that predicts "healthy" for everyone would then get a
+    perfect false-no-finding rate. Refuse it, and name the labels present.
+    """
+    found = [_py(lab) for lab in unique_labels(y_true, y_pred)]
+    if any(lab == label for lab in found):
+        return
+    suggestion = _suggest(label, found, healthy=healthy)
+    if suggestion is not None:
+        hint = f"(e.g. {param}={suggestion!r})"
+    elif healthy:
+        hint = "naming the no-finding class, or score images that include it"
+    else:
+        hint = "naming the finding, or score images that include it"
+    raise ValueError(
+        f"{param}={label!r} is not among the labels {found}; pass {param}=... {hint}."
+    )
+
+
+@validate_params(
+    {
+        "y_true": ["array-like"],
+        "y_pred": ["array-like"],
+        "healthy_label": [str, Integral],
+        "zero_division": [Interval(Real, 0, 1, closed="both"), "nan"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def false_no_finding_rate(y_true, y_pred, *, healthy_label="normal", zero_division=0.0):
     """False-no-finding rate: images with a finding predicted as healthy.
 
@@ -44,14 +100,23 @@ def false_no_finding_rate(y_true, y_pred, *, healthy_label="normal", zero_divisi
     y_true, y_pred : array-like of shape (n_samples,)
         True and predicted labels.
     healthy_label : str or int, default="normal"
-        The "no finding" class.
-    zero_division : float, default=0.0
+        The "no finding" class. It must occur in ``y_true`` or ``y_pred``
+        (Kermany et al. 2018 spell it ``"NORMAL"``, the three-class labels
+        ``"normal"``).
+    zero_division : float in [0, 1] or nan, default=0.0
         Value returned when ``y_true`` has no image with a finding (0/0); a
-        ``UndefinedMetricWarning``-style ``RuntimeWarning`` is emitted.
+        ``RuntimeWarning`` is emitted.
 
     Returns
     -------
     fnfr : float in [0, 1]
+
+    Raises
+    ------
+    ValueError
+        When ``healthy_label`` is in neither ``y_true`` nor ``y_pred``: every
+        image would count as a finding that is never predicted as healthy, and
+        a model that calls everyone healthy would score a perfect 0.
 
     Examples
     --------
@@ -60,13 +125,24 @@ def false_no_finding_rate(y_true, y_pred, *, healthy_label="normal", zero_divisi
     >>> y_pred = ["normal", "normal", "bacteria", "bacteria"]
     >>> false_no_finding_rate(y_true, y_pred)
     0.333...
+
+    A misspelled ``healthy_label`` is refused rather than scored:
+
+    >>> false_no_finding_rate(["NORMAL", "PNEUMONIA"], ["NORMAL", "NORMAL"])
+    Traceback (most recent call last):
+    ...
+    ValueError: healthy_label='normal' is not among the labels ['NORMAL', ...
     """
     y_true, y_pred = _check_targets(y_true, y_pred)
+    _check_label_present(
+        healthy_label, y_true, y_pred, param="healthy_label", healthy=True
+    )
     sick = y_true != healthy_label
     n_sick = int(sick.sum())
     if n_sick == 0:
         warnings.warn(
-            "false_no_finding_rate is undefined: y_true has no image with a finding; "
+            "false_no_finding_rate is undefined: every image of y_true is "
+            f"healthy_label={healthy_label!r}, none has a finding; "
             f"returning zero_division={zero_division}.",
             RuntimeWarning,
         )
@@ -74,6 +150,15 @@ def false_no_finding_rate(y_true, y_pred, *, healthy_label="normal", zero_divisi
     return float(np.sum(sick & (y_pred == healthy_label)) / n_sick)
 
 
+@validate_params(
+    {
+        "y_true": ["array-like"],
+        "y_pred": ["array-like"],
+        "positive_label": [str, Integral, None],
+        "labels": ["array-like", None],
+    },
+    prefer_skip_nested_validation=True,
+)
 def sensitivity_specificity(y_true, y_pred, *, positive_label=None, labels=None):
     """Sensitivity (recall of the positive class) and specificity.
 
@@ -84,8 +169,9 @@ def sensitivity_specificity(y_true, y_pred, *, positive_label=None, labels=None)
     ----------
     y_true, y_pred : array-like of shape (n_samples,)
         True and predicted labels.
-    positive_label : label, default=None
-        If given, return the pair for this label against all others.
+    positive_label : str or int, default=None
+        If given, return the pair for this label against all others. It must
+        occur in ``y_true`` or ``y_pred``.
     labels : array-like, default=None
         Labels to report when ``positive_label`` is None (default: all labels
         present in ``y_true`` or ``y_pred``).
@@ -97,6 +183,12 @@ def sensitivity_specificity(y_true, y_pred, *, positive_label=None, labels=None)
     dict of label -> (sensitivity, specificity)
         Otherwise, one-vs-rest per label.
 
+    Raises
+    ------
+    ValueError
+        When ``positive_label`` is in neither ``y_true`` nor ``y_pred``; the
+        message names the labels found.
+
     Examples
     --------
     >>> from skcxr.metrics import sensitivity_specificity
@@ -107,17 +199,12 @@ def sensitivity_specificity(y_true, y_pred, *, positive_label=None, labels=None)
     """
     y_true, y_pred = _check_targets(y_true, y_pred)
     if positive_label is not None:
-        if positive_label not in unique_labels(y_true, y_pred):
-            raise ValueError(
-                f"positive_label={positive_label!r} is not in y_true or y_pred."
-            )
+        _check_label_present(
+            positive_label, y_true, y_pred, param="positive_label", healthy=False
+        )
         return _sens_spec(y_true == positive_label, y_pred == positive_label)
     labels = unique_labels(y_true, y_pred) if labels is None else np.asarray(labels)
     return {_py(lab): _sens_spec(y_true == lab, y_pred == lab) for lab in labels}
-
-
-def _py(value):
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _sens_spec(true_pos, pred_pos):
@@ -129,8 +216,28 @@ def _sens_spec(true_pos, pred_pos):
     return sens, spec
 
 
+@validate_params(
+    {
+        "y_true": ["array-like"],
+        "y_pred": ["array-like"],
+        "labels": ["array-like", None],
+    },
+    prefer_skip_nested_validation=True,
+)
 def per_class_f1(y_true, y_pred, *, labels=None):
     """F1 score of every class, as a dict label -> F1.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_samples,)
+        True and predicted labels.
+    labels : array-like, default=None
+        Labels to report (default: all labels present in ``y_true`` or
+        ``y_pred``, sorted).
+
+    Returns
+    -------
+    scores : dict of label -> float
 
     Examples
     --------
@@ -150,8 +257,20 @@ def _class_f1(y_true, y_pred, *, label):
     )
 
 
+@validate_params({"label": [str, Integral]}, prefer_skip_nested_validation=True)
 def f1_for_class(label):
     """Scorer of the F1 of one class (for ``GridSearchCV(scoring=...)``).
+
+    Parameters
+    ----------
+    label : str or int
+        The class whose F1 the scorer returns.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y)``, as made by
+        :func:`sklearn.metrics.make_scorer`.
 
     Examples
     --------
@@ -173,10 +292,14 @@ def _finding_sensitivity(y_true, y_pred, *, healthy_label="normal"):
 def _finding_specificity(y_true, y_pred, *, healthy_label="normal"):
     """Share of healthy images called healthy (recall of the healthy class)."""
     y_true, y_pred = _check_targets(y_true, y_pred)
+    _check_label_present(
+        healthy_label, y_true, y_pred, param="healthy_label", healthy=True
+    )
     healthy = y_true == healthy_label
     if not healthy.any():
         warnings.warn(
-            "specificity is undefined: y_true has no healthy image; returning 0.0.",
+            "specificity is undefined: y_true has no image of "
+            f"healthy_label={healthy_label!r} (only predictions do); returning 0.0.",
             RuntimeWarning,
         )
         return 0.0
@@ -195,6 +318,7 @@ sensitivity_scorer = make_scorer(_finding_sensitivity)
 specificity_scorer = make_scorer(_finding_specificity)
 
 
+@validate_params({"healthy_label": [str, Integral]}, prefer_skip_nested_validation=True)
 def cxr_scoring(healthy_label="normal"):
     """Dict of scorers for multi-metric ``GridSearchCV`` / ``cross_validate``.
 
@@ -203,6 +327,17 @@ def cxr_scoring(healthy_label="normal"):
     ``"specificity"`` (of "has a finding" against ``healthy_label``). Use it
     also to get the FNFR / sensitivity / specificity scorers for another
     healthy label than ``"normal"``.
+
+    Parameters
+    ----------
+    healthy_label : str or int, default="normal"
+        The "no finding" class (``"NORMAL"`` for the binary Kermany et al.
+        2018 labels). A scorer raises a ValueError on a split where it occurs
+        in neither the true nor the predicted labels.
+
+    Returns
+    -------
+    scoring : dict of str -> callable
 
     Examples
     --------
@@ -222,6 +357,15 @@ def cxr_scoring(healthy_label="normal"):
     }
 
 
+@validate_params(
+    {
+        "estimator": [object],
+        "X": ["array-like"],
+        "repeat": [Interval(Integral, 1, None, closed="left")],
+        "method": [str],
+    },
+    prefer_skip_nested_validation=True,
+)
 def inference_time(estimator, X, *, repeat=3, method="predict"):
     """Seconds per image of ``estimator.<method>(X)``: median of ``repeat`` runs.
 
@@ -246,8 +390,6 @@ def inference_time(estimator, X, *, repeat=3, method="predict"):
     >>> inference_time(clf, [[0]] * 10) >= 0
     True
     """
-    if int(repeat) < 1:
-        raise ValueError(f"repeat must be >= 1; got {repeat}.")
     func = getattr(estimator, method)
     n = len(X)
     if n == 0:
