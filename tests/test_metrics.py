@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -33,6 +36,10 @@ def test_fnfr_in_unit_interval_and_matches_hand_count(pairs):
     y_pred = [p for _, p in pairs]
     n_sick = sum(t != "normal" for t in y_true)
     missed = sum(t != "normal" and p == "normal" for t, p in pairs)
+    if "normal" not in y_true + y_pred:
+        with pytest.raises(ValueError, match="healthy_label='normal' is not among"):
+            false_no_finding_rate(y_true, y_pred)
+        return
     if n_sick == 0:
         with pytest.warns(RuntimeWarning, match="undefined"):
             assert false_no_finding_rate(y_true, y_pred) == 0.0
@@ -67,6 +74,100 @@ def test_sensitivity_specificity_binary_and_ovr():
     assert ovr["normal"] == (pytest.approx(2 / 3), 0.5)
     with pytest.raises(ValueError, match="positive_label"):
         sensitivity_specificity(y_true, y_pred, positive_label="virus")
+
+
+# Kermany et al. 2018 folder labels, and the same task coded as integers.
+KERMANY_Y = np.array(["NORMAL", "PNEUMONIA", "PNEUMONIA", "NORMAL", "PNEUMONIA"])
+INT_Y = np.array([0, 1, 1, 0, 1])
+
+
+@pytest.mark.parametrize(
+    "y_true, healthy, found",
+    [(KERMANY_Y, "'NORMAL'", "['NORMAL', 'PNEUMONIA']"), (INT_Y, "0", "[0, 1]")],
+)
+def test_absent_healthy_label_is_refused_not_scored_perfect(y_true, healthy, found):
+    # A model that calls everyone healthy, scored with the default
+    # healthy_label="normal" that these labels do not contain: before the fix
+    # it got FNFR 0 and sensitivity 1.
+    y_pred = np.full_like(y_true, y_true[0])
+    message = (
+        f"healthy_label='normal' is not among the labels {found}; "
+        f"pass healthy_label=... (e.g. healthy_label={healthy})."
+    )
+    with pytest.raises(ValueError) as exc:
+        false_no_finding_rate(y_true, y_pred)
+    assert str(exc.value) == message
+    X = np.zeros((len(y_true), 1))
+    always_healthy = DummyClassifier(strategy="constant", constant=y_true[0])
+    always_healthy.fit(X, y_true)
+    for scorer in (fnfr_scorer, sensitivity_scorer, specificity_scorer):
+        with pytest.raises(ValueError, match="healthy_label='normal' is not among"):
+            scorer(always_healthy, X, y_true)
+    # Inside a search, the refusal shows as a nan score instead of a perfect one.
+    with pytest.warns(UserWarning, match="healthy_label"):
+        scores = cross_validate(
+            always_healthy, X, y_true, cv=2, scoring=sensitivity_scorer
+        )["test_score"]
+    assert np.isnan(scores).all()
+    # With the right label the same model gets the worst scores.
+    scoring = cxr_scoring(healthy_label=y_true[0].item())
+    assert false_no_finding_rate(y_true, y_pred, healthy_label=y_true[0]) == 1.0
+    assert scoring["fnfr"](always_healthy, X, y_true) == -1.0
+    assert scoring["sensitivity"](always_healthy, X, y_true) == 0.0
+    assert scoring["specificity"](always_healthy, X, y_true) == 1.0
+
+
+def test_absent_label_messages_for_sensitivity_specificity():
+    with pytest.raises(ValueError) as exc:
+        sensitivity_specificity(KERMANY_Y, KERMANY_Y, positive_label="pneumonia")
+    assert str(exc.value) == (
+        "positive_label='pneumonia' is not among the labels ['NORMAL', 'PNEUMONIA']; "
+        "pass positive_label=... (e.g. positive_label='PNEUMONIA')."
+    )
+    with pytest.raises(ValueError, match=r"positive_label=2 is not among .*\[0, 1\]"):
+        sensitivity_specificity(INT_Y, INT_Y, positive_label=2)
+    assert sensitivity_specificity(INT_Y, INT_Y, positive_label=1) == (1.0, 1.0)
+
+
+def test_absent_healthy_label_without_a_likely_candidate():
+    # Only findings in this subset: nothing to suggest, so say what to do.
+    with pytest.raises(ValueError, match="naming the no-finding class"):
+        false_no_finding_rate(["bacteria", "virus"], ["virus", "virus"])
+
+
+def test_healthy_label_present_only_in_predictions_is_scored():
+    # Every image has a finding; the healthy label occurs only in y_pred.
+    y_true = ["PNEUMONIA"] * 4
+    y_pred = ["NORMAL", "PNEUMONIA", "PNEUMONIA", "PNEUMONIA"]
+    assert false_no_finding_rate(y_true, y_pred, healthy_label="NORMAL") == 0.25
+    spec = cxr_scoring("NORMAL")["specificity"]._score_func
+    with pytest.warns(RuntimeWarning) as record:
+        assert spec(np.array(y_true), np.array(y_pred), healthy_label="NORMAL") == 0
+    message = str(record[0].message)
+    assert "no image of healthy_label='NORMAL'" in message
+    assert "returning 0.0" in message
+
+
+def test_public_functions_validate_their_parameters():
+    with pytest.raises(ValueError, match="'healthy_label' parameter"):
+        false_no_finding_rate([0, 1], [0, 1], healthy_label=0.5)
+    with pytest.raises(ValueError, match="'zero_division' parameter"):
+        false_no_finding_rate([0, 1], [0, 1], healthy_label=0, zero_division=2)
+    with pytest.raises(ValueError, match="'label' parameter"):
+        f1_for_class([1])
+    with pytest.raises(ValueError, match="'healthy_label' parameter"):
+        cxr_scoring(None)
+
+
+def test_import_does_not_import_torch():
+    code = (
+        "import sys, skcxr.metrics as m; m.bootstrap_ci; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_per_class_f1_matches_sklearn():
