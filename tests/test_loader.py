@@ -1,10 +1,15 @@
 """Tests of ImageLoader: formats, intensities, resize policies, errors, sklearn API."""
 
+import os
 import pickle
+import socket
 import struct
+import threading
+import traceback
 import warnings
 import zlib
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from PIL import Image
+from PIL import ExifTags, Image
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -362,14 +367,57 @@ def test_dicom_bomb_checked_from_header(tmp_path):
         _load(path, size=4, max_pixels=100)
 
 
-def test_skip_and_warn_never_misalign(bad_files):
+def _logistic_pipeline(**loader_params):
+    from sklearn.linear_model import LogisticRegression
+
+    flatten = FunctionTransformer(lambda X: X.reshape(len(X), -1))
+    loader = ImageLoader(size=8, **loader_params)
+    return Pipeline(
+        [("load", loader), ("flat", flatten), ("clf", LogisticRegression())]
+    )
+
+
+@pytest.mark.parametrize("on_error", ["skip", "warn"])
+def test_pipeline_predict_and_score_never_drop_rows(bad_files, on_error):
+    paths, y = load_sample_images()
+    pipe = _logistic_pipeline(on_error=on_error).fit(paths, y)
+    X = [paths[0], paths[8], bad_files["missing"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an error, not a warning and fewer rows
+        for method, args in [
+            (pipe.predict, ()),
+            (pipe.score, (y[:3],)),
+            (pipe[:-1].transform, ()),
+        ]:
+            with pytest.raises(ValueError, match=r"missing\.png.*load\(X, y\)"):
+                method(X, *args)
+    assert pipe.predict(X[:2]).shape == (2,)
+
+
+def test_transform_lists_every_unreadable_file(bad_files):
+    paths, y = load_sample_images()
+    X = [paths[0], bad_files["corrupt"], paths[8], bad_files["missing"]]
+    loader = ImageLoader(size=16, on_error="skip")
+    with pytest.raises(ValueError, match=r"2 of 4.*corrupt\.png.*missing\.png"):
+        loader.transform(X)
+    for labels in (None, y[:4]):  # fit_transform, as Pipeline.fit calls it
+        with pytest.raises(ValueError, match=r"corrupt\.png.*misalign"):
+            loader.fit_transform(X, labels)
+    with pytest.raises(ValueError, match=r"corrupt\.png") as raised:
+        ImageLoader(size=16).transform(X)  # "raise": stops at the first file
+    assert "missing.png" not in str(raised.value)
+    assert not hasattr(loader, "kept_indices_")  # transform keeps no record
+
+
+def test_load_skips_files_with_their_targets(bad_files):
     paths, y = load_sample_images()
     X = [paths[0], bad_files["corrupt"], paths[8], bad_files["missing"]]
     labels = np.array([y[0], "virus", y[8], "virus"])
 
     loader = ImageLoader(size=16, on_error="skip")
-    images = loader.fit_transform(X)
+    images, y_kept = loader.load(X, labels)
     assert images.shape == (2, 16, 16)
+    assert y_kept.tolist() == ["normal", "bacteria"]
     np.testing.assert_array_equal(loader.kept_indices_, [0, 2])
     assert loader.failed_paths_ == [
         str(bad_files["corrupt"]),
@@ -377,31 +425,259 @@ def test_skip_and_warn_never_misalign(bad_files):
     ]
     assert len(loader.errors_) == 2 and "no such file" in loader.errors_[1]
     np.testing.assert_array_equal(
-        images, ImageLoader(size=16).transform([paths[0], paths[8]])
+        images, ImageLoader(size=16).transform(np.asarray(X)[loader.kept_indices_])
     )
-
-    with pytest.raises(ValueError, match="misalign"):
-        ImageLoader(size=16, on_error="skip").fit_transform(X, labels)
 
     with pytest.warns(UserWarning, match=r"skipped 2 of 4.*corrupt\.png"):
         images, y_kept = ImageLoader(size=16, on_error="warn").load(X, labels)
     assert images.shape[0] == len(y_kept) == 2
-    assert y_kept.tolist() == ["normal", "bacteria"]
 
+    with pytest.raises(ValueError, match=r"corrupt\.png"):
+        ImageLoader(size=16).load(X, labels)  # "raise"
     with pytest.raises(ValueError, match="None of the 2 files"):
-        ImageLoader(size=16, on_error="skip").transform(
+        ImageLoader(size=16, on_error="skip").load(
             [bad_files["corrupt"], bad_files["text"]]
         )
     with pytest.raises(ValueError, match="targets"):
         ImageLoader(size=16).load(X, labels[:2])
 
 
-def test_all_read_resets_the_record(bad_files):
+def test_load_resets_the_record(bad_files):
     paths, y = load_sample_images()
     loader = ImageLoader(size=8, on_error="skip")
-    loader.transform([paths[0], bad_files["text"]])
-    loader.fit_transform(paths[:3], y[:3])  # y is fine when nothing is skipped
+    loader.load([paths[0], bad_files["text"]])
+    assert loader.failed_paths_ == [str(bad_files["text"])]
+    loader.load(paths[:3], y[:3])
     assert loader.failed_paths_ == [] and loader.kept_indices_.tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="None of the 1 files"):
+        loader.load([bad_files["text"]])
+    assert loader.failed_paths_ == [str(bad_files["text"])]  # this call's record
+    assert loader.kept_indices_.tolist() == []
+    with pytest.raises(ValueError, match=r"notes\.txt"):
+        ImageLoader(size=8).set_params(on_error="raise").load([bad_files["text"]])
+    loader.set_params(on_error="raise")
+    with pytest.raises(ValueError, match=r"notes\.txt"):
+        loader.load([paths[0], bad_files["text"]])
+    assert not hasattr(loader, "kept_indices_")  # no stale record after an error
+
+
+@pytest.mark.filterwarnings("ignore:One or more of the test scores are non-finite")
+@pytest.mark.parametrize("fold", ["train", "test"])
+def test_bad_file_in_one_cv_fold_is_named(bad_files, fold):
+    from sklearn.exceptions import FitFailedWarning
+    from sklearn.model_selection import GridSearchCV
+
+    paths, y = load_sample_images()  # rows 0-7 normal, 8-15 bacteria
+    X = list(paths)
+    X[3] = bad_files["missing"]
+    clean = ([0, 1, 2, 8, 9, 10], [4, 5, 12, 13])
+    if fold == "train":
+        bad, expected = ([3, 4, 5, 11, 12, 13], [0, 1, 8, 9]), FitFailedWarning
+    else:
+        bad, expected = ([0, 1, 8, 9], [3, 4, 11, 12]), UserWarning
+    grid = {"clf__C": [1.0]}
+    pipe = _logistic_pipeline(on_error="skip")
+    # scikit-learn's default error_score=np.nan: a NaN score and a warning
+    with pytest.warns(expected, match=r"missing\.png"):
+        search = GridSearchCV(pipe, grid, cv=[clean, bad], refit=False).fit(X, y)
+    assert np.isfinite(search.cv_results_["split0_test_score"][0])
+    assert np.isnan(search.cv_results_["split1_test_score"][0])
+    # the documented advice: error_score="raise" stops with the file's name
+    search.set_params(error_score="raise")
+    with pytest.raises(ValueError, match=r"missing\.png"):
+        search.fit(X, y)
+
+
+# ---------------------------------------------------------------- special files
+def _read_with_deadline(path, seconds=20):
+    """Read in a daemon thread, so a loader that blocks fails instead of hanging."""
+    result = {}
+
+    def target():
+        try:
+            result["out"] = ImageLoader(size=4).transform([path])
+        except Exception as exc:  # noqa: BLE001 - returned to the test
+            result["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"reading {path} blocked"
+    return result
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
+def test_fifo_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "pipe.png")
+    error = _read_with_deadline(tmp_path / "pipe.png")["error"]
+    assert isinstance(error, ValueError)
+    assert "pipe.png" in str(error) and "named pipe" in str(error)
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no unix sockets")
+def test_socket_device_and_directory_are_refused(tmp_path):
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        server.bind(str(tmp_path / "s.png"))
+        error = _read_with_deadline(tmp_path / "s.png")["error"]
+    finally:
+        server.close()
+    assert "s.png" in str(error) and "socket" in str(error)
+    (tmp_path / "folder.dcm").mkdir()
+    error = _read_with_deadline(tmp_path / "folder.dcm")["error"]
+    assert "folder.dcm" in str(error) and "directory" in str(error)
+    if os.path.exists(os.devnull) and os.devnull == "/dev/null":
+        error = _read_with_deadline(os.devnull)["error"]
+        assert "/dev/null" in str(error) and "character device" in str(error)
+
+
+# ---------------------------------------------------------------- EXIF orientation
+def _exif(orientation):
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    return exif
+
+
+def test_exif_orientation_is_applied_to_jpeg(tmp_path):
+    pixels = np.zeros((32, 32), np.uint8)
+    pixels[:8] = 255  # a white band at the top of the stored pixels
+    Image.fromarray(pixels).save(tmp_path / "phone.jpeg", exif=_exif(6), quality=95)
+    upright = _load(tmp_path / "phone.jpeg", size=32)
+    stored = _load(tmp_path / "phone.jpeg", size=32, exif_transpose=False)
+    assert stored[:4].mean() > 0.9 and upright[:, -4:].mean() > 0.9  # now at right
+    np.testing.assert_array_equal(upright, np.rot90(stored, k=-1))  # 90 deg clockwise
+
+    wide = np.full((16, 64), 200, np.uint8)  # stored landscape, shown portrait
+    Image.fromarray(wide).save(tmp_path / "wide.jpeg", exif=_exif(8), quality=95)
+    padded = _load(tmp_path / "wide.jpeg", size=16, resize="pad")
+    assert padded[:, :4].max() < 0.05 and padded[:, -4:].max() < 0.05  # side bands
+    assert abs(padded[8, 8] - 200 / 255) < 0.02
+
+
+def test_exif_orientation_with_draft_and_other_formats(tmp_path):
+    yy, xx = np.mgrid[0:256, 0:512]
+    pixels = (127 + 100 * np.sin(xx / 40) * np.cos(yy / 60)).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "big.jpeg", exif=_exif(5), quality=95)
+    lower = {"size": 32, "resize": "region", "region": (0.5, 1.0, 0.0, 0.5)}
+    drafted = _load(tmp_path / "big.jpeg", **lower)
+    full = _load(tmp_path / "big.jpeg", draft=False, **lower)
+    assert np.abs(drafted - full).mean() < 0.01  # draft size follows the rotation
+
+    tall = _gradient(8, 4, high=65535, dtype=np.uint16)
+    Image.fromarray(tall).save(tmp_path / "t.tif", tiffinfo={274: 3})  # 180 deg
+    np.testing.assert_allclose(
+        _load(tmp_path / "t.tif", size=4, resize="crop"),
+        tall[::-1, ::-1][2:6] / 65535,
+        atol=1e-6,
+    )
+    Image.fromarray(_gradient()).save(tmp_path / "m.png", exif=_exif(2))  # mirrored
+    np.testing.assert_allclose(
+        _load(tmp_path / "m.png", size=8), _gradient()[:, ::-1] / 255, atol=1e-7
+    )
+
+
+# ---------------------------------------------------------------- what a file is
+def test_format_comes_from_content_not_name(tmp_path):
+    Image.fromarray(_gradient()).save(tmp_path / "a.png")
+    (tmp_path / "png_named.dcm").write_bytes((tmp_path / "a.png").read_bytes())
+    np.testing.assert_array_equal(
+        _load(tmp_path / "png_named.dcm", size=8), _load(tmp_path / "a.png", size=8)
+    )
+    stored = np.array([[0, 4095], [2048, 1024]], dtype=np.uint16)
+    _write_dicom(tmp_path / "dicom_named.png", stored)
+    np.testing.assert_allclose(
+        _load(tmp_path / "dicom_named.png", size=2), stored / 4095, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    "name, content, match",
+    [
+        ("notes.dcm", b"0" * 300, r"notes\.dcm.*not a DICOM file.*DICM.*text"),
+        ("page.png", b"<!DOCTYPE html><p>Not found</p>", r"page\.png.*HTML page"),
+        ("empty.jpg", b"", r"empty\.jpg.*empty \(0 bytes\)"),
+        ("archive.dcm", b"PK\x03\x04" + b"\x00" * 200, r"archive\.dcm.*ZIP"),
+        ("noise.png", bytes(range(256)) * 4, r"noise\.png.*not a known image"),
+    ],
+)
+def test_error_says_what_the_file_is(tmp_path, name, content, match):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError, match=match) as raised:
+        _load(tmp_path / name, size=4)
+    assert "no pixel data" not in str(raised.value)
+
+
+def test_messages_hide_internal_names(bad_files):
+    for kind in ("corrupt", "missing", "bad_dicom", "directory"):
+        for on_error in ("raise", "skip"):
+            with pytest.raises(ValueError) as raised:
+                ImageLoader(size=4, on_error=on_error).transform([bad_files[kind]])
+            error = raised.value
+            shown = (
+                str(error) + repr(error) + "".join(traceback.format_exception(error))
+            )
+            assert type(error) is ValueError and bad_files[kind].name in str(error)
+            assert "_ReadError" not in shown and "_Failure" not in shown
+            assert "\n" not in str(error)
+
+
+def test_dicom_header_and_pixel_data_problems(tmp_path):
+    import pydicom
+
+    path = _write_dicom(tmp_path / "ok.dcm", np.zeros((4, 4), np.uint16))
+    ds = pydicom.dcmread(path)
+    del ds.Rows
+    ds.save_as(tmp_path / "no_rows.dcm")
+    with pytest.raises(ValueError, match=r"no_rows\.dcm.*lacks Rows") as raised:
+        _load(tmp_path / "no_rows.dcm", size=4)
+    assert "AttributeError" not in str(raised.value)
+    ds = pydicom.dcmread(path)
+    del ds.PixelData
+    ds.save_as(tmp_path / "no_pixels.dcm")
+    with pytest.raises(ValueError, match=r"no_pixels\.dcm.*DICOM file has no pixel"):
+        _load(tmp_path / "no_pixels.dcm", size=4)
+
+
+def test_compressed_dicom_without_decoder_is_one_line(tmp_path):
+    import pydicom
+    from pydicom.encaps import encapsulate
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import JPEGLSLossless
+
+    ds = pydicom.dcmread(_write_dicom(tmp_path / "a.dcm", np.zeros((4, 4), np.uint16)))
+    ds.file_meta.TransferSyntaxUID = JPEGLSLossless
+    ds.PixelData = encapsulate([b"\xff\xd8\xff\xf7" + b"\x00" * 40])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(tmp_path / "ls.dcm")
+    with pytest.raises(ValueError, match=r"ls\.dcm.*JPEG-LS") as raised:
+        _load(tmp_path / "ls.dcm", size=4)
+    message = str(raised.value)
+    assert "\n" not in message and "\t" not in message
+    if not get_decoder(JPEGLSLossless).is_available:
+        assert "pip install pylibjpeg pylibjpeg-libjpeg" in message
+        assert "python-gdcm" in message
+
+
+def test_n_jobs_capped_by_files_and_cpus(monkeypatch):
+    from skcxr.preprocessing import _loader
+    from skcxr.utils._parallel import available_cpus
+
+    workers = []
+
+    class CountingExecutor(ThreadPoolExecutor):
+        def __init__(self, max_workers):
+            workers.append(max_workers)
+            super().__init__(max_workers=max_workers)
+
+    monkeypatch.setattr(_loader, "ThreadPoolExecutor", CountingExecutor)
+    paths, _ = load_sample_images()
+    out = ImageLoader(size=8, n_jobs=10_000).transform(paths[:3])
+    np.testing.assert_array_equal(out, ImageLoader(size=8).transform(paths[:3]))
+    expected = min(3, available_cpus())  # not 10,000 threads
+    assert workers == ([expected] if expected > 1 else [])
+    ImageLoader(size=8, n_jobs=10_000).transform(paths[:1])
+    ImageLoader(size=8, n_jobs=-1).transform(paths[:1])
+    assert len(workers) == (expected > 1)  # one file: no thread pool at all
 
 
 # ---------------------------------------------------------------- input validation

@@ -1,26 +1,94 @@
 """Read image files (PNG, JPEG, TIFF, DICOM) into the image data contract."""
 
 import os
+import re
+import stat
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ..utils._parallel import resolve_n_jobs
 from ..utils._validation import restore_layout
 
 __all__ = ["ImageLoader"]
 
 _DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
-_PIL_SUFFIXES = (".jpeg", ".jpg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp")
 _BICUBIC = Image.Resampling.BICUBIC
+_ORIENTATION = ExifTags.Base.Orientation
+_TURNS_90 = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+# elements pydicom needs to decode pixel data
+_DICOM_REQUIRED = (
+    "Rows",
+    "Columns",
+    "SamplesPerPixel",
+    "BitsAllocated",
+    "BitsStored",
+    "PixelRepresentation",
+    "PhotometricInterpretation",
+)
+# what a file is, from its first bytes: (magic number at offset 0, description)
+_IMAGE_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"II+\x00", "a BigTIFF image"),
+    (b"MM\x00+", "a BigTIFF image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"BM", "a BMP image"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "a JPEG 2000 image"),
+    (b"\xff\x4f\xff\x51", "a JPEG 2000 codestream"),
+)
+_OTHER_SIGNATURES = (
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"\x1f\x8b", "a gzip archive"),
+)
+_SPECIAL_FILES = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+_PIP_NAMES = {"gdcm": "python-gdcm"}  # pydicom names plugins by import name
 
 
 class _ReadError(ValueError):
-    """A file that could not be read; its message names the file."""
+    """Why a file could not be read (internal: re-raised as a plain ValueError)."""
+
+
+class _Failure(NamedTuple):
+    """A file that could not be read, and why."""
+
+    path: str
+    reason: str
+    cause: BaseException | None  # a foreign exception worth chaining, or None
+
+    @property
+    def message(self):
+        return f"Could not read image file {self.path!r}: {self.reason}"
+
+
+def _listing(failures, limit=5):
+    """The failed files and their reasons, for [(row, _Failure), ...], on one line."""
+    listed = "; ".join(f"{f.path!r} ({f.reason})" for _, f in failures[:limit])
+    if len(failures) > limit:
+        listed += f"; and {len(failures) - limit} more"
+    return listed
+
+
+def _one_line(exc):
+    """A foreign exception as one short line, without object addresses."""
+    text = " ".join(str(exc).split())
+    return re.sub(r" ?<[\w.]+ object at 0x[0-9a-fA-F]+>", "", text)
 
 
 def _as_paths(X):
@@ -57,15 +125,45 @@ def _as_paths(X):
     return paths
 
 
-def _is_dicom(path):
-    lower = path.lower()
-    if lower.endswith(_DICOM_SUFFIXES):
+def _content(head):
+    """What the first 132 bytes of a file say it holds, as a phrase."""
+    if not head:
+        return "the file is empty (0 bytes)"
+    if head[128:132] == b"DICM":
+        return "its content is a DICOM file"
+    for magic, what in _IMAGE_SIGNATURES + _OTHER_SIGNATURES:
+        if head.startswith(magic):
+            return f"its content is {what}"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "its content is a WebP image"
+    if head.lstrip()[:14].lower().startswith((b"<!doctype html", b"<html")):
+        return "its content is an HTML page"
+    printable = sum(32 <= b < 127 or b in b"\t\n\r" for b in head)
+    if b"\x00" not in head and printable >= 0.95 * len(head):
+        return "its content is text"
+    return f"its content is not a known image format (first bytes {head[:8].hex(' ')})"
+
+
+def _is_image_magic(head):
+    return any(head.startswith(magic) for magic, _ in _IMAGE_SIGNATURES) or (
+        head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+    )
+
+
+def _is_dicom(path, head):
+    """DICOM by content (the 'DICM' marker); by name only for content no image has."""
+    if head[128:132] == b"DICM":
         return True
-    if lower.endswith(_PIL_SUFFIXES):  # no extra open() for the common formats
-        return False
-    with open(path, "rb") as fh:
-        head = fh.read(132)
-    return head[128:132] == b"DICM"
+    return path.lower().endswith(_DICOM_SUFFIXES) and not _is_image_magic(head)
+
+
+def _check_regular_file(path):
+    """Refuse directories, FIFOs, sockets and devices before opening (a FIFO blocks)."""
+    mode = os.stat(path).st_mode
+    if stat.S_ISREG(mode):
+        return
+    kind = next((what for test, what in _SPECIAL_FILES if test(mode)), "a special file")
+    raise _ReadError(f"it is {kind}, not a regular file")
 
 
 def _check_pixels(n_pixels, max_pixels, what):
@@ -95,21 +193,78 @@ def _modality_range(ds):
     return min(low, high), max(low, high)
 
 
-def _read_dicom(path, max_pixels):
+def _install_hint(decoder):
+    """'pip install pylibjpeg pylibjpeg-libjpeg (or instead: python-gdcm)'."""
+    options = []
+    for entry in decoder.missing_dependencies:  # "gdcm - requires gdcm>=3.0.10"
+        needs = entry.partition(" - requires ")[2].split(" and ")
+        names = [re.match(r"[\w.-]*", need.strip()).group() for need in needs]
+        names = [_PIP_NAMES.get(n, n) for n in names if n and n != "numpy"]
+        if names:
+            options.append(" ".join(names))
+    if not options:
+        return "a pixel data plugin for pydicom"
+    options.sort(key=lambda names: not names.startswith("pylibjpeg"))
+    others = f" (or instead: {'; '.join(options[1:])})" if len(options) > 1 else ""
+    return f"pip install {options[0]}{others}"
+
+
+def _decode_pixels(ds):
+    """``ds.pixel_array``; a missing decoder plugin gives one line naming it."""
+    uid = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if uid is None or not uid.is_transfer_syntax or not uid.is_compressed:
+        return ds.pixel_array
+    from pydicom.pixels import get_decoder
+
+    try:
+        decoder = get_decoder(uid)
+    except NotImplementedError:
+        raise _ReadError(f"pydicom cannot decode {uid.name} pixel data") from None
+    if not decoder.is_available:
+        raise _ReadError(
+            f"its pixel data is compressed as {uid.name} and no installed package "
+            f"can decode it: {_install_hint(decoder)}"
+        )
+    try:
+        return ds.pixel_array
+    except Exception as exc:  # noqa: BLE001 - several plugins, several types
+        raise _ReadError(
+            f"its {uid.name} pixel data could not be decoded ({_one_line(exc)})"
+        ) from None
+
+
+def _read_dicom(fh, head, max_pixels):
     """DICOM -> float32 (H, W) in [0, 1]: modality, VOI, presentation steps."""
     import pydicom
     from pydicom.pixels import apply_modality_lut, apply_voi, apply_windowing
 
-    ds = pydicom.dcmread(path, force=True)
+    marked = head[128:132] == b"DICM"
+    not_dicom = f"not a DICOM file (no 'DICM' marker at byte 128): {_content(head)}"
+    try:
+        ds = pydicom.dcmread(fh, force=True)
+    except Exception:
+        if marked:
+            raise
+        raise _ReadError(not_dicom) from None
     if "PixelData" not in ds:
-        raise _ReadError("the DICOM file has no pixel data")
+        if not marked:
+            raise _ReadError(not_dicom)
+        sop = ds.get("SOPClassUID")
+        what = f" (it is a {sop.name} object)" if sop is not None else ""
+        raise _ReadError(f"the DICOM file has no pixel data{what}")
+    missing = [keyword for keyword in _DICOM_REQUIRED if keyword not in ds]
+    if missing:
+        raise _ReadError(
+            f"the DICOM header lacks {', '.join(missing)}, needed to decode its "
+            "pixel data"
+        )
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     _check_pixels(
         int(ds.Rows) * int(ds.Columns) * frames, max_pixels, "the DICOM image"
     )
     if frames > 1:
         raise _ReadError(f"multi-frame DICOM ({frames} frames) is not supported")
-    arr = ds.pixel_array
+    arr = _decode_pixels(ds)
     if arr.ndim == 3:  # colour (pydicom converts YBR to RGB): ITU-R 601 luma
         arr = arr[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
         return np.clip(arr / (2 ** int(ds.BitsStored) - 1), 0, 1).astype(np.float32)
@@ -129,18 +284,34 @@ def _read_dicom(path, max_pixels):
     return arr.astype(np.float32)
 
 
-def _open_pil(path, max_pixels, draft_size):
+def _open_pil(fh, head, max_pixels, draft_size, exif_transpose):
     """Open with PIL -> an "L" (8-bit) or "F" (float in [0, 1]) image.
 
-    ``draft_size(width, height)`` gives the smallest decoded size the resize needs.
+    ``draft_size(width, height)`` gives the smallest decoded size the resize
+    needs, in the orientation of the output.
     """
-    with Image.open(path) as im:
+    try:
+        opened = Image.open(fh)
+    except Image.UnidentifiedImageError:
+        raise _ReadError(
+            f"not an image file Pillow or pydicom can read: {_content(head)}"
+        ) from None
+    with opened as im:
         _check_pixels(im.width * im.height, max_pixels, "the image")
+        orientation = im.getexif().get(_ORIENTATION, 1) if exif_transpose else 1
         if draft_size is not None and im.format == "JPEG":
-            im.draft("L", draft_size(*im.size))  # DCT-domain downscaling while decoding
+            if orientation in _TURNS_90:  # the decoded width becomes the height
+                width, height = draft_size(im.height, im.width)
+                request = (height, width)
+            else:
+                request = draft_size(im.width, im.height)
+            im.draft("L", request)  # DCT-domain downscaling while decoding
+        im.load()
+        if orientation != 1 and im.getexif().get(_ORIENTATION, 1) != 1:
+            # asked again after decoding: Pillow applies a TIFF file's tag itself
+            im = ImageOps.exif_transpose(im)  # the picture as a viewer shows it
         mode = im.mode
         if mode == "L":
-            im.load()
             return im.copy()  # the opened image is closed when the block ends
         if (mode == "P" and "transparency" in im.info) or mode == "PA":
             im, mode = im.convert("RGBA"), "RGBA"
@@ -180,18 +351,39 @@ class ImageLoader(TransformerMixin, BaseEstimator):
 
     Formats and intensities:
 
+    * The format comes from the file's content, not its name: a DICOM file is
+      recognised by the ``DICM`` marker at byte 128 (or, lacking it, by a
+      ``.dcm``/``.dicom``/``.dic`` name), anything else goes to Pillow.
     * PNG, JPEG, TIFF, BMP, ... through Pillow. 8-bit values are divided by 255,
       16-bit grayscale (``I;16`` modes) by 65535, 32-bit integer images must lie in
       [0, 65535] and float images in [0, 1]. Colour (RGB, CMYK, palette) becomes
       ITU-R 601 luminance. An alpha channel (RGBA, LA, palette with transparency)
       is composited over black: transparent pixels read as 0 (air), opaque ones
-      keep their luminance. Multi-page files give their first page.
+      keep their luminance. Multi-page files give their first page. An EXIF
+      ``Orientation`` tag (a phone or camera photo of a film) is applied, so
+      the image comes out as a viewer shows it (see ``exif_transpose``).
     * DICOM through pydicom: the bits above ``BitsStored`` are dropped, the
       modality transform (``RescaleSlope``/``RescaleIntercept`` or a modality
       LUT) and the VOI transform (a VOI LUT, else the first window
       ``WindowCenter``/``WindowWidth``) are applied when present, values are
       scaled by the full range the file can hold (not per image), and
       ``MONOCHROME1`` images are inverted so that bone is always bright.
+      Compressed pixel data needs pydicom's decoder plugins (e.g.
+      ``pip install pylibjpeg pylibjpeg-libjpeg``); the error says which.
+
+    Unreadable files: a file that cannot be read (missing, corrupt,
+    truncated, not an image, too large, or not a regular file: a directory,
+    named pipe, socket or device is refused before it is opened) gives a
+    :class:`ValueError` naming the file. The rows never shift:
+
+    * :meth:`transform` and :meth:`fit_transform`, hence every
+      :class:`~sklearn.pipeline.Pipeline` ``fit``, ``predict``, ``score`` and
+      ``transform``, return exactly one image per path or raise; they never
+      return fewer rows, whatever ``on_error`` says.
+    * ``on_error="skip"`` or ``"warn"`` drops unreadable files only in
+      :meth:`load`, which returns the targets of the kept images with them and
+      records the rows kept in ``kept_indices_``. Clean a file list there,
+      then fit or predict on ``X[loader.kept_indices_]``.
 
     Parameters
     ----------
@@ -217,20 +409,23 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         final resize. Several times faster on large JPEGs; results differ
         slightly from decoding at full size (mean absolute difference ~3e-3 on
         real radiographs).
+    exif_transpose : bool, default=True
+        Rotate or flip a Pillow-read image as its EXIF ``Orientation`` tag says
+        (:func:`PIL.ImageOps.exif_transpose`), as image viewers do. ``False``
+        keeps the stored pixel order of JPEG, PNG and WebP files (recent Pillow
+        versions apply a TIFF file's tag themselves while decoding). DICOM
+        files have no such tag.
     n_jobs : int, default=None
         Threads decoding files at once (Pillow and pydicom's decoders release
-        the GIL). ``None`` means 1, ``-1`` all CPU cores.
+        the GIL). ``None`` means 1, ``-1`` all available CPUs; never more
+        threads than available CPUs or files.
     on_error : {"raise", "warn", "skip"}, default="raise"
-        What to do with a file that cannot be read (missing, corrupt,
-        truncated, not an image, too large). ``"raise"`` raises a
-        :class:`ValueError` naming the file. ``"skip"`` leaves the file out
-        and ``"warn"`` does the same with a warning naming the files. A skip
-        never shifts rows silently: after :meth:`transform` the attributes
-        ``kept_indices_`` and ``failed_paths_`` say which rows came out (index
-        ``y`` with ``kept_indices_``, or use :meth:`load` which returns the
-        matching targets), and ``fit_transform(X, y)`` with targets, which is
-        what a :class:`~sklearn.pipeline.Pipeline` calls during ``fit``,
-        raises instead of returning fewer rows than ``y``.
+        What :meth:`load` does with a file that cannot be read. ``"raise"``
+        raises a :class:`ValueError` naming the file. ``"skip"`` leaves the
+        file and its target out, and ``"warn"`` does the same with a warning
+        naming the files. :meth:`transform` never drops a file: with
+        ``"skip"`` or ``"warn"`` it reads all the files, then raises naming
+        every file it could not read.
     max_pixels : int or None, default=50_000_000
         Refuse (as an unreadable file) an image whose header declares more
         pixels than this, before decoding it: a guard against decompression
@@ -242,12 +437,12 @@ class ImageLoader(TransformerMixin, BaseEstimator):
     Attributes
     ----------
     kept_indices_ : ndarray of shape (n_kept,)
-        Set by :meth:`transform`: the rows of the last ``X`` that were read, in
-        order. All rows unless ``on_error`` skipped some.
+        Set by :meth:`load`: the rows of its ``X`` that were read, in order.
+        All rows unless ``on_error`` skipped some.
     failed_paths_ : list of str
-        Set by :meth:`transform`: the files of the last ``X`` that could not be read.
+        Set by :meth:`load`: the files of its ``X`` that could not be read.
     errors_ : list of str
-        Set by :meth:`transform`: why each of ``failed_paths_`` could not be read.
+        Set by :meth:`load`: why each of ``failed_paths_`` could not be read.
 
     See Also
     --------
@@ -259,6 +454,13 @@ class ImageLoader(TransformerMixin, BaseEstimator):
     ``n_features_in_`` is not set: the input is one path per sample, not
     numeric features. The output of :meth:`transform` is float32 whatever the
     file's bit depth.
+
+    In :class:`~sklearn.model_selection.GridSearchCV`,
+    :func:`~sklearn.model_selection.cross_validate` and the like, pass
+    ``error_score="raise"``: with scikit-learn's default ``error_score=np.nan``
+    an unreadable file in one fold only turns that fold's score into NaN, with
+    the file named in a ``FitFailedWarning`` or ``UserWarning`` that is easy
+    to miss.
 
     Examples
     --------
@@ -279,6 +481,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         "region": [tuple, list, np.ndarray, None],
         "layout": [StrOptions({"nhw", "n1hw", "flat"})],
         "draft": ["boolean"],
+        "exif_transpose": ["boolean"],
         "n_jobs": [Integral, None],
         "on_error": [StrOptions({"raise", "warn", "skip"})],
         "max_pixels": [Interval(Integral, 1, None, closed="left"), None],
@@ -292,6 +495,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         region=None,
         layout="nhw",
         draft=True,
+        exif_transpose=True,
         n_jobs=None,
         on_error="raise",
         max_pixels=50_000_000,
@@ -301,6 +505,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         self.region = region
         self.layout = layout
         self.draft = draft
+        self.exif_transpose = exif_transpose
         self.n_jobs = n_jobs
         self.on_error = on_error
         self.max_pixels = max_pixels
@@ -362,17 +567,27 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         )
         return lambda w, h: need
 
+    def _decode(self, path, region):
+        """One file -> a PIL "L" or "F" image, before the resize."""
+        _check_regular_file(path)
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+            fh.seek(0)
+            if _is_dicom(path, head):
+                return Image.fromarray(_read_dicom(fh, head, self.max_pixels), "F")
+            return _open_pil(
+                fh,
+                head,
+                self.max_pixels,
+                self._draft_size(region) if self.draft else None,
+                self.exif_transpose,
+            )
+
     def _read_one(self, path, region):
+        """One file -> a (size, size) float32 array, or the message saying why not."""
         size = self.size
         try:
-            if _is_dicom(path):
-                im = Image.fromarray(_read_dicom(path, self.max_pixels), mode="F")
-            else:
-                im = _open_pil(
-                    path,
-                    self.max_pixels,
-                    self._draft_size(region) if self.draft else None,
-                )
+            im = self._decode(path, region)
             width, height = im.size
             if self.resize == "pad":
                 scale = size / max(width, height)
@@ -403,33 +618,29 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         except MemoryError:
             raise
         except Exception as exc:  # any decoder failure becomes an error naming the file
-            if isinstance(exc, FileNotFoundError):
-                reason = "no such file"
-            elif isinstance(exc, IsADirectoryError):
-                reason = "is a directory"
-            elif isinstance(exc, Image.UnidentifiedImageError):
-                reason = "not an image file Pillow or pydicom can read"
+            if isinstance(exc, _ReadError):
+                reason, cause = str(exc), None
+            elif isinstance(exc, FileNotFoundError):
+                reason, cause = "no such file", None
+            elif isinstance(exc, PermissionError):
+                reason, cause = "permission denied", None
             else:
-                reason = f"{type(exc).__name__}: {exc}"
-            error = _ReadError(f"Could not read image file {path!r}: {reason}")
-            error.__cause__ = exc
-            return error
+                reason, cause = f"{type(exc).__name__}: {_one_line(exc)}", exc
+            return _Failure(path, reason.rstrip("."), cause)
 
-    def _read_all(self, paths):
+    def _read_all(self, paths, *, stop_at_first):
+        """Read every file: (images, [(row, failure), ...]); failed rows are junk."""
         region = self._check_region()
         n = len(paths)
-        n_jobs = 1 if self.n_jobs is None else self.n_jobs
-        if n_jobs < 0:
-            n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
-        n_jobs = max(1, min(n_jobs, n))
+        n_jobs = resolve_n_jobs(self.n_jobs, n_tasks=n)
         out = np.empty((n, self.size, self.size), dtype=np.float32)
         failures = []
 
         def handle(i, result):
-            if isinstance(result, _ReadError):
-                if self.on_error == "raise":
-                    raise result
-                failures.append((i, str(result)))
+            if isinstance(result, _Failure):
+                if stop_at_first:
+                    raise ValueError(result.message) from result.cause
+                failures.append((i, result))
             else:
                 out[i] = result
 
@@ -447,7 +658,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         return out, failures
 
     def transform(self, X):
-        """Read the files.
+        """Read the files: one image per path, or an error naming the files.
 
         Parameters
         ----------
@@ -456,73 +667,67 @@ class ImageLoader(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        images : ndarray of shape (n_kept, size, size), dtype float32
-            Values in [0, 1], in the ``layout`` asked for. ``n_kept`` is
-            ``n_samples`` unless ``on_error`` skipped files; the rows kept are
-            ``kept_indices_``.
+        images : ndarray of shape (n_samples, size, size), dtype float32
+            Values in [0, 1], in the ``layout`` asked for, row ``i`` read from
+            ``X[i]``.
+
+        Raises
+        ------
+        ValueError
+            If a file cannot be read. ``on_error`` does not apply here (it
+            would make the rows stop matching ``X``); it applies to :meth:`load`.
         """
         self._validate_params()
         paths = _as_paths(X)
-        for name in ("kept_indices_", "failed_paths_", "errors_"):
-            self.__dict__.pop(name, None)  # no stale record if this call raises
-        out, failures = self._read_all(paths)
-        failed = {i for i, _ in failures}
-        self.kept_indices_ = np.array(
-            [i for i in range(len(paths)) if i not in failed], dtype=np.intp
-        )
-        self.failed_paths_ = [paths[i] for i, _ in failures]
-        self.errors_ = [message for _, message in failures]
+        out, failures = self._read_all(paths, stop_at_first=self.on_error == "raise")
         if failures:
-            listed = "; ".join(self.errors_[:5]) + (" ..." if len(failures) > 5 else "")
-            if len(failures) == len(paths):
-                raise ValueError(
-                    f"None of the {len(paths)} files could be read: {listed}"
+            if len(failures) == 1:
+                what = failures[0][1].message
+            else:
+                what = (
+                    f"Could not read {len(failures)} of {len(paths)} image files: "
+                    f"{_listing(failures)}"
                 )
-            if self.on_error == "warn":
-                warnings.warn(
-                    f"ImageLoader skipped {len(failures)} of {len(paths)} files that "
-                    f"could not be read (see kept_indices_, failed_paths_): {listed}",
-                    UserWarning,
-                    stacklevel=2,
-                )
-            out = out[self.kept_indices_]
+            raise ValueError(
+                f"{what}. on_error={self.on_error!r} applies to ImageLoader.load(X, "
+                "y) only, which drops the targets with the files; transform (so any "
+                "Pipeline fit, predict, score or transform) returns one image per "
+                "path or raises, so rows never misalign with their files. Remove the "
+                "file(s), or filter first: loader.load(X, y), then "
+                "X[loader.kept_indices_]."
+            ) from failures[0][1].cause
         return restore_layout(out, self.layout)
 
     def fit_transform(self, X, y=None):
-        """Validate the parameters and read the files.
+        """Validate the parameters and read the files: one image per path.
+
+        Like :meth:`transform`, this never drops a file, whatever
+        ``on_error`` says: an unreadable file raises a :class:`ValueError`
+        naming it. Use :meth:`load` to drop unreadable files with their targets.
 
         Parameters
         ----------
         X : array-like of shape (n_samples,) of str or os.PathLike
             Image file paths.
         y : array-like of shape (n_samples,), default=None
-            Targets. When given and a file is skipped (``on_error`` "skip" or
-            "warn"), a :class:`ValueError` is raised instead of returning fewer
-            images than targets; use :meth:`load` to drop the matching targets.
+            Ignored.
 
         Returns
         -------
-        images : ndarray of shape (n_kept, size, size), dtype float32
+        images : ndarray of shape (n_samples, size, size), dtype float32
         """
-        images = self.fit(X).transform(X)
-        if y is not None and len(self.failed_paths_):
-            raise ValueError(
-                f"ImageLoader(on_error={self.on_error!r}) could not read "
-                f"{len(self.failed_paths_)} file(s) ({self.failed_paths_[:3]}) while "
-                "fitting with targets y; returning fewer images than targets would "
-                "misalign X and y. Use `images, y = loader.load(X, y)` before the "
-                "pipeline, or remove the unreadable files."
-            )
-        return images
+        return self.fit(X, y).transform(X)
 
     def load(self, X, y=None):
-        """Read the files and return the targets of the images kept.
+        """Read the files, dropping unreadable ones with their targets.
 
-        The safe way to skip unreadable files with ``on_error="skip"`` or
-        ``"warn"``: the targets of skipped files are dropped with them. (This is
-        not named ``fit_resample`` on purpose: imbalanced-learn's pipeline
-        refuses a step that has both ``transform`` and ``fit_resample`` and
-        would skip a sampler at predict time.)
+        The one place where ``on_error="skip"`` or ``"warn"`` leaves files out:
+        the targets of the skipped files are dropped with them, and
+        ``kept_indices_``, ``failed_paths_`` and ``errors_`` record what
+        happened. With ``on_error="raise"`` the first unreadable file raises.
+        (This is not named ``fit_resample`` on purpose: imbalanced-learn's
+        pipeline refuses a step that has both ``transform`` and
+        ``fit_resample`` and would skip a sampler at predict time.)
 
         Parameters
         ----------
@@ -542,18 +747,43 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         >>> from skcxr import ImageLoader
         >>> from skcxr.datasets import load_sample_images
         >>> paths, y = load_sample_images()
-        >>> images, y_kept = ImageLoader(size=32, on_error="skip").load(
+        >>> loader = ImageLoader(size=32, on_error="skip")
+        >>> images, y_kept = loader.load(
         ...     list(paths[:2]) + ["missing.png"], list(y[:2]) + ["virus"])
         >>> images.shape, [str(label) for label in y_kept]
         ((2, 32, 32), ['normal', 'normal'])
+        >>> loader.kept_indices_.tolist(), loader.errors_
+        ([0, 1], ["Could not read image file 'missing.png': no such file"])
         """
         from sklearn.utils import _safe_indexing
 
-        if y is not None and len(y) != len(X):
-            raise ValueError(f"X has {len(X)} paths but y has {len(y)} targets.")
-        images = self.fit(X).transform(X)
+        for name in ("kept_indices_", "failed_paths_", "errors_"):
+            self.__dict__.pop(name, None)  # no stale record if this call raises
+        self.fit(X)
+        paths = _as_paths(X)
+        if y is not None and len(y) != len(paths):
+            raise ValueError(f"X has {len(paths)} paths but y has {len(y)} targets.")
+        out, failures = self._read_all(paths, stop_at_first=self.on_error == "raise")
+        failed = [i for i, _ in failures]
+        self.kept_indices_ = np.setdiff1d(np.arange(len(paths)), failed).astype(np.intp)
+        self.failed_paths_ = [paths[i] for i in failed]
+        self.errors_ = [failure.message for _, failure in failures]
+        if failures:
+            listed = _listing(failures)
+            if len(failures) == len(paths):
+                raise ValueError(
+                    f"None of the {len(paths)} files could be read: {listed}"
+                ) from failures[0][1].cause
+            if self.on_error == "warn":
+                warnings.warn(
+                    f"ImageLoader skipped {len(failures)} of {len(paths)} files that "
+                    f"could not be read (see kept_indices_, failed_paths_): {listed}",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            out = out[self.kept_indices_]
         y_kept = None if y is None else _safe_indexing(y, self.kept_indices_)
-        return images, y_kept
+        return restore_layout(out, self.layout), y_kept
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
