@@ -33,9 +33,9 @@ from skcxr import ImageLoader
 from skcxr.datasets import load_sample_images
 
 
-def make_files(folder, n_files, seed=0):
+def make_files(folder, n_files, random_state=0):
     """Write ``n_files`` JPEGs of 1000-2000 px made from the shipped sample."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     sources, _ = load_sample_images()
     paths = []
     for i in range(n_files):
