@@ -51,7 +51,8 @@ def test_every_class_renders_with_masks_inside_lungs():
     assert masks[y != "normal"].any(axis=(1, 2)).all()
     # lesions are in the chest, not in the outer image border
     assert not masks[:, :, :4].any() and not masks[:, :, -4:].any()
-    # a finding whitens the lung where it is: lesion pixels brighter than a normal's same pixels
+    # a finding whitens the lung where it is: lesion pixels are brighter than the
+    # same pixels of an average normal image
     normal_mean = X[y == "normal"].mean(axis=0)
     for name in ("bacteria",):
         idx = np.flatnonzero(y == name)
@@ -112,16 +113,84 @@ def test_sizes_and_return_masks_false():
         ({"size": 64.0}, "size"),
         ({"n_samples": 0}, "n_samples"),
         ({"return_masks": "yes"}, "return_masks"),
+        ({"n_samples": True}, "n_samples"),
+        ({"difficulty": True}, "difficulty"),
+        ({"random_state": "zero"}, "random_state"),
     ],
 )
 def test_validation_errors(kwargs, match):
     kwargs = {"n_samples": 2, **kwargs}
     with pytest.raises(ValueError, match=match):
-        make_chest_xrays(random_state=0, size=kwargs.pop("size", 32), **kwargs)
+        make_chest_xrays(
+            random_state=kwargs.pop("random_state", 0),
+            size=kwargs.pop("size", 32),
+            **kwargs,
+        )
+
+
+FINDINGS3 = ["effusion", "atelectasis", "infiltration"]
+
+
+def test_multilabel_indicator_matrix_and_union_masks():
+    X, Y, masks = make_chest_xrays(
+        80,
+        classes=FINDINGS3,
+        multilabel=True,
+        size=32,
+        return_masks=True,
+        random_state=0,
+    )
+    assert X.shape == (80, 32, 32) and Y.shape == (80, 3) and Y.dtype.kind == "i"
+    assert set(np.unique(Y)) == {0, 1}
+    n_findings = Y.sum(axis=1)
+    # independent findings at 0.35 each: healthy images, and two or three at once
+    assert (n_findings == 0).any() and (n_findings >= 2).any()
+    assert np.all(np.abs(Y.mean(axis=0) - 0.35) < 0.15)
+    area = masks.sum(axis=(1, 2))
+    assert not area[n_findings == 0].any() and area[n_findings > 0].all()
+    # the mask is the union: more findings cover more lung on average
+    assert area[n_findings == 1].mean() < area[n_findings >= 2].mean()
+    healthy = X[n_findings == 0].mean(axis=0)
+    sick = [X[i][m].mean() - healthy[m].mean() for i, m in enumerate(masks) if m.any()]
+    assert np.mean(sick) > 0  # findings whiten the lung
+
+
+def test_multilabel_weights_columns_and_determinism():
+    _, Y, masks = make_chest_xrays(
+        6,
+        classes=["virus", "effusion"],
+        weights=[1.0, 0.0],
+        multilabel=True,
+        size=32,
+        return_masks=True,
+        random_state=1,
+    )
+    assert Y[:, 0].tolist() == [1] * 6 and Y[:, 1].tolist() == [0] * 6
+    assert masks.any(axis=(1, 2)).all()
+    a = make_chest_xrays(5, multilabel=True, size=32, random_state=2)
+    b = make_chest_xrays(5, multilabel=True, size=32, random_state=2)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert a[1].shape == (5, 3)  # default findings: effusion, atelectasis, infiltration
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"classes": ["normal", "effusion"]}, "normal"),
+        ({"classes": FINDINGS3, "weights": [0.5, 0.5]}, "weights"),
+        ({"classes": FINDINGS3, "weights": [0.5, 0.5, 1.5]}, "weights"),
+        ({"multilabel": "yes"}, "multilabel"),
+    ],
+)
+def test_multilabel_validation_errors(kwargs, match):
+    kwargs = {"multilabel": True, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        make_chest_xrays(2, size=32, random_state=0, **kwargs)
 
 
 _KERMANY_NAME = re.compile(
-    r"^(NORMAL2-IM-\d{4}-\d{4}|person\d+_(bacteria|virus)_\d+)\.(jpeg|png|dcm)$"
+    r"^((NORMAL2-)?IM-\d{4}-\d{4}|person\d+_(bacteria|virus)_\d+)\.(jpeg|png|dcm)$"
 )
 
 

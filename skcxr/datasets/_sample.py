@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from sklearn.utils._param_validation import StrOptions, validate_params
+
 from ._real import load_kermany
 
 __all__ = ["load_sample_images"]
@@ -10,6 +12,10 @@ __all__ = ["load_sample_images"]
 SAMPLE_ROOT = Path(__file__).parent / "data" / "kermany-sample"
 
 
+@validate_params(
+    {"labels": [StrOptions({"three_class", "binary"})]},
+    prefer_skip_nested_validation=True,
+)
 def load_sample_images(labels="three_class"):
     """Paths and labels of 16 real chest X-rays shipped with skcxr.
 
@@ -17,7 +23,7 @@ def load_sample_images(labels="three_class"):
     (8 normal, 8 bacterial pneumonia), downscaled to 512 px on the longest
     side, in the data set's folder layout. License CC BY 4.0: Kermany D, Zhang
     K, Goldbaum M, Mendeley Data v2, 2018, doi:10.17632/rscbjbr9sj.2 (see the
-    README.md next to the images).
+    README.md next to the images); the data set of Kermany et al. 2018.
 
     Parameters
     ----------

@@ -10,9 +10,10 @@ Everything is drawn with numpy on coordinate grids, a batch of images at a
 time; randomness comes only from ``random_state``.
 """
 
-import numbers
+from numbers import Integral, Real
 
 import numpy as np
+from sklearn.utils._param_validation import Interval, validate_params
 
 from ..utils._random import seed_from
 from ._synthetic_findings import FINDINGS
@@ -21,6 +22,9 @@ from ._synthetic_findings import _noise as _smooth_noise
 __all__ = ["make_chest_xrays"]
 
 CLASSES = ("normal", "bacteria", "virus", "effusion", "atelectasis", "infiltration")
+_DEFAULT_CLASSES = ("normal", "bacteria", "virus")
+_DEFAULT_FINDINGS = ("effusion", "atelectasis", "infiltration")
+_DEFAULT_PREVALENCE = 0.35
 _CHUNK_PIXELS = 2**20  # pixels drawn at once: bounds memory (depends on size only)
 _F = np.float32
 
@@ -55,13 +59,14 @@ def _blur(images, sigma_px):
     return images
 
 
-def _validate(n_samples, classes, weights, size, difficulty, return_masks):
-    if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral):
+def _validate(n_samples, classes, weights, difficulty, multilabel):
+    """Check what the parameter constraints cannot; return classes and weights."""
+    if isinstance(n_samples, (bool, np.bool_)):
         raise ValueError(f"n_samples must be a positive int, got {n_samples!r}.")
-    if n_samples < 1:
-        raise ValueError(f"n_samples must be >= 1, got {n_samples}.")
-    if isinstance(classes, str) or not hasattr(classes, "__len__"):
-        raise ValueError(f"classes must be a sequence of class names, got {classes!r}.")
+    if isinstance(difficulty, (bool, np.bool_)):
+        raise ValueError(f"difficulty must be a float in [0, 1], got {difficulty!r}.")
+    if classes is None:
+        classes = _DEFAULT_FINDINGS if multilabel else _DEFAULT_CLASSES
     classes = [str(c) for c in classes]
     if len(classes) == 0:
         raise ValueError("classes must name at least one class.")
@@ -72,17 +77,27 @@ def _validate(n_samples, classes, weights, size, difficulty, return_masks):
         )
     if len(set(classes)) != len(classes):
         raise ValueError(f"classes must not repeat a name, got {classes}.")
-    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 32:
-        raise ValueError(f"size must be an int >= 32, got {size!r}.")
-    if (
-        isinstance(difficulty, bool)
-        or not isinstance(difficulty, numbers.Real)
-        or not 0.0 <= float(difficulty) <= 1.0
-    ):
-        raise ValueError(f"difficulty must be a float in [0, 1], got {difficulty!r}.")
-    if not isinstance(return_masks, (bool, np.bool_)):
-        raise ValueError(f"return_masks must be a bool, got {return_masks!r}.")
     k = len(classes)
+    if multilabel:
+        if "normal" in classes:
+            raise ValueError(
+                "With multilabel=True, classes are findings: 'normal' is not one (an "
+                f"image without finding has an all-zero row of y); got {classes}."
+            )
+        if weights is None:
+            return classes, np.full(k, _DEFAULT_PREVALENCE)
+        w = np.asarray(weights, dtype=float).ravel()
+        if w.size != k:
+            raise ValueError(
+                f"With multilabel=True, weights holds the probability of each of "
+                f"the len(classes)={k} findings, got {w.size} entries."
+            )
+        if not np.all(np.isfinite(w)) or np.any(w < 0) or np.any(w > 1):
+            raise ValueError(
+                "With multilabel=True, weights must be probabilities in [0, 1], "
+                f"got {list(w)}."
+            )
+        return classes, w
     if weights is None:
         w = np.full(k, 1.0 / k)
     else:
@@ -114,13 +129,27 @@ def _class_counts(n_samples, w):
     return counts
 
 
+@validate_params(
+    {
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "classes": ["array-like", None],
+        "weights": ["array-like", None],
+        "size": [Interval(Integral, 32, None, closed="left")],
+        "difficulty": [Interval(Real, 0, 1, closed="both")],
+        "multilabel": ["boolean"],
+        "return_masks": ["boolean"],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_chest_xrays(
     n_samples=100,
     *,
-    classes=("normal", "bacteria", "virus"),
+    classes=None,
     weights=None,
     size=128,
     difficulty=0.5,
+    multilabel=False,
     return_masks=False,
     random_state=None,
 ):
@@ -146,28 +175,41 @@ def make_chest_xrays(
       fissure.
     - ``"infiltration"``: a few patchy, ill-defined opacities.
 
+    The first three mimic the pediatric pneumonia data of Kermany et al. 2018,
+    the last three findings of NIH ChestX-ray14 (Wang et al. 2017), where an
+    image may carry several findings at once (``multilabel=True``).
+
     Parameters
     ----------
     n_samples : int, default=100
         Number of images.
-    classes : sequence of str, default=("normal", "bacteria", "virus")
+    classes : sequence of str, default=None
         Classes to draw, among ``"normal"``, ``"bacteria"``, ``"virus"``,
-        ``"effusion"``, ``"atelectasis"`` and ``"infiltration"``.
+        ``"effusion"``, ``"atelectasis"`` and ``"infiltration"``. ``None``
+        means ``("normal", "bacteria", "virus")``, or with ``multilabel=True``
+        the findings ``("effusion", "atelectasis", "infiltration")``. With
+        ``multilabel=True`` every name is a finding (``"normal"`` is not
+        allowed: a healthy image has no finding).
     weights : array-like of float, default=None
-        Class proportions, aligned with ``classes`` (normalised to sum to 1),
-        or one fewer entry, the last class getting the rest (as in
-        :func:`sklearn.datasets.make_classification`). ``None`` balances the
+        Single-label: class proportions, aligned with ``classes`` (normalised
+        to sum to 1), or one fewer entry, the last class getting the rest (as
+        in :func:`sklearn.datasets.make_classification`). ``None`` balances the
         classes. Counts are exact (``round(n_samples * weight)``, remainders to
-        the largest fractions) and labels are shuffled.
+        the largest fractions) and labels are shuffled. Multi-label: the
+        probability of each finding, drawn independently per image; ``None``
+        means 0.35 each, so some images have no finding and some two or three.
     size : int, default=128
         Height and width of the square images (>= 32).
     difficulty : float in [0, 1], default=0.5
         0 gives large, high-contrast findings on similar-looking patients; 1
         gives small, faint findings on very variable, noisy, blurred images, so
         that the classes overlap.
+    multilabel : bool, default=False
+        Draw each finding of ``classes`` independently on every image, and
+        return ``y`` as an indicator matrix.
     return_masks : bool, default=False
-        Also return the lesion masks (where the finding is, inside the lungs;
-        all False for ``"normal"``).
+        Also return the lesion masks (where the findings are, inside the lungs;
+        all False for an image without finding).
     random_state : int, RandomState instance or None, default=None
         Seed; the same value always gives the same images.
 
@@ -175,10 +217,11 @@ def make_chest_xrays(
     -------
     X : ndarray of shape (n_samples, size, size), float32
         Images in [0, 1].
-    y : ndarray of shape (n_samples,), str
-        Class labels.
+    y : ndarray of shape (n_samples,) of str, or (n_samples, n_classes) of int
+        Class labels; with ``multilabel=True`` a 0/1 indicator matrix whose
+        columns follow ``classes``.
     masks : ndarray of shape (n_samples, size, size), bool
-        Only with ``return_masks=True``.
+        Only with ``return_masks=True``: the union of the image's findings.
 
     Examples
     --------
@@ -186,29 +229,45 @@ def make_chest_xrays(
     >>> X, y, masks = make_chest_xrays(6, size=32, return_masks=True, random_state=0)
     >>> X.shape, X.dtype, sorted(set(y.tolist()))
     ((6, 32, 32), dtype('float32'), ['bacteria', 'normal', 'virus'])
-    >>> bool(masks[y == "normal"].any()), bool(masks[y != "normal"].any(axis=(1, 2)).all())
+    >>> healthy = y == "normal"
+    >>> bool(masks[healthy].any()), bool(masks[~healthy].any(axis=(1, 2)).all())
     (False, True)
+    >>> X, Y = make_chest_xrays(
+    ...     4, classes=["effusion", "atelectasis"], multilabel=True, size=32,
+    ...     random_state=0)
+    >>> Y.shape, Y.dtype.kind
+    ((4, 2), 'i')
     """
-    classes, w = _validate(n_samples, classes, weights, size, difficulty, return_masks)
+    classes, w = _validate(n_samples, classes, weights, difficulty, multilabel)
     rng = np.random.default_rng(seed_from(random_state))
-    counts = _class_counts(n_samples, w)
-    y = np.repeat(np.asarray(classes, dtype=object), counts)
-    y = y[rng.permutation(n_samples)].astype(str)
+    if multilabel:
+        y = (rng.random((n_samples, len(classes))) < w).astype(int)
+    else:
+        counts = _class_counts(n_samples, w)
+        y = np.repeat(np.asarray(classes, dtype=object), counts)
+        y = y[rng.permutation(n_samples)].astype(str)
     X = np.empty((n_samples, size, size), dtype=_F)
     masks = np.zeros((n_samples, size, size), dtype=bool) if return_masks else None
     chunk = max(1, _CHUNK_PIXELS // (size * size))
     for start in range(0, n_samples, chunk):
         stop = min(start + chunk, n_samples)
-        img, msk = _draw_batch(rng, y[start:stop], size, float(difficulty))
+        if multilabel:
+            present = {c: y[start:stop, j] == 1 for j, c in enumerate(classes)}
+        else:
+            present = {c: y[start:stop] == c for c in classes}
+        img, msk = _draw_batch(rng, present, stop - start, size, float(difficulty))
         X[start:stop] = img
         if return_masks:
             masks[start:stop] = msk
     return (X, y, masks) if return_masks else (X, y)
 
 
-def _draw_batch(rng, labels, size, d):
-    """Draw ``len(labels)`` radiographs; returns images and lesion masks."""
-    n = len(labels)
+def _draw_batch(rng, present, n, size, d):
+    """Draw ``n`` radiographs; returns images and lesion masks.
+
+    ``present`` maps a finding name to a boolean (n,) vector: the images that
+    show it (several findings of one image combine).
+    """
     var = 0.5 + d  # patient-to-patient variation grows with difficulty
     N = lambda sd: rng.normal(0.0, sd * var, n)  # noqa: E731
     g = ((np.arange(size, dtype=_F) + 0.5) / size * 2 - 1).astype(_F)
@@ -225,7 +284,7 @@ def _draw_batch(rng, labels, size, d):
     del dx, dy
 
     # Volume loss for atelectasis is an anatomical change: draw it first.
-    atel = labels == "atelectasis"
+    atel = present.get("atelectasis", np.zeros(n, dtype=bool))
     atel_side = np.where(rng.random(n) < 0.5, -1.0, 1.0)
     shift = np.where(atel, atel_side * rng.uniform(0.02, 0.06, n) * (1 - 0.5 * d), 0.0)
 
@@ -351,7 +410,7 @@ def _draw_batch(rng, labels, size, d):
     opacity = np.zeros_like(xp)
     masks = np.zeros(xp.shape, dtype=bool)
     for name, draw in FINDINGS.items():
-        idx = np.flatnonzero(labels == name)
+        idx = np.flatnonzero(present.get(name, ()))
         if idx.size == 0:
             continue
         geo = {
@@ -368,13 +427,13 @@ def _draw_batch(rng, labels, size, d):
             "hy": hy[idx],
         }
         op, m = draw(rng, geo, d)
-        opacity[idx] = np.clip(op, 0, 1)
+        opacity[idx] = np.maximum(opacity[idx], np.clip(op, 0, 1))
         m &= lung_bin[idx]
         for j in np.flatnonzero(
             ~m.any(axis=(1, 2))
         ):  # tiny images: keep the peak pixel
             m[j].flat[np.argmax(op[j] * lung[idx][j])] = True
-        masks[idx] = m
+        masks[idx] |= m
 
     air = _col(0.40 * (1 + N(0.07))) * lung * (1 - 0.92 * centre)
     D -= air * (1 - opacity) * (1 - 0.05 * vessels)

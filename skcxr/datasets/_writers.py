@@ -3,11 +3,14 @@
 import csv
 import datetime
 import os
+from numbers import Real
 
 import numpy as np
 from PIL import Image
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 from ..utils._random import seed_from
+from ..utils._split import holdout_split
 from ..utils._validation import check_images
 
 __all__ = ["write_chest_xrays"]
@@ -67,6 +70,20 @@ def _save_dicom(path, image, patient_id):
     ds.save_as(path, enforce_file_format=True)
 
 
+@validate_params(
+    {
+        "root": [str, os.PathLike],
+        "X": ["array-like"],
+        "y": ["array-like"],
+        "layout": [StrOptions({"kermany", "chestxray14"})],
+        "fmt": [StrOptions(set(_EXT)), None],
+        "split": [str, "array-like", None],
+        "patient_ids": ["array-like", None],
+        "test_size": [Interval(Real, 0, 1, closed="neither")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def write_chest_xrays(
     root,
     X,
@@ -76,9 +93,14 @@ def write_chest_xrays(
     fmt=None,
     split=None,
     patient_ids=None,
+    test_size=0.2,
     random_state=None,
 ):
     """Write images and labels to files in a real data set's folder layout.
+
+    The files can then be read back with :func:`load_kermany` or
+    :func:`load_chestxray14`, which recover the labels, the patients and the
+    official split.
 
     Parameters
     ----------
@@ -90,25 +112,36 @@ def write_chest_xrays(
         Labels as from :func:`make_chest_xrays`. ``layout="kermany"`` accepts
         only ``"normal"``, ``"bacteria"`` and ``"virus"``; ``"chestxray14"``
         also ``"effusion"``, ``"atelectasis"``, ``"infiltration"`` and
-        ``"|"``-joined combinations.
+        ``"|"``-joined combinations (several findings on one image).
     layout : {"kermany", "chestxray14"}, default="kermany"
-        ``"kermany"``: ``root/chest_xray/{split}/{NORMAL|PNEUMONIA}/`` with file
-        names such as ``NORMAL2-IM-0001-0001.jpeg``,
-        ``person12_bacteria_34.jpeg`` and ``person5_virus_11.jpeg``.
-        ``"chestxray14"``: ``root/images/00000001_000.png`` plus
-        ``root/Data_Entry_2017.csv`` with the NIH columns.
+        ``"kermany"`` (Kermany et al. 2018):
+        ``root/chest_xray/{split}/{NORMAL|PNEUMONIA}/`` with the data set's
+        file names, which encode the patient: ``IM-{patient}-{image}.jpeg`` or
+        ``NORMAL2-IM-{patient}-{image}.jpeg`` for normal images,
+        ``person{patient}_{bacteria|virus}_{image}.jpeg`` for pneumonia.
+        ``"chestxray14"`` (Wang et al. 2017): ``root/images/00000001_000.png``
+        (patient, follow-up), ``root/Data_Entry_2017.csv`` with the NIH
+        columns, and the official split as ``root/train_val_list.txt`` and
+        ``root/test_list.txt`` (one file name a line).
     fmt : {"jpeg", "png", "png16", "dicom"}, default=None
         File format: 8-bit JPEG, 8- or 16-bit PNG, or DICOM (Digital X-Ray,
         MONOCHROME2, 12 bits stored, ``.dcm``). ``None`` means the layout's
         own format (JPEG for Kermany, PNG for ChestX-ray14).
     split : str or array-like of str, default=None
-        Kermany split folder(s): one name for all images or one per image.
-        ``None`` means ``"train"``.
+        Official split: one name for all images or one per image, among
+        ``"train"``, ``"val"``, ``"test"`` (Kermany folders) or ``"train"``,
+        ``"test"`` (ChestX-ray14 lists). ``None`` draws a patient-grouped split
+        (no patient on both sides, classes stratified when possible): about
+        ``test_size`` of the images go to ``"test"``, the rest to ``"train"``.
     patient_ids : array-like of int, default=None
         Patient of each image (images of one patient become follow-ups).
-        ``None`` draws patients with a few images each.
+        ``None`` draws patients owning one to a few images each (for Kermany,
+        all of one label).
+    test_size : float in (0, 1), default=0.2
+        Fraction held out as ``"test"`` when ``split`` is None (NIH's
+        ``test_list.txt`` holds about 23% of the images).
     random_state : int, RandomState instance or None, default=None
-        Seed for the drawn patients, ages and sexes.
+        Seed for the drawn patients, split, ages and sexes.
 
     Returns
     -------
@@ -118,79 +151,128 @@ def write_chest_xrays(
     Examples
     --------
     >>> import tempfile
-    >>> from skcxr.datasets import make_chest_xrays, write_chest_xrays
-    >>> X, y = make_chest_xrays(3, size=32, random_state=0)
+    >>> from skcxr.datasets import load_kermany, make_chest_xrays, write_chest_xrays
+    >>> X, y = make_chest_xrays(20, size=32, random_state=0)
     >>> with tempfile.TemporaryDirectory() as root:
     ...     paths = write_chest_xrays(root, X, y, random_state=0)
-    ...     print(len(paths), sorted({p.split(os.sep)[-2] for p in paths}))
-    3 ['NORMAL', 'PNEUMONIA']
+    ...     data = load_kermany(root, labels="three_class", return_X_y=False)
+    >>> sorted(set(data.split.tolist())), sorted(data.target) == sorted(y)
+    (['test', 'train'], True)
+    >>> train = set(data.patient_ids[data.split == "train"])
+    >>> train & set(data.patient_ids[data.split == "test"])
+    set()
     """
     images, _ = check_images(X)
-    y = np.asarray(y).astype(str).ravel()
+    y = np.asarray(y).astype(str)
     n = len(images)
-    if y.shape[0] != n:
-        raise ValueError(f"y has {y.shape[0]} labels but X has {n} images.")
-    if layout not in ("kermany", "chestxray14"):
-        raise ValueError(f"layout must be 'kermany' or 'chestxray14', got {layout!r}.")
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(
+            f"y must hold one label per image ({n}), got shape {y.shape}; join "
+            "several findings of an image with '|'."
+        )
     fmt = fmt or ("jpeg" if layout == "kermany" else "png")
-    if fmt not in _EXT:
-        raise ValueError(f"fmt must be one of {sorted(_EXT)}, got {fmt!r}.")
+    if layout == "kermany":
+        allowed, bad = _KERMANY, sorted(set(y) - set(_KERMANY))
+    else:
+        allowed = _NIH_NAMES
+        bad = sorted({p for label in y for p in label.split("|")} - set(allowed))
+    if bad:
+        raise ValueError(
+            f"y has labels {bad} the {layout} layout cannot hold; "
+            f"allowed: {sorted(allowed)}."
+        )
     rng = np.random.default_rng(seed_from(random_state))
     if patient_ids is None:
-        patient_ids = np.sort(rng.integers(1, max(2, n // 2) + 1, n))
-        patient_ids = patient_ids[rng.permutation(n)]
+        patient_ids = _draw_patients(rng, n, y if layout == "kermany" else None)
     patient_ids = np.asarray(patient_ids).ravel()
     if patient_ids.shape[0] != n:
         raise ValueError(
             f"patient_ids has {patient_ids.shape[0]} entries but X has {n} images."
         )
+    if patient_ids.dtype.kind not in "iu" or (patient_ids < 0).any():
+        raise ValueError(
+            "patient_ids must be non-negative integers (the number in the file "
+            f"names), got {patient_ids[:5].tolist()}."
+        )
+    splits = _splits(split, y, patient_ids, layout, test_size, rng)
     root = os.fspath(root)
-    ext = _EXT[fmt]
-    paths = []
     if layout == "kermany":
-        bad = sorted(set(y) - set(_KERMANY))
-        if bad:
-            raise ValueError(
-                f"y has labels {bad} the kermany layout cannot hold; "
-                f"allowed: {sorted(_KERMANY)}."
-            )
-        split = "train" if split is None else split
-        splits = np.asarray(split, dtype=str)
-        if splits.ndim == 0:
-            splits = np.broadcast_to(splits, (n,))
-        if splits.shape != (n,):
-            raise ValueError(
-                f"split must be a str or have one entry per image ({n}), "
-                f"got shape {splits.shape}."
-            )
-        counter = {}
-        for i in range(n):
-            pid, label = int(patient_ids[i]), y[i]
-            counter[label] = counter.get(label, 0) + 1
-            k = counter[label]
-            if label == "normal":
-                name = f"NORMAL2-IM-{k:04d}-0001"
-            else:
-                name = f"person{pid}_{label}_{k}"
-            folder = os.path.join(root, "chest_xray", splits[i], _KERMANY[label])
-            os.makedirs(folder, exist_ok=True)
-            paths.append(os.path.join(folder, name + ext))
-            _save(paths[-1], images[i], fmt, pid)
-        return np.asarray(paths, dtype=str)
+        return _write_kermany(root, images, y, patient_ids, splits, fmt, rng)
+    return _write_nih(root, images, y, patient_ids, splits, fmt, rng)
 
-    findings = []
-    for label in y:
-        parts = label.split("|")
-        bad = [p for p in parts if p not in _NIH_NAMES]
-        if bad:
-            raise ValueError(
-                f"y has labels {bad} the chestxray14 layout cannot hold; "
-                f"allowed: {sorted(_NIH_NAMES)}."
+
+def _draw_patients(rng, n, labels=None):
+    """Patient ids 1..P owning about two images each (one label each if ``labels``)."""
+    pids = np.sort(rng.integers(1, max(2, n // 2) + 1, n))[rng.permutation(n)]
+    keys = pids.astype(str) if labels is None else np.char.add(pids.astype(str), labels)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=int)
+    rank[np.argsort(first, kind="stable")] = np.arange(1, len(first) + 1)
+    return rank[inverse]  # numbered in order of first image
+
+
+def _splits(split, y, patient_ids, layout, test_size, rng):
+    """The split of every image: given, or drawn patient-grouped."""
+    n = len(y)
+    allowed = ("train", "val", "test") if layout == "kermany" else ("train", "test")
+    if split is None:
+        splits = np.full(n, "train", dtype="<U5")
+        if n >= 2 and len(np.unique(patient_ids)) >= 2:
+            _, test = holdout_split(
+                y,
+                test_size=test_size,
+                groups=patient_ids,
+                random_state=int(rng.integers(np.iinfo(np.int32).max)),
             )
-        findings.append("|".join(dict.fromkeys(_NIH_NAMES[p] for p in parts)))
+            splits[test] = "test"
+        return splits
+    splits = np.asarray(split, dtype=str)
+    if splits.ndim == 0:
+        splits = np.full(n, splits.item(), dtype=splits.dtype)
+    if splits.shape != (n,):
+        raise ValueError(
+            f"split must be a str or have one entry per image ({n}), "
+            f"got shape {splits.shape}."
+        )
+    bad = sorted(set(splits.tolist()) - set(allowed))
+    if bad:
+        raise ValueError(
+            f"split has names {bad} the {layout} layout cannot hold; "
+            f"allowed: {list(allowed)}."
+        )
+    return splits
+
+
+def _write_kermany(root, images, y, patient_ids, splits, fmt, rng):
+    ext = _EXT[fmt]
+    # One naming series per patient for normal images, as in the release.
+    series = {
+        pid: ("NORMAL2-" if rng.random() < 0.5 else "")
+        for pid in np.unique(patient_ids[y == "normal"]).tolist()
+    }
+    per_kind, per_patient, paths = {}, {}, []
+    for i in range(len(y)):
+        pid, label = int(patient_ids[i]), y[i]
+        if label == "normal":
+            k = per_patient[pid] = per_patient.get(pid, 0) + 1
+            name = f"{series[pid]}IM-{pid:04d}-{k:04d}"
+        else:
+            k = per_kind[label] = per_kind.get(label, 0) + 1
+            name = f"person{pid}_{label}_{k}"
+        folder = os.path.join(root, "chest_xray", splits[i], _KERMANY[label])
+        os.makedirs(folder, exist_ok=True)
+        paths.append(os.path.join(folder, name + ext))
+        _save(paths[-1], images[i], fmt, pid)
+    return np.asarray(paths, dtype=str)
+
+
+def _write_nih(root, images, y, patient_ids, splits, fmt, rng):
+    ext = _EXT[fmt]
+    n = len(y)
     folder = os.path.join(root, "images")
     os.makedirs(folder, exist_ok=True)
-    follow, rows = {}, []
+    follow, rows, paths = {}, [], []
+    lists = {"train": [], "test": []}
     ages = rng.integers(18, 90, n)
     sexes = rng.choice(["M", "F"], n)
     for i in range(n):
@@ -199,25 +281,20 @@ def write_chest_xrays(
         follow[pid] = f + 1
         name = f"{pid:08d}_{f:03d}{ext}"
         paths.append(os.path.join(folder, name))
+        lists[splits[i]].append(name)
         _save(paths[-1], images[i], fmt, pid)
         h, w = images[i].shape
         spacing = round(0.143 * 2500 / w, 6)
+        found = [_NIH_NAMES[p] for p in y[i].split("|") if p != "normal"]
+        findings = "|".join(dict.fromkeys(found)) or "No Finding"
         rows.append(
-            [
-                name,
-                findings[i],
-                f,
-                pid,
-                int(ages[i]),
-                sexes[i],
-                "PA",
-                w,
-                h,
-                spacing,
-                spacing,
-            ]
+            [name, findings, f, pid, int(ages[i]), sexes[i], "PA", w, h]
+            + [spacing, spacing]
         )
     with open(os.path.join(root, "Data_Entry_2017.csv"), "w", newline="") as fh:
         fh.write(NIH_COLUMNS + "\n")
         csv.writer(fh, lineterminator="\n").writerows(rows)
+    for side, list_name in (("train", "train_val_list.txt"), ("test", "test_list.txt")):
+        with open(os.path.join(root, list_name), "w", newline="") as fh:
+            fh.writelines(f"{name}\n" for name in sorted(lists[side]))
     return np.asarray(paths, dtype=str)
