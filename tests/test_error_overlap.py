@@ -74,3 +74,18 @@ def test_display_from_estimators_uses_image_X():
     }
     disp = ErrorOverlapDisplay.from_estimators(ests, X, Y, max_per_cell=1)
     assert disp.image_axes_.shape == (len(disp.categories_), 3)
+
+
+def test_display_on_given_axes_draws_the_table_only():
+    import matplotlib.pyplot as plt
+
+    X = np.random.default_rng(1).random((5, 64), dtype=np.float32)
+    est = DummyClassifier(strategy="constant", constant="virus").fit(X, Y)
+    fig, ax = plt.subplots()
+    disp = ErrorOverlapDisplay.from_estimators([est], X, Y, ax=ax)
+    assert disp.ax_ is ax and disp.figure_ is fig and disp.image_axes_ is None
+    np.testing.assert_array_equal(disp.counts_.sum(0), [1, 2, 2])  # per class
+    with pytest.raises(ValueError, match="ax"):
+        disp.plot(ax=ax, images=X)
+    with pytest.raises(ValueError, match="max_per_cell"):
+        ErrorOverlapDisplay.from_predictions(PREDS, Y, max_per_cell=0)

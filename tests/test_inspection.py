@@ -551,3 +551,217 @@ def test_blur_baseline_everywhere():
         clf, X, X, target="pneumonia", steps=4, baseline="blur", random_state=0
     )
     assert result.salient.shape == (5,)
+
+
+# ------------------------------------------------- module layout and validation
+def test_feature_modules_share_helpers_through_common_only():
+    import ast
+    import pathlib
+
+    import skcxr.inspection
+
+    folder = pathlib.Path(skcxr.inspection.__file__).parent
+    for path in folder.glob("_*.py"):
+        if path.name in ("__init__.py", "_common.py"):
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                # the shared helpers, or the public names of the package
+                assert node.module in ("_common", None), (path.name, node.module)
+
+
+@pytest.mark.parametrize(
+    "func, kwargs, param",
+    [
+        (grad_cam, {"batch_size": "4"}, "batch_size"),
+        (grad_cam, {"layer": 3}, "layer"),
+        (intermediate_activations, {"layer": None, "batch_size": 0}, "batch_size"),
+        (occlusion_sensitivity, {"stride": 1.5}, "stride"),
+        (occlusion_sensitivity, {"baseline": 2.0}, "baseline"),
+        (region_attribution, {"regions": "lobes"}, "regions"),
+        (silhouette_side, {"rule": "left"}, "rule"),
+    ],
+)
+def test_public_functions_validate_their_parameters(left_clf, func, kwargs, param):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X = _blobs(1, row=3, col=3, rng=np.random.default_rng(20))
+    args = (X,) if func is silhouette_side else (left_clf, X)
+    with pytest.raises(InvalidParameterError, match=f"'{param}' parameter of"):
+        func(*args, **kwargs)
+
+
+def test_score_functions_validate_their_parameters(left_clf):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from skcxr.inspection import error_overlap
+
+    X = _blobs(2, row=3, col=3, rng=np.random.default_rng(21))
+    masks = X > 0.5
+    with pytest.raises(InvalidParameterError, match="'tolerance' parameter"):
+        pointing_game(X, masks, tolerance="2")
+    with pytest.raises(InvalidParameterError, match="'random_state' parameter"):
+        deletion_curve(left_clf, X, X, random_state="zero")
+    with pytest.raises(InvalidParameterError, match="'estimators_or_predictions'"):
+        error_overlap("cnn", None, ["a"])
+
+
+# ------------------------------------------------------- the Display pattern
+def _display_cases(left_clf):
+    """(display class, data constructor name, from_estimator call) per display."""
+    X = _blobs(2, row=4, col=4, rng=np.random.default_rng(22))
+
+    class Detector:
+        threshold_ = 0.2
+
+        def score_samples(self, X):
+            return -np.asarray(X).reshape(len(X), -1).mean(1)
+
+    class Fitted:
+        history_ = [{"epoch": 1, "train_loss": 0.5}]
+
+    from sklearn.decomposition import PCA
+
+    from skcxr.inspection import ErrorOverlapDisplay
+
+    y = ["normal", "pneumonia"]
+    flat = X.reshape(2, -1)
+    return [
+        (HeatmapDisplay, "from_heatmaps", lambda: HeatmapDisplay.from_estimator(
+            left_clf, X)),
+        (ImageGridDisplay, "from_predictions", lambda: ImageGridDisplay.from_estimator(
+            left_clf, X, y)),
+        (EmbeddingDisplay, "from_predictions", lambda: EmbeddingDisplay.from_estimator(
+            PCA(2).fit(flat), flat, y)),
+        (ReconstructionErrorDisplay, "from_predictions",
+         lambda: ReconstructionErrorDisplay.from_estimator(Detector(), X, y)),
+        (TrainingCurveDisplay, "from_history",
+         lambda: TrainingCurveDisplay.from_estimator(Fitted())),
+        (ErrorOverlapDisplay, "from_predictions",
+         lambda: ErrorOverlapDisplay.from_estimators([left_clf], X, y)),
+    ]  # fmt: skip
+
+
+def test_from_estimator_delegates_to_the_data_constructor(left_clf, monkeypatch):
+    for cls, name, build in _display_cases(left_clf):
+        calls = []
+        original = getattr(cls, name).__func__
+
+        def spy(klass, *args, _original=original, _calls=calls, **kwargs):
+            _calls.append(klass)
+            return _original(klass, *args, **kwargs)
+
+        monkeypatch.setattr(cls, name, classmethod(spy))
+        display = build()
+        assert calls == [cls], cls.__name__
+        assert isinstance(display, cls) and display.figure_ is not None
+
+
+def test_init_stores_and_plot_draws_on_the_given_axes():
+    import matplotlib.pyplot as plt
+
+    from skcxr.inspection import ErrorOverlapDisplay, error_overlap
+
+    images = np.zeros((2, 8, 8))
+    overlap = error_overlap({"m": ["a", "b"]}, None, ["a", "a"])
+    displays = [
+        (ImageGridDisplay(images), 2),
+        (HeatmapDisplay(images, images), 2),
+        (EmbeddingDisplay(np.eye(2), ["a", "b"]), 1),
+        (ReconstructionErrorDisplay(np.arange(2.0)), 1),
+        (TrainingCurveDisplay([{"train_loss": 1.0}]), 1),
+        (ErrorOverlapDisplay(overlap), 1),
+    ]
+    for display, n_axes in displays:
+        assert not hasattr(display, "figure_") and not hasattr(display, "ax_")
+        fig, axes = plt.subplots(1, 2)
+        ax = axes if n_axes == 2 else axes[1]
+        assert display.plot(ax=ax) is display
+        assert display.figure_ is fig
+        first = display.ax_[0] if n_axes == 2 else display.ax_
+        assert first is axes[0 if n_axes == 2 else 1]
+        plt.close(fig)
+
+
+# ------------------------------------------------- embeddings of a fitted map
+@pytest.fixture(scope="module")
+def codes():
+    rng = np.random.default_rng(23)
+    X = np.r_[rng.normal(0, 1, (20, 6)), rng.normal(4, 1, (20, 6))]
+    return X, np.array(["normal"] * 20 + ["pneumonia"] * 20)
+
+
+def _tsne(**kwargs):
+    from skcxr import TSNE
+
+    return TSNE(
+        perplexity=5, n_iter=50, early_exaggeration_iter=50, random_state=0, **kwargs
+    )
+
+
+def _drawn(display, label, dims=2):
+    artist = display.scatters_[label]
+    if dims == 3:
+        return np.column_stack(artist._offsets3d)
+    return np.asarray(artist.get_offsets())
+
+
+def test_embedding_display_draws_the_fitted_tsne_map(codes):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = codes
+    tsne = _tsne().fit(X)
+    placed = tsne.transform(X)
+    assert not np.allclose(placed, tsne.embedding_, atol=1e-2)  # re-placing moves
+    display = EmbeddingDisplay.from_estimator(tsne, X, y, X_new=X[:3] + 0.1)
+    for label in ("normal", "pneumonia"):
+        np.testing.assert_allclose(
+            _drawn(display, label), tsne.embedding_[y == label], rtol=1e-6
+        )
+    assert len(display.new_points_artist_.get_offsets()) == 3
+    # X=None draws the training map too; a pipeline ending in TSNE works the same
+    same = EmbeddingDisplay.from_estimator(tsne, None, y)
+    np.testing.assert_allclose(_drawn(same, "normal"), tsne.embedding_[y == "normal"])
+    pipe = make_pipeline(StandardScaler(), _tsne()).fit(X)
+    display = EmbeddingDisplay.from_estimator(pipe, X, y, X_new=X[:2])
+    np.testing.assert_allclose(
+        _drawn(display, "pneumonia"), pipe[-1].embedding_[y == "pneumonia"]
+    )
+    with pytest.raises(ValueError, match="training map of 40 points"):
+        EmbeddingDisplay.from_estimator(tsne, X[:5], y[:5])
+
+
+def test_embedding_display_unfitted_tsne_is_fitted(codes):
+    X, y = codes
+    tsne = _tsne()
+    display = EmbeddingDisplay.from_estimator(tsne, X, y)
+    np.testing.assert_allclose(
+        _drawn(display, "normal"), tsne.embedding_[y == "normal"]
+    )
+    from sklearn.decomposition import PCA
+
+    with pytest.raises(ValueError, match="embedding_"):
+        EmbeddingDisplay.from_estimator(PCA(2).fit(X), None, y)
+
+
+def test_embedding_display_draws_3d_maps(codes):
+    import matplotlib.pyplot as plt
+
+    X, y = codes
+    tsne = _tsne(n_components=3).fit(X)
+    display = EmbeddingDisplay.from_estimator(tsne, X, y, X_new=X[:2] + 0.1)
+    assert display.ax_.name == "3d"
+    assert display.ax_.get_zlabel() == "component 3"
+    np.testing.assert_allclose(
+        _drawn(display, "pneumonia", dims=3), tsne.embedding_[y == "pneumonia"]
+    )
+    assert np.column_stack(display.new_points_artist_._offsets3d).shape == (2, 3)
+    _, flat_ax = plt.subplots()
+    with pytest.raises(ValueError, match="3-D axes"):
+        EmbeddingDisplay.from_predictions(tsne.embedding_, y, ax=flat_ax)
+    with pytest.raises(ValueError, match="new_points has 2 columns"):
+        EmbeddingDisplay.from_predictions(tsne.embedding_, y, new_points=np.eye(2))
+    with pytest.raises(ValueError, match=r"\(n_samples, 3\)"):
+        EmbeddingDisplay.from_predictions(np.ones((40, 4)), y)

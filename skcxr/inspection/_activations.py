@@ -1,19 +1,30 @@
 """Feature maps of a named layer of a torch-backed classifier, for display."""
 
 import torch
+from sklearn.utils._param_validation import validate_params
 
-from ._gradcam import check_model_images, check_positive_int, hooked_layer
+from ._common import POSITIVE_INT, check_model_images, hooked_layer
 
 __all__ = ["intermediate_activations"]
 
 
+@validate_params(
+    {
+        "estimator": "no_validation",
+        "X": ["array-like"],
+        "layer": [None, str, torch.nn.Module],
+        "batch_size": POSITIVE_INT,
+        "device": [None, str, torch.device],
+    },
+    prefer_skip_nested_validation=True,
+)
 def intermediate_activations(estimator, X, layer, *, batch_size=32, device=None):
     """Output of ``layer`` for each image (e.g. the feature maps of a conv block).
 
     Parameters
     ----------
     estimator : fitted torch-backed classifier
-        Exposes ``module_`` (see :mod:`skcxr.inspection._gradcam` for the protocol).
+        Exposes ``module_`` (the protocol is in :mod:`skcxr.inspection._common`).
     X : array-like
         Images per the data contract.
     layer : str, torch.nn.Module or None
@@ -42,7 +53,6 @@ def intermediate_activations(estimator, X, layer, *, batch_size=32, device=None)
     (2, 4, 8, 8)
     """
     images = check_model_images(estimator, X)
-    batch_size = check_positive_int(batch_size, "batch_size")
     keep = lambda output: output.detach().float().cpu()  # noqa: E731
     with hooked_layer(estimator, layer, device, keep) as (module, run_on, captured):
         with torch.inference_mode():

@@ -1,20 +1,24 @@
 """Plot helpers in scikit-learn's ``*Display`` style.
 
-Each display stores what it draws, is built by ``from_estimator`` /
-``from_predictions`` (or ``from_heatmaps``, ``from_history``,
-``from_images``), and draws with ``plot(ax=None, ...)``, which returns the
-display with ``figure_`` and ``ax_`` set. Images are always drawn as 2-D
-arrays with a grey colour map (``vmin=0, vmax=1``), never converted to RGB,
-so there is no channel-order mix-up; heatmaps go on top through a colour map
-with an alpha.
+Each display follows scikit-learn's pattern (as in
+:class:`sklearn.metrics.RocCurveDisplay`): ``__init__`` only stores the data
+to draw; :meth:`plot` draws it on ``ax`` (or a new figure), sets
+``figure_`` and ``ax_`` and returns the display; ``from_estimator`` computes
+what the estimator predicts and hands it to the data constructor
+(``from_predictions``, ``from_heatmaps``, ``from_history`` or
+``from_images``), which builds the display and calls :meth:`plot`.
+
+Images are always drawn as 2-D arrays with a grey colour map
+(``vmin=0, vmax=1``), never converted to RGB, so there is no channel-order
+mix-up; heatmaps go on top through a colour map with an alpha.
 """
 
 import numpy as np
-from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
-from sklearn.utils.validation import check_is_fitted
+from sklearn.pipeline import Pipeline
 
 from ..utils._validation import check_images
+from ._common import check_fitted
 
 __all__ = [
     "HeatmapDisplay",
@@ -30,7 +34,7 @@ def _grid(n, ncols, ax):
     import matplotlib.pyplot as plt
 
     if ax is None:
-        ncols = max(1, min(ncols, n))
+        ncols = max(1, min(int(ncols), n))
         nrows = -(-n // ncols)
         fig, axes = plt.subplots(
             nrows, ncols, figsize=(2.2 * ncols, 2.2 * nrows), squeeze=False
@@ -45,17 +49,12 @@ def _grid(n, ncols, ax):
     return axes[0].figure, axes[:n]
 
 
-def _check_fitted(estimator):
-    """sklearn's fitted check for sklearn estimators; duck-typed objects pass."""
-    if isinstance(estimator, BaseEstimator):
-        check_is_fitted(estimator)
-
-
-def _single_ax(ax):
+def _single_ax(ax, projection=None):
     import matplotlib.pyplot as plt
 
     if ax is None:
-        _, ax = plt.subplots()
+        fig = plt.figure()
+        ax = fig.add_subplot(projection=projection)
     return ax.figure, ax
 
 
@@ -66,6 +65,17 @@ def _titles(titles, n):
     if len(titles) != n:
         raise ValueError(f"titles: got {len(titles)} titles for {n} images.")
     return titles
+
+
+def _prediction_titles(y_pred, y_true=None):
+    """``"pred: p"``, or ``"true t / pred p"`` when the true labels are known."""
+    if y_true is None:
+        return [f"pred: {p}" for p in y_pred]
+    if len(y_true) != len(y_pred):
+        raise ValueError(
+            f"y_true: got {len(y_true)} labels for {len(y_pred)} predictions."
+        )
+    return [f"true {t} / pred {p}" for t, p in zip(y_true, y_pred)]
 
 
 def _show_images(images, titles, ax, ncols):
@@ -85,9 +95,13 @@ class ImageGridDisplay:
     """A grid of grayscale images with optional titles (misclassified examples,
     augmentations, ...).
 
+    Build it with :meth:`from_images`, or with :meth:`from_estimator` /
+    :meth:`from_predictions` to title each image with its prediction.
+
     Parameters
     ----------
-    images : ndarray of shape (n_samples, H, W)
+    images : array-like
+        Images in any layout of the data contract.
     titles : list of str, default=None
 
     Attributes
@@ -104,6 +118,10 @@ class ImageGridDisplay:
     >>> display = ImageGridDisplay.from_images(images, titles=["a", "b", "c"])
     >>> len(display.image_artists_)
     3
+    >>> display = ImageGridDisplay.from_predictions(images, ["a", "b", "b"],
+    ...                                             ["a", "a", "b"])
+    >>> display.ax_[1].get_title()
+    'true b / pred a'
     """
 
     def __init__(self, images, *, titles=None):
@@ -111,7 +129,19 @@ class ImageGridDisplay:
         self.titles = titles
 
     def plot(self, ax=None, *, ncols=8):
-        """Draw the grid on ``ax`` (an array of at least n Axes) or a new figure."""
+        """Draw the grid.
+
+        Parameters
+        ----------
+        ax : array of matplotlib Axes, default=None
+            At least one Axes per image; ``None``: a new figure.
+        ncols : int, default=8
+            Columns of the new figure's grid.
+
+        Returns
+        -------
+        display : ImageGridDisplay
+        """
         images, _ = check_images(self.images, name="images")
         self.figure_, self.ax_, self.image_artists_ = _show_images(
             images, self.titles, ax, ncols
@@ -123,14 +153,62 @@ class ImageGridDisplay:
         """Build and draw the grid of ``images`` (any layout of the data contract)."""
         return cls(images, titles=titles).plot(ax=ax, ncols=ncols)
 
+    @classmethod
+    def from_predictions(cls, images, y_true, y_pred, *, ncols=8, ax=None):
+        """Draw ``images`` titled ``"true <label> / pred <label>"``.
+
+        Parameters
+        ----------
+        images : array-like
+        y_true : array-like of shape (n_samples,) or None
+            ``None``: titles show the prediction only.
+        y_pred : array-like of shape (n_samples,)
+        ncols : int, default=8
+        ax : array of matplotlib Axes, default=None
+
+        Returns
+        -------
+        display : ImageGridDisplay
+        """
+        y_pred = list(np.asarray(y_pred).ravel())
+        y_true = None if y_true is None else list(np.asarray(y_true).ravel())
+        titles = _prediction_titles(y_pred, y_true)
+        return cls.from_images(images, titles, ncols=ncols, ax=ax)
+
+    @classmethod
+    def from_estimator(cls, estimator, X, y=None, *, ncols=8, ax=None):
+        """Predict ``X`` with a fitted classifier and draw the images titled by
+        prediction (and true label when ``y`` is given).
+
+        Parameters
+        ----------
+        estimator : fitted classifier
+        X : array-like
+            Images per the data contract (also what ``predict`` receives).
+        y : array-like of shape (n_samples,), default=None
+        ncols : int, default=8
+        ax : array of matplotlib Axes, default=None
+
+        Returns
+        -------
+        display : ImageGridDisplay
+        """
+        check_fitted(estimator)
+        y_pred = estimator.predict(X)
+        return cls.from_predictions(X, y, y_pred, ncols=ncols, ax=ax)
+
 
 class HeatmapDisplay:
     """Heatmaps overlaid on the X-rays they explain.
 
+    Build it with :meth:`from_estimator` (Grad-CAM, Selvaraju et al. 2017, or
+    occlusion sensitivity) or :meth:`from_heatmaps`.
+
     Parameters
     ----------
-    images : ndarray of shape (n_samples, H, W)
-    heatmaps : ndarray of shape (n_samples, H, W)
+    images : array-like
+        Images in any layout of the data contract.
+    heatmaps : array-like of shape (n_samples, H, W)
     titles : list of str, default=None
 
     Attributes
@@ -182,10 +260,16 @@ class HeatmapDisplay:
 
         Returns
         -------
-        self
+        display : HeatmapDisplay
         """
         images, _ = check_images(self.images, name="images")
-        maps = np.asarray(self.heatmaps, dtype=float).reshape(images.shape)
+        maps = np.asarray(self.heatmaps, dtype=float)
+        if maps.size != images.size:
+            raise ValueError(
+                f"heatmaps has shape {maps.shape}; expected one map per image, "
+                f"{images.shape}."
+            )
+        maps = maps.reshape(images.shape)
         vmin = min(0.0, float(maps.min())) if vmin is None else vmin
         vmax = max(float(maps.max()), vmin + 1e-12) if vmax is None else vmax
         fig, axes, base = _show_images(images, self.titles, ax, ncols)
@@ -235,6 +319,8 @@ class HeatmapDisplay:
             for ``"occlusion"``.
         X : array-like
         method : {"grad_cam", "occlusion"}, default="grad_cam"
+            :func:`~skcxr.inspection.grad_cam` or
+            :func:`~skcxr.inspection.occlusion_sensitivity`.
         target : see :func:`~skcxr.inspection.grad_cam`
         titles : list of str, default=None
             By default ``"pred: <label>"`` (and the target when one is given).
@@ -243,9 +329,12 @@ class HeatmapDisplay:
             Passed to :func:`grad_cam` or :func:`occlusion_sensitivity`.
         **kwargs
             Passed to :meth:`plot`.
+
+        Returns
+        -------
+        display : HeatmapDisplay
         """
-        from ._gradcam import grad_cam
-        from ._occlusion import occlusion_sensitivity
+        from . import grad_cam, occlusion_sensitivity
 
         methods = {"grad_cam": grad_cam, "occlusion": occlusion_sensitivity}
         if method not in methods:
@@ -254,30 +343,35 @@ class HeatmapDisplay:
             )
         heatmaps = methods[method](estimator, X, target=target, **(method_kwargs or {}))
         if titles is None:
-            titles = [f"pred: {p}" for p in estimator.predict(X)]
+            titles = _prediction_titles(estimator.predict(X))
             if target is not None:
                 shown = np.broadcast_to(
                     np.asarray(target, dtype=object), (len(titles),)
                 )
                 titles = [f"{t}\nmap: {s}" for t, s in zip(titles, shown)]
-        return cls(X, heatmaps, titles=titles).plot(ax=ax, **kwargs)
+        return cls.from_heatmaps(X, heatmaps, titles, ax=ax, **kwargs)
 
 
 class EmbeddingDisplay:
-    """2-D embedding (e.g. t-SNE of CNN features) scattered and coloured by class.
+    """2-D or 3-D embedding (e.g. t-SNE of CNN features) scattered and coloured
+    by class.
+
+    A map of two columns is drawn on ordinary axes, one of three columns on
+    3-D axes.
 
     Parameters
     ----------
-    embedding : ndarray of shape (n_samples, 2)
+    embedding : array-like of shape (n_samples, 2) or (n_samples, 3)
     y : array-like of shape (n_samples,)
-    new_points : ndarray of shape (n_new, 2), default=None
+    new_points : array-like of shape (n_new, n_components), default=None
         Highlighted points (e.g. new images placed on an existing map).
 
     Attributes
     ----------
     scatters_ : dict of label -> PathCollection
     new_points_artist_ : PathCollection or None
-    ax_, figure_
+    ax_ : matplotlib Axes (3-D axes for a 3-D map)
+    figure_ : matplotlib Figure
 
     Examples
     --------
@@ -288,6 +382,9 @@ class EmbeddingDisplay:
     >>> display = EmbeddingDisplay.from_predictions(emb, y, new_points=emb[:1])
     >>> sorted(display.scatters_)
     ['a', 'b']
+    >>> emb3 = np.random.default_rng(0).normal(size=(6, 3))
+    >>> EmbeddingDisplay.from_predictions(emb3, y).ax_.name
+    '3d'
     """
 
     def __init__(self, embedding, y, *, new_points=None):
@@ -296,32 +393,57 @@ class EmbeddingDisplay:
         self.new_points = new_points
 
     @staticmethod
-    def _check(points, name):
+    def _check(points, name, n_components=None):
         points = np.asarray(points, dtype=float)
-        if points.ndim != 2 or points.shape[1] != 2:
+        if points.ndim != 2 or points.shape[1] not in (2, 3):
             raise ValueError(
-                f"{name} must have shape (n_samples, 2); got {points.shape}. "
-                "Reduce it to 2-D "
-                "first, e.g. with skcxr.TSNE."
+                f"{name} must have shape (n_samples, 2) or (n_samples, 3); got "
+                f"{points.shape}. Reduce it first, e.g. with skcxr.TSNE."
+            )
+        if n_components is not None and points.shape[1] != n_components:
+            raise ValueError(
+                f"{name} has {points.shape[1]} columns; the embedding has "
+                f"{n_components}."
             )
         return points
 
     def plot(self, ax=None, *, cmap="tab10", alpha=0.8, s=15, legend=True):
-        """Scatter the embedding by class; new points as large black-edged stars."""
+        """Scatter the embedding by class; new points as large black-edged stars.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            3-D axes (``projection="3d"``) for a 3-D map; ``None``: a new
+            figure with the right kind of axes.
+        cmap : str or Colormap, default="tab10"
+        alpha : float, default=0.8
+        s : float, default=15
+            Marker size.
+        legend : bool, default=True
+
+        Returns
+        -------
+        display : EmbeddingDisplay
+        """
         import matplotlib.pyplot as plt
 
         emb = self._check(self.embedding, "embedding")
         y = np.asarray(self.y)
         if y.shape != (len(emb),):
             raise ValueError(f"y has shape {y.shape}; expected ({len(emb)},).")
-        fig, ax = _single_ax(ax)
+        dims = emb.shape[1]
+        if ax is not None and (ax.name == "3d") != (dims == 3):
+            raise ValueError(
+                f"ax: a {dims}-D embedding needs "
+                + ("3-D axes (projection='3d')." if dims == 3 else "2-D axes.")
+            )
+        fig, ax = _single_ax(ax, projection="3d" if dims == 3 else None)
         colours = plt.get_cmap(cmap)
         self.scatters_ = {}
         for k, label in enumerate(np.unique(y).tolist()):
             pts = emb[y == label]
             self.scatters_[label] = ax.scatter(
-                pts[:, 0],
-                pts[:, 1],
+                *pts.T,
                 s=s,
                 alpha=alpha,
                 color=colours(k % colours.N),
@@ -329,10 +451,9 @@ class EmbeddingDisplay:
             )
         self.new_points_artist_ = None
         if self.new_points is not None:
-            new = self._check(self.new_points, "new_points")
+            new = self._check(self.new_points, "new_points", dims)
             self.new_points_artist_ = ax.scatter(
-                new[:, 0],
-                new[:, 1],
+                *new.T,
                 s=12 * s,
                 marker="*",
                 c="yellow",
@@ -343,6 +464,8 @@ class EmbeddingDisplay:
             )
         ax.set_xlabel("component 1")
         ax.set_ylabel("component 2")
+        if dims == 3:
+            ax.set_zlabel("component 3")
         if legend:
             ax.legend(fontsize=8, markerscale=1.0)
         self.figure_, self.ax_ = fig, ax
@@ -350,20 +473,75 @@ class EmbeddingDisplay:
 
     @classmethod
     def from_predictions(cls, embedding, y, new_points=None, *, ax=None, **kwargs):
-        """Draw a precomputed 2-D ``embedding`` coloured by ``y``."""
+        """Draw a precomputed 2-D or 3-D ``embedding`` coloured by ``y``;
+        ``kwargs`` go to :meth:`plot`."""
         return cls(embedding, y, new_points=new_points).plot(ax=ax, **kwargs)
 
     @classmethod
-    def from_estimator(cls, transformer, X, y, X_new=None, *, ax=None, **kwargs):
-        """Embed ``X`` with ``transformer`` (fitted: ``transform``; else
-        ``fit_transform``) and ``X_new`` with ``transform``, then draw."""
+    def from_estimator(cls, estimator, X, y, X_new=None, *, ax=None, **kwargs):
+        """Embed ``X`` with ``estimator`` and ``X_new`` with ``transform``, then draw.
+
+        * A fitted estimator that keeps its training map in ``embedding_``
+          (such as :class:`skcxr.TSNE`, alone or as the last step of a
+          pipeline): ``X`` is its training data and the fitted map is drawn
+          as it is, without placing the points again (``transform`` of the
+          training data would give nearby, not identical, positions). ``X``
+          may then be ``None``; otherwise it must have as many samples as the
+          map.
+        * Any other fitted transformer: ``transform(X)``.
+        * An unfitted one: ``fit_transform(X, y)``.
+
+        Parameters
+        ----------
+        estimator : transformer or pipeline ending in one
+            Maps samples to 2 or 3 components.
+        X : array-like or None
+            The points of the map (see above).
+        y : array-like of shape (n_samples,)
+            Class of each point of the map.
+        X_new : array-like, default=None
+            Samples placed on the map with ``estimator.transform`` and drawn
+            as stars.
+        ax : matplotlib Axes, default=None
+        **kwargs
+            Passed to :meth:`plot`.
+
+        Returns
+        -------
+        display : EmbeddingDisplay
+        """
+        final = estimator[-1] if isinstance(estimator, Pipeline) else estimator
         try:
-            _check_fitted(transformer)
-            embedding = transformer.transform(X)
+            check_fitted(estimator)
+            fitted = True
         except NotFittedError:
-            embedding = transformer.fit_transform(X, y)
-        new = None if X_new is None else transformer.transform(X_new)
-        return cls(embedding, y, new_points=new).plot(ax=ax, **kwargs)
+            fitted = False
+        training_map = getattr(final, "embedding_", None) if fitted else None
+        if training_map is not None:
+            embedding = np.asarray(training_map)
+            n_seen = None if X is None else _n_samples(X)
+            if n_seen is not None and n_seen != len(embedding):
+                raise ValueError(
+                    f"X: {type(final).__name__} is fitted and keeps its training map "
+                    f"of {len(embedding)} points in embedding_, which is drawn as is; "
+                    f"X has {n_seen} samples. Pass its training data (or None), and "
+                    "other samples as X_new."
+                )
+        elif X is None:
+            raise ValueError(
+                f"X: required unless the estimator keeps a fitted map in embedding_; "
+                f"{type(final).__name__} does not."
+            )
+        elif fitted:
+            embedding = estimator.transform(X)
+        else:
+            embedding = estimator.fit_transform(X, y)
+        new = None if X_new is None else estimator.transform(X_new)
+        return cls.from_predictions(embedding, y, new, ax=ax, **kwargs)
+
+
+def _n_samples(X):
+    return X.shape[0] if hasattr(X, "shape") else len(X)
 
 
 class ReconstructionErrorDisplay:
@@ -400,7 +578,21 @@ class ReconstructionErrorDisplay:
         self.threshold = threshold
 
     def plot(self, ax=None, *, bins=30, alpha=0.5, density=False):
-        """Draw overlapping per-class histograms and the threshold line."""
+        """Draw overlapping per-class histograms and the threshold line.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+        bins : int or str, default=30
+            Bins shared by all classes (:func:`numpy.histogram_bin_edges`).
+        alpha : float, default=0.5
+        density : bool, default=False
+            Normalise each histogram to unit area.
+
+        Returns
+        -------
+        display : ReconstructionErrorDisplay
+        """
         errors = np.asarray(self.errors, dtype=float).ravel()
         y = np.full(len(errors), "all") if self.y is None else np.asarray(self.y)
         if y.shape != errors.shape:
@@ -435,12 +627,27 @@ class ReconstructionErrorDisplay:
 
     @classmethod
     def from_estimator(cls, detector, X, y=None, *, ax=None, **kwargs):
-        """Errors ``-detector.score_samples(X)`` and ``detector.threshold_``."""
-        _check_fitted(detector)
+        """Errors ``-detector.score_samples(X)`` and ``detector.threshold_``.
+
+        Parameters
+        ----------
+        detector : fitted outlier detector
+            Higher ``score_samples`` means more normal (sklearn's convention),
+            so the reconstruction error is its negative.
+        X : array-like
+        y : array-like of shape (n_samples,), default=None
+        ax : matplotlib Axes, default=None
+        **kwargs
+            Passed to :meth:`plot`.
+
+        Returns
+        -------
+        display : ReconstructionErrorDisplay
+        """
+        check_fitted(detector)
         errors = -np.asarray(detector.score_samples(X), dtype=float)
-        return cls(errors, y, threshold=getattr(detector, "threshold_", None)).plot(
-            ax=ax, **kwargs
-        )
+        threshold = getattr(detector, "threshold_", None)
+        return cls.from_predictions(errors, y, threshold=threshold, ax=ax, **kwargs)
 
 
 class TrainingCurveDisplay:
@@ -474,7 +681,16 @@ class TrainingCurveDisplay:
         self.history = history
 
     def plot(self, ax=None):
-        """Draw the loss curves on ``ax`` and the accuracy on its twin axis."""
+        """Draw the loss curves on ``ax`` and the accuracy on its twin axis.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+
+        Returns
+        -------
+        display : TrainingCurveDisplay
+        """
         rows = [dict(row) for row in self.history]
         if not rows:
             raise ValueError("history is empty: the estimator has not been trained.")
@@ -511,8 +727,18 @@ class TrainingCurveDisplay:
 
     @classmethod
     def from_estimator(cls, estimator, *, ax=None):
-        """Draw ``estimator.history_`` (or ``estimator.net_.history``)."""
-        _check_fitted(estimator)
+        """Draw ``estimator.history_`` (or ``estimator.net_.history``).
+
+        Parameters
+        ----------
+        estimator : fitted skorch-backed estimator
+        ax : matplotlib Axes, default=None
+
+        Returns
+        -------
+        display : TrainingCurveDisplay
+        """
+        check_fitted(estimator)
         history = getattr(estimator, "history_", None)
         if history is None:
             history = getattr(getattr(estimator, "net_", None), "history", None)
@@ -520,4 +746,4 @@ class TrainingCurveDisplay:
             raise TypeError(
                 f"{type(estimator).__name__} has no training history (history_)."
             )
-        return cls(history).plot(ax=ax)
+        return cls.from_history(history, ax=ax)

@@ -2,9 +2,11 @@
 
 import numpy as np
 from sklearn.utils import Bunch
+from sklearn.utils._param_validation import validate_params
 from sklearn.utils.validation import check_consistent_length, column_or_1d
 
 from ..utils._validation import check_images
+from ._common import check_fitted
 
 __all__ = ["error_overlap", "ErrorOverlapDisplay"]
 
@@ -16,7 +18,7 @@ def _named_predictions(estimators_or_predictions, X, names):
         items = list(obj.items())
     else:
         items = []
-        for i, item in enumerate(obj):
+        for item in obj:
             if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
                 items.append(item)
             else:
@@ -36,6 +38,7 @@ def _named_predictions(estimators_or_predictions, X, names):
         if name in out:
             raise ValueError(f"names: {name!r} is used twice.")
         if hasattr(value, "predict"):
+            check_fitted(value)
             if X is None:
                 raise ValueError("X: required to call predict on fitted estimators.")
             value = value.predict(X)
@@ -43,6 +46,15 @@ def _named_predictions(estimators_or_predictions, X, names):
     return out
 
 
+@validate_params(
+    {
+        "estimators_or_predictions": [list, tuple, dict],
+        "X": ["array-like", None],
+        "y": ["array-like"],
+        "names": ["array-like", None],
+    },
+    prefer_skip_nested_validation=True,
+)
 def error_overlap(estimators_or_predictions, X, y, *, names=None):
     """Overlap of the errors of several classifiers on the same labelled images.
 
@@ -106,12 +118,17 @@ class ErrorOverlapDisplay:
 
     Rows are categories (``"all wrong"``, ``"only <model> wrong"``, ...,
     ``"only <model> right"``, ..., ``"all right"``), columns the true classes.
-    Build it with :meth:`from_estimators` or :meth:`from_predictions`.
+    Build it with :meth:`from_estimators` (which predicts, then calls
+    :meth:`from_predictions`) or :meth:`from_predictions`.
 
     Parameters
     ----------
     overlap : Bunch
         The output of :func:`error_overlap`.
+    images : array-like, default=None
+        Images of the samples (any layout of the data contract); when given,
+        :meth:`plot` draws examples of every category and class under the
+        counts table.
 
     Attributes
     ----------
@@ -139,77 +156,131 @@ class ErrorOverlapDisplay:
     >>> disp = ErrorOverlapDisplay.from_predictions(preds, y, images=images)
     >>> disp.counts_.shape
     (6, 3)
+    >>> disp.categories_[:2]
+    ['all wrong', 'only cnn wrong']
     """
 
-    def __init__(self, overlap):
+    def __init__(self, overlap, *, images=None):
         self.overlap = overlap
-        ov = overlap
-        self.classes_ = np.unique(ov.y_true)
-        self.categories_ = ["all wrong"]
-        self.masks_ = [ov.all_wrong]
+        self.images = images
+
+    def _categories(self):
+        ov = self.overlap
+        categories, masks = ["all wrong"], [ov.all_wrong]
         if len(ov.names) > 1:
             for name in ov.names:
-                self.categories_.append(f"only {name} wrong")
-                self.masks_.append(ov.only_wrong[name])
+                categories.append(f"only {name} wrong")
+                masks.append(ov.only_wrong[name])
             for name in ov.names:
-                self.categories_.append(f"only {name} right")
-                self.masks_.append(ov.only_right[name])
-        self.categories_.append("all right")
-        self.masks_.append(ov.all_right)
+                categories.append(f"only {name} right")
+                masks.append(ov.only_right[name])
+        categories.append("all right")
+        masks.append(ov.all_right)
+        return categories, masks
+
+    @classmethod
+    def from_estimators(
+        cls, estimators, X, y, *, names=None, images=None, max_per_cell=3, ax=None
+    ):
+        """Call ``predict`` of every fitted estimator on ``X`` and plot the overlap.
+
+        Parameters
+        ----------
+        estimators : list or dict
+            Fitted classifiers: a list, a list of ``(name, estimator)`` or a
+            dict name -> estimator.
+        X : array-like
+            What the estimators predict on.
+        y : array-like of shape (n_samples,)
+            True labels.
+        names : list of str, default=None
+        images : array-like, default=None
+            Defaults to ``X`` when ``X`` is an image array of the data
+            contract and ``ax`` is None; otherwise (paths, features) only the
+            counts table is drawn unless ``images`` is given.
+        max_per_cell : int, default=3
+        ax : matplotlib Axes, default=None
+            Axes for the counts table alone (no example images).
+
+        Returns
+        -------
+        display : ErrorOverlapDisplay
+        """
+        if images is None and ax is None:
+            try:
+                images = check_images(X, check_range=False)[0]
+            except (ValueError, TypeError):
+                images = None
+        predictions = _named_predictions(estimators, X, names)
+        return cls.from_predictions(
+            predictions, y, images=images, max_per_cell=max_per_cell, ax=ax
+        )
+
+    @classmethod
+    def from_predictions(
+        cls, predictions, y, *, names=None, images=None, max_per_cell=3, ax=None
+    ):
+        """Plot the overlap of the predictions of several models.
+
+        Parameters
+        ----------
+        predictions : dict or list
+            A dict name -> predictions of shape ``(n_samples,)``, or a list
+            of predictions with ``names``.
+        y : array-like of shape (n_samples,)
+            True labels.
+        names : list of str, default=None
+        images : array-like, default=None
+            Images of the samples, drawn up to ``max_per_cell`` per category
+            and class.
+        max_per_cell : int, default=3
+        ax : matplotlib Axes, default=None
+            Axes for the counts table (only without ``images``).
+
+        Returns
+        -------
+        display : ErrorOverlapDisplay
+        """
+        overlap = error_overlap(predictions, None, y, names=names)
+        return cls(overlap, images=images).plot(ax=ax, max_per_cell=max_per_cell)
+
+    def plot(self, ax=None, *, images=None, max_per_cell=3, cmap="gray"):
+        """Draw the counts table and, with images, a grid of examples.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            Axes for the counts table; only without images, which need a
+            figure of their own.
+        images : array-like, default=None
+            Images of the samples (any layout of the data contract), drawn up
+            to ``max_per_cell`` per category and class; ``None``: the images
+            given to the display, if any.
+        max_per_cell : int, default=3
+        cmap : str, default="gray"
+
+        Returns
+        -------
+        display : ErrorOverlapDisplay
+        """
+        import matplotlib.pyplot as plt
+
+        if (
+            isinstance(max_per_cell, bool)
+            or not isinstance(max_per_cell, (int, np.integer))
+            or max_per_cell < 1
+        ):
+            raise ValueError(f"max_per_cell must be an int >= 1; got {max_per_cell!r}.")
+        images = self.images if images is None else images
+        ov = self.overlap
+        self.categories_, self.masks_ = self._categories()
+        self.classes_ = np.unique(ov.y_true)
         self.counts_ = np.array(
             [
                 [np.sum(mask & (ov.y_true == c)) for c in self.classes_]
                 for mask in self.masks_
             ]
         )
-
-    @classmethod
-    def from_estimators(
-        cls, estimators, X, y, *, names=None, images=None, max_per_cell=3, ax=None
-    ):
-        """Call ``predict`` of every fitted estimator and plot the overlap.
-
-        ``images`` defaults to ``X`` when ``X`` is an image array of the data
-        contract; otherwise (paths, features) only the counts table is drawn
-        unless ``images`` is given.
-        """
-        if images is None:
-            try:
-                images = check_images(X, check_range=False)[0]
-            except (ValueError, TypeError):
-                images = None
-        overlap = error_overlap(estimators, X, y, names=names)
-        return cls(overlap).plot(images=images, max_per_cell=max_per_cell, ax=ax)
-
-    @classmethod
-    def from_predictions(
-        cls, predictions, y, *, names=None, images=None, max_per_cell=3, ax=None
-    ):
-        """Plot the overlap of a dict name -> predictions."""
-        overlap = error_overlap(predictions, None, y, names=names)
-        return cls(overlap).plot(images=images, max_per_cell=max_per_cell, ax=ax)
-
-    def plot(self, *, images=None, max_per_cell=3, ax=None, cmap="gray"):
-        """Draw the counts table and, with ``images``, a grid of examples.
-
-        Parameters
-        ----------
-        images : array-like, default=None
-            Images of the samples (any layout of the data contract), drawn up to
-            ``max_per_cell`` per category and class.
-        max_per_cell : int, default=3
-        ax : matplotlib Axes, default=None
-            Axes for the counts table (only used without ``images``).
-        cmap : str, default="gray"
-
-        Returns
-        -------
-        self : ErrorOverlapDisplay
-        """
-        import matplotlib.pyplot as plt
-
-        if int(max_per_cell) < 1:
-            raise ValueError(f"max_per_cell must be >= 1; got {max_per_cell}.")
         n_cat, n_cls = self.counts_.shape
         self.image_axes_ = None
         if images is None:
@@ -217,40 +288,17 @@ class ErrorOverlapDisplay:
                 _, ax = plt.subplots(figsize=(1.2 * n_cls + 2.5, 0.45 * n_cat + 1))
             self.figure_, self.ax_ = ax.figure, ax
         else:
-            images = check_images(images, name="images", check_range=False)[0]
-            if len(images) != len(self.overlap.y_true):
+            if ax is not None:
                 raise ValueError(
-                    f"images: got {len(images)} images for {len(self.overlap.y_true)} labels."
+                    "ax: the example images need a figure of their own; pass "
+                    "ax=None, or draw the counts table only (no images)."
                 )
-            k = int(max_per_cell)
-            fig = plt.figure(
-                figsize=(0.9 * n_cls * k + 2, 0.9 * n_cat + 0.5 * n_cat + 1.5)
-            )
-            top, bottom = fig.subfigures(2, 1, height_ratios=[1, 2])
-            self.figure_, self.ax_ = fig, top.subplots()
-            axes = bottom.subplots(n_cat, n_cls * k, squeeze=False)
-            for r, mask in enumerate(self.masks_):
-                for c, label in enumerate(self.classes_):
-                    idx = np.flatnonzero(mask & (self.overlap.y_true == label))[:k]
-                    for j in range(k):
-                        a = axes[r, c * k + j]
-                        a.set_xticks([])
-                        a.set_yticks([])
-                        if j < len(idx):
-                            a.imshow(images[idx[j]], cmap=cmap, vmin=0, vmax=1)
-                        else:
-                            a.set_axis_off()
-                        if r == 0 and j == 0:
-                            a.set_title(str(label), loc="left", fontsize=8)
-                    if j == k - 1 and c == 0:
-                        axes[r, 0].set_ylabel(
-                            self.categories_[r], rotation=0, ha="right", fontsize=7
-                        )
-                        axes[r, 0].set_axis_on()
-                        if not np.any(mask & (self.overlap.y_true == label)):
-                            for spine in axes[r, 0].spines.values():
-                                spine.set_visible(False)
-            self.image_axes_ = axes
+            images = check_images(images, name="images", check_range=False)[0]
+            if len(images) != len(ov.y_true):
+                raise ValueError(
+                    f"images: got {len(images)} images for {len(ov.y_true)} labels."
+                )
+            self._draw_examples(images, int(max_per_cell), cmap)
         ax = self.ax_
         ax.imshow(self.counts_, cmap="Blues", aspect="auto")
         for r in range(n_cat):
@@ -263,3 +311,36 @@ class ErrorOverlapDisplay:
         ax.set_xlabel("true class")
         ax.set_title("images per category")
         return self
+
+    def _draw_examples(self, images, k, cmap):
+        """A new figure: the counts table on top, up to ``k`` examples per
+        category and class below."""
+        import matplotlib.pyplot as plt
+
+        n_cat, n_cls = self.counts_.shape
+        y_true = self.overlap.y_true
+        fig = plt.figure(figsize=(0.9 * n_cls * k + 2, 1.4 * n_cat + 1.5))
+        top, bottom = fig.subfigures(2, 1, height_ratios=[1, 2])
+        self.figure_, self.ax_ = fig, top.subplots()
+        axes = bottom.subplots(n_cat, n_cls * k, squeeze=False)
+        for r, mask in enumerate(self.masks_):
+            for c, label in enumerate(self.classes_):
+                idx = np.flatnonzero(mask & (y_true == label))[:k]
+                for j in range(k):
+                    a = axes[r, c * k + j]
+                    a.set_xticks([])
+                    a.set_yticks([])
+                    if j < len(idx):
+                        a.imshow(images[idx[j]], cmap=cmap, vmin=0, vmax=1)
+                    else:
+                        a.set_axis_off()
+                    if r == 0 and j == 0:
+                        a.set_title(str(label), loc="left", fontsize=8)
+            # the row label sits on the first axis of the row, kept visible
+            first = axes[r, 0]
+            first.set_ylabel(self.categories_[r], rotation=0, ha="right", fontsize=7)
+            first.set_axis_on()
+            if not np.any(mask & (y_true == self.classes_[0])):
+                for spine in first.spines.values():
+                    spine.set_visible(False)
+        self.image_axes_ = axes

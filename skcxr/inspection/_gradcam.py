@@ -20,153 +20,44 @@ package, because:
 
 The torch protocol
 ------------------
-:func:`grad_cam` and :func:`~skcxr.inspection.intermediate_activations` work
-for any fitted estimator that exposes
+:func:`grad_cam` works for any fitted estimator that exposes ``module_`` (a
+:class:`torch.nn.Module` from images ``(n, 1, H, W)`` in [0, 1] to logits
+``(n, n_classes)``) and ``classes_``; the default layer is the backbone's
+``gradcam_layer`` or the last :class:`torch.nn.Conv2d`. The protocol is
+spelled out in :mod:`skcxr.inspection._common`. A fitted
+:class:`~skcxr.TransferClassifier` follows it.
 
-* ``module_``: a :class:`torch.nn.Module` mapping a float tensor
-  ``(n, 1, H, W)`` with values in [0, 1] to class scores (logits)
-  ``(n, n_classes)``, columns ordered as ``classes_`` (a skorch-style
-  ``net_.module_`` is used when ``module_`` is missing);
-* ``classes_``: the class labels;
-* optionally ``module_.backbone.gradcam_layer``: the dotted name (inside
-  ``module_.backbone``) of the default Grad-CAM layer, as set by
-  :func:`skcxr.nn._backbones.build_backbone`. Without it the last
-  :class:`torch.nn.Conv2d` of ``module_`` is used.
-
-A fitted :class:`~skcxr.TransferClassifier` follows it.
+Reference: Selvaraju et al. 2017, "Grad-CAM: Visual Explanations from Deep
+Networks via Gradient-based Localization", ICCV.
 """
-
-import contextlib
-import difflib
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils._param_validation import validate_params
 
-from ..nn._torch_utils import resolve_device
-from ..utils._validation import check_images, validate_images
+from ._common import (
+    POSITIVE_INT,
+    batch_slice,
+    check_model_images,
+    hooked_layer,
+    target_indices,
+)
 
 __all__ = ["grad_cam"]
 
 
-def torch_module(estimator):
-    """The fitted :class:`torch.nn.Module` behind ``estimator`` (the protocol above)."""
-    module = getattr(estimator, "module_", None)
-    if module is None:
-        module = getattr(getattr(estimator, "net_", None), "module_", None)
-    if not isinstance(module, torch.nn.Module):
-        if isinstance(estimator, BaseEstimator):
-            check_is_fitted(estimator)  # NotFittedError for an unfitted estimator
-        raise TypeError(
-            f"{type(estimator).__name__} does not expose a fitted torch module as "
-            "`module_` (or `net_.module_`); Grad-CAM and activations need a "
-            "torch-backed classifier such as a fitted TransferClassifier. "
-            "occlusion_sensitivity works with any estimator with predict_proba."
-        )
-    return module
-
-
-def resolve_layer(module, layer):
-    """Return ``(name, submodule)`` for ``layer`` (None, a dotted name or a module)."""
-    names = dict(module.named_modules())
-    if layer is None:
-        backbone = getattr(module, "backbone", None)
-        default = getattr(backbone, "gradcam_layer", None)
-        if default is not None:
-            name = f"backbone.{default}" if default else "backbone"
-            return name, module.get_submodule(name)
-        convs = [n for n, m in names.items() if isinstance(m, torch.nn.Conv2d)]
-        if not convs:
-            raise ValueError(
-                "layer=None: the module has no `backbone.gradcam_layer` and no "
-                "Conv2d layer; pass layer= the dotted name of a layer."
-            )
-        return convs[-1], names[convs[-1]]
-    if isinstance(layer, torch.nn.Module):
-        for name, sub in names.items():
-            if sub is layer:
-                return name, sub
-        raise ValueError(
-            "layer: the given module is not part of the estimator's module_."
-        )
-    if isinstance(layer, str) and layer in names and layer != "":
-        return layer, names[layer]
-    close = difflib.get_close_matches(str(layer), [n for n in names if n], n=3)
-    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-    raise ValueError(f"layer={layer!r} is not a submodule name of module_.{hint}")
-
-
-def target_indices(classes, target, n, predicted):
-    """Column index of the target class per image (``predicted`` when None)."""
-    classes = np.asarray(classes)
-    if target is None:
-        return np.asarray(predicted, dtype=np.intp)
-    targets = np.asarray(target, dtype=object)
-    if targets.ndim == 0:
-        targets = np.repeat(targets[None], n)
-    if targets.shape != (n,):
-        raise ValueError(
-            f"target must be None, one class label or an array of {n} labels; got "
-            f"shape {targets.shape}."
-        )
-    index = {c: i for i, c in enumerate(classes.tolist())}
-    try:
-        return np.array([index[t] for t in targets.tolist()], dtype=np.intp)
-    except KeyError as exc:
-        raise ValueError(
-            f"target {exc.args[0]!r} is not a class label; classes_ are "
-            f"{classes.tolist()}."
-        ) from None
-
-
-def check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int; got {value!r}.")
-    return int(value)
-
-
-def check_model_images(estimator, X):
-    """Images per the contract; the fitted size is checked when there is one."""
-    if hasattr(estimator, "image_shape_") and isinstance(estimator, BaseEstimator):
-        return validate_images(estimator, X, reset=False)[0]
-    return check_images(X)[0]
-
-
-def _first_tensor(output):
-    if isinstance(output, (tuple, list)):
-        output = output[0]
-    return output
-
-
-@contextlib.contextmanager
-def hooked_layer(estimator, layer, device, keep=lambda output: output):
-    """Run the estimator's module with a forward hook on ``layer``.
-
-    Yields ``(module, run_on, captured)``: the module in eval mode on ``run_on``
-    and the list the hook appends ``keep(output)`` to. On exit, also on error,
-    the hook is removed and the module's device and train/eval mode restored.
-    """
-    module = torch_module(estimator)
-    _, submodule = resolve_layer(module, layer)
-    first = next(module.parameters(), None)
-    home = first.device if first is not None else torch.device("cpu")
-    run_on = home if device is None else torch.device(resolve_device(device))
-    was_training = module.training
-    captured = []
-    handle = submodule.register_forward_hook(
-        lambda mod, args, output: captured.append(keep(_first_tensor(output)))
-    )
-    try:
-        module.to(run_on).eval()
-        yield module, run_on, captured
-    finally:
-        handle.remove()
-        captured.clear()
-        module.to(home).train(was_training)
-
-
+@validate_params(
+    {
+        "estimator": "no_validation",
+        "X": ["array-like"],
+        "target": "no_validation",
+        "layer": [None, str, torch.nn.Module],
+        "batch_size": POSITIVE_INT,
+        "device": [None, str, torch.device],
+    },
+    prefer_skip_nested_validation=True,
+)
 def grad_cam(estimator, X, *, target=None, layer=None, batch_size=32, device=None):
     """Grad-CAM heatmaps of a fitted torch-backed classifier.
 
@@ -216,7 +107,6 @@ def grad_cam(estimator, X, *, target=None, layer=None, batch_size=32, device=Non
     ((3, 16, 16), True, True)
     """
     images = check_model_images(estimator, X)
-    batch_size = check_positive_int(batch_size, "batch_size")
     n, height, width = images.shape
     out = np.empty((n, height, width), dtype=np.float32)
     with hooked_layer(estimator, layer, device) as (module, run_on, captured):
@@ -240,7 +130,7 @@ def grad_cam(estimator, X, *, target=None, layer=None, batch_size=32, device=Non
                 predicted = logits.argmax(1).cpu().numpy()
                 idx = target_indices(
                     estimator.classes_,
-                    _batch(target, start, batch_size),
+                    batch_slice(target, start, batch_size),
                     len(batch),
                     predicted,
                 )
@@ -258,10 +148,3 @@ def grad_cam(estimator, X, *, target=None, layer=None, batch_size=32, device=Non
                 out[start : start + len(batch)] = (cam / peak).cpu().numpy()
 
     return out
-
-
-def _batch(target, start, batch_size):
-    """Slice an array-like target along with the batch; a scalar stays as is."""
-    if target is None or np.ndim(target) == 0:
-        return target
-    return np.asarray(target, dtype=object)[start : start + batch_size]

@@ -6,62 +6,25 @@ Only ``predict_proba`` is used, so it works for any classifier on images (a
 :class:`~sklearn.pipeline.Pipeline`, a plain sklearn model fitted on flat
 pixels, ...). The occluded copies are sent to ``predict_proba`` in batches,
 in the layout ``X`` came in.
+
+Reference: Zeiler and Fergus 2014, "Visualizing and Understanding
+Convolutional Networks", ECCV.
 """
 
 import numpy as np
-from scipy import ndimage
+from sklearn.utils._param_validation import validate_params
 from tqdm.auto import tqdm
 
-from ..utils._validation import check_images, restore_layout
-from ._gradcam import check_positive_int, target_indices
+from ..utils._validation import check_images
+from ._common import (
+    BASELINE,
+    POSITIVE_INT,
+    baseline_values,
+    predict_proba_images,
+    reference_proba,
+)
 
 __all__ = ["occlusion_sensitivity"]
-
-
-def baseline_values(images, baseline):
-    """Fill images ``(n, H, W)`` for a float, ``"mean"`` or ``"blur"`` baseline.
-
-    ``"mean"``: each image's mean intensity; ``"blur"``: the image blurred by a
-    Gaussian of sigma = 1/8 of its side (removes detail but stays an X-ray).
-    """
-    message = f"baseline must be a float in [0, 1], 'mean' or 'blur'; got {baseline!r}."
-    if isinstance(baseline, str):
-        if baseline == "mean":
-            values = images.mean(axis=(1, 2), keepdims=True, dtype=np.float32)
-            return np.broadcast_to(values, images.shape)
-        if baseline == "blur":
-            sigma = max(images.shape[1:]) / 8
-            return ndimage.gaussian_filter(
-                images, sigma=(0, sigma, sigma), mode="nearest"
-            )
-        raise ValueError(message)
-    if isinstance(baseline, bool) or not isinstance(baseline, (int, float, np.number)):
-        raise ValueError(message)
-    if not 0.0 <= float(baseline) <= 1.0:
-        raise ValueError(message)
-    return np.broadcast_to(np.float32(baseline), images.shape)
-
-
-def predict_proba_images(estimator, images, layout, batch_size):
-    """``estimator.predict_proba`` over ``(n, H, W)`` images in batches."""
-    if not hasattr(estimator, "predict_proba"):
-        raise TypeError(f"{type(estimator).__name__} has no predict_proba.")
-    parts = [
-        np.asarray(
-            estimator.predict_proba(restore_layout(images[i : i + batch_size], layout))
-        )
-        for i in range(0, len(images), batch_size)
-    ]
-    return np.concatenate(parts)
-
-
-def reference_proba(estimator, images, layout, target, batch_size):
-    """Target column per image (predicted class when ``target`` is None) and its
-    probability on the unmodified images."""
-    proba = predict_proba_images(estimator, images, layout, batch_size)
-    classes = getattr(estimator, "classes_", np.arange(proba.shape[1]))
-    idx = target_indices(classes, target, len(images), proba.argmax(1))
-    return idx, proba[np.arange(len(images)), idx]
 
 
 def _starts(size, patch, stride):
@@ -71,6 +34,19 @@ def _starts(size, patch, stride):
     return starts
 
 
+@validate_params(
+    {
+        "estimator": "no_validation",
+        "X": ["array-like"],
+        "target": "no_validation",
+        "patch_size": POSITIVE_INT,
+        "stride": POSITIVE_INT,
+        "baseline": BASELINE,
+        "batch_size": POSITIVE_INT,
+        "verbose": ["verbose"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def occlusion_sensitivity(
     estimator,
     X,
@@ -130,9 +106,6 @@ def occlusion_sensitivity(
     (2, 8, 8)
     """
     images, layout = check_images(X)
-    patch_size = check_positive_int(patch_size, "patch_size")
-    stride = check_positive_int(stride, "stride")
-    batch_size = check_positive_int(batch_size, "batch_size")
     n, height, width = images.shape
     if patch_size > min(height, width):
         raise ValueError(

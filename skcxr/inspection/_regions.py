@@ -15,10 +15,12 @@ breaks the convention; region names describe the pixels as given.
 
 import numpy as np
 from sklearn.utils import Bunch
+from sklearn.utils._param_validation import StrOptions, validate_params
 
 from ..utils._validation import check_images
-from ._gradcam import check_positive_int
-from ._occlusion import (
+from ._common import (
+    BASELINE,
+    POSITIVE_INT,
     baseline_values,
     predict_proba_images,
     reference_proba,
@@ -68,6 +70,17 @@ def region_masks(shape, regions="halves"):
     return np.stack(masks), np.array(names), np.array(sides)
 
 
+@validate_params(
+    {
+        "estimator": "no_validation",
+        "X": ["array-like"],
+        "regions": [StrOptions(set(_ROWS))],
+        "target": "no_validation",
+        "baseline": BASELINE,
+        "batch_size": POSITIVE_INT,
+    },
+    prefer_skip_nested_validation=True,
+)
 def region_attribution(
     estimator, X, *, regions="halves", target=None, baseline=0.0, batch_size=64
 ):
@@ -118,7 +131,6 @@ def region_attribution(
     ['right', 'right', 'right']
     """
     images, layout = check_images(X)
-    batch_size = check_positive_int(batch_size, "batch_size")
     n = len(images)
     masks, names, sides = region_masks(images.shape[1:], regions)
     fill = baseline_values(images, baseline)
@@ -152,13 +164,18 @@ def region_attribution(
     )
 
 
+@validate_params(
+    {"X": ["array-like"], "rule": [StrOptions({"brighter", "darker"})]},
+    prefer_skip_nested_validation=True,
+)
 def silhouette_side(X, *, rule="brighter"):
-    """The intensity-sum rule of the seed study: name the half by its summed intensity.
+    """Intensity-sum side rule: name the affected half by its summed intensity.
 
-    A baseline for :func:`region_attribution`: it looks at the pixels only,
-    never at a model. Consolidation is opaque (bright) on an X-ray, so the
-    ``"brighter"`` rule names the half with the larger summed intensity as
-    the affected side; ``"darker"`` names the other one. Note that the heart
+    A baseline for :func:`region_attribution` (the "silhouette" rule): it
+    compares the summed intensity of the two halves of the chest and never
+    looks at a model. Consolidation is opaque (bright) on an X-ray, so the
+    ``"brighter"`` rule names the half with the larger summed intensity as the
+    affected side; ``"darker"`` names the other one. Note that the heart
     alone makes the image's right half (patient's left) brighter in many
     normal images, which is why this rule is a weak baseline.
 
@@ -182,8 +199,6 @@ def silhouette_side(X, *, rule="brighter"):
     >>> silhouette_side(image).tolist()
     ['patient right / image left']
     """
-    if rule not in ("brighter", "darker"):
-        raise ValueError(f"rule must be 'brighter' or 'darker'; got {rule!r}.")
     images, _ = check_images(X)
     width = images.shape[2]
     left = images[:, :, : width // 2].sum((1, 2), dtype=np.float64)

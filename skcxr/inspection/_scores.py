@@ -1,14 +1,24 @@
 """Scores for explanations against known lesions: the pointing game and the
-deletion curve."""
+deletion curve.
+
+References: the pointing game, Zhang et al. 2018, "Top-down Neural Attention
+by Excitation Backprop", IJCV; the deletion metric, Petsiuk et al. 2018,
+"RISE: Randomized Input Sampling for Explanation of Black-box Models", BMVC.
+"""
+
+from numbers import Real
 
 import numpy as np
 from scipy import ndimage
 from sklearn.utils import Bunch, check_random_state
+from sklearn.utils._param_validation import Interval, validate_params
 
 from ..utils._validation import check_images
-from ._gradcam import check_positive_int
-from ._occlusion import (
+from ._common import (
+    BASELINE,
+    POSITIVE_INT,
     baseline_values,
+    check_maps,
     predict_proba_images,
     reference_proba,
 )
@@ -16,22 +26,6 @@ from ._occlusion import (
 __all__ = ["pointing_game", "deletion_curve"]
 
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2
-
-
-def _check_maps(heatmaps, name, n=None, shape=None):
-    maps = np.asarray(heatmaps)
-    if maps.ndim == 4 and maps.shape[1] == 1:
-        maps = maps[:, 0]
-    if maps.ndim != 3:
-        raise ValueError(f"{name} must have shape (n_samples, H, W); got {maps.shape}.")
-    if n is not None and (len(maps), maps.shape[1:]) != (n, tuple(shape)):
-        raise ValueError(
-            f"{name} has shape {maps.shape}; expected "
-            f"({n}, {shape[0]}, {shape[1]}) to match."
-        )
-    if maps.dtype != bool and not np.isfinite(maps).all():
-        raise ValueError(f"{name} contains NaN or infinity.")
-    return maps
 
 
 def dilate_masks(masks, tolerance):
@@ -45,6 +39,15 @@ def dilate_masks(masks, tolerance):
     return ndimage.binary_dilation(masks, structure=disk[None])
 
 
+@validate_params(
+    {
+        "heatmaps": ["array-like"],
+        "masks": ["array-like"],
+        "tolerance": [Interval(Real, 0, None, closed="left")],
+        "region": ["array-like", None],
+    },
+    prefer_skip_nested_validation=True,
+)
 def pointing_game(heatmaps, masks, *, tolerance=2, region=None):
     """Share of images whose heatmap maximum falls inside the (dilated) lesion.
 
@@ -81,10 +84,8 @@ def pointing_game(heatmaps, masks, *, tolerance=2, region=None):
     >>> float(result.score), result.hits.tolist(), float(result.chance)
     (0.5, [1.0, 0.0], 0.0625)
     """
-    masks = _check_maps(masks, "masks")
-    heatmaps = _check_maps(heatmaps, "heatmaps", len(masks), masks.shape[1:])
-    if isinstance(tolerance, bool) or not np.isscalar(tolerance) or not tolerance >= 0:
-        raise ValueError(f"tolerance must be a number >= 0; got {tolerance!r}.")
+    masks = check_maps(masks, "masks")
+    heatmaps = check_maps(heatmaps, "heatmaps", len(masks), masks.shape[1:])
     masks = masks.astype(bool)
     empty = np.flatnonzero(~masks.any(axis=(1, 2)))
     if len(empty):
@@ -110,6 +111,19 @@ def pointing_game(heatmaps, masks, *, tolerance=2, region=None):
     )
 
 
+@validate_params(
+    {
+        "estimator": "no_validation",
+        "X": ["array-like"],
+        "heatmaps": ["array-like"],
+        "target": "no_validation",
+        "steps": POSITIVE_INT,
+        "baseline": BASELINE,
+        "batch_size": POSITIVE_INT,
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def deletion_curve(
     estimator,
     X,
@@ -175,9 +189,7 @@ def deletion_curve(
     """
     images, layout = check_images(X)
     n, height, width = images.shape
-    maps = _check_maps(heatmaps, "heatmaps", n, (height, width)).reshape(n, -1)
-    steps = check_positive_int(steps, "steps")
-    batch_size = check_positive_int(batch_size, "batch_size")
+    maps = check_maps(heatmaps, "heatmaps", n, (height, width)).reshape(n, -1)
     rng = check_random_state(random_state)
     fill = baseline_values(images, baseline).reshape(n, -1)
     idx, _ = reference_proba(estimator, images, layout, target, batch_size)
