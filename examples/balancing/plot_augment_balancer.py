@@ -3,13 +3,14 @@
 Balance classes with augmented minority images
 ==============================================
 
-The third seed report balanced its normal / bacterial / viral training images
-to a 2:1:2 ratio by adding augmented copies (rotations of up to 20 degrees,
-brightness x1.2-1.5, flips, zoom and shifts) of the images of the smaller
-classes. :class:`~skcxr.AugmentBalancer` does this as an imbalanced-learn
-sampler: ``fit_resample(X, y)`` returns the original images first, unchanged,
-followed by the new ones, and ``sample_indices_`` says which image each output
-image was made from.
+A three-class study of the Kermany pediatric images (Kermany et al. 2018)
+balanced its normal / bacterial / viral training images to a 2:1:2 ratio by
+adding augmented copies (rotations of up to 20 degrees, brightness x1.2-1.5,
+flips, zoom and shifts) of the images of the smaller classes.
+:class:`~skcxr.AugmentBalancer` does this as an imbalanced-learn sampler:
+``fit_resample(X, y)`` returns the original images first, unchanged, followed
+by the new ones, and ``sample_indices_`` says which image each output image was
+made from.
 """
 
 # %%
@@ -24,8 +25,11 @@ from skcxr import AugmentBalancer
 from skcxr.datasets import make_chest_xrays
 
 X, y = make_chest_xrays(
-    60, classes=("normal", "bacteria", "virus"), weights=[0.6, 0.28, 0.12],
-    size=64, random_state=0,
+    60,
+    classes=("normal", "bacteria", "virus"),
+    weights=[0.6, 0.28, 0.12],
+    size=64,
+    random_state=0,
 )
 classes = ["normal", "bacteria", "virus"]
 print("before:", Counter(y.tolist()))
@@ -122,7 +126,8 @@ search = GridSearchCV(
 )
 search.fit(X_flat, y)
 print("best:", search.best_params_, f"balanced accuracy {search.best_score_:.2f}")
-for params, score in zip(search.cv_results_["params"],
-                         search.cv_results_["mean_test_score"]):
+for params, score in zip(
+    search.cv_results_["params"], search.cv_results_["mean_test_score"]
+):
     print(f"  {params}: {score:.2f}")
 plt.show()

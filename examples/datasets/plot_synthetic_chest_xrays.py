@@ -27,8 +27,12 @@ classes = ("normal", "bacteria", "virus", "effusion", "atelectasis", "infiltrati
 fig, axes = plt.subplots(2, len(classes), figsize=(13, 5))
 for row, difficulty in zip(axes, (0.1, 0.6)):
     X, y, masks = make_chest_xrays(
-        len(classes) * 3, classes=classes, size=128, difficulty=difficulty,
-        return_masks=True, random_state=0,
+        len(classes) * 3,
+        classes=classes,
+        size=128,
+        difficulty=difficulty,
+        return_masks=True,
+        random_state=0,
     )
     for ax, name in zip(row, classes):
         i = np.flatnonzero(y == name)[0]

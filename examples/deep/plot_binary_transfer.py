@@ -3,12 +3,13 @@
 Healthy vs pneumonia: frozen backbone, fine-tuning and a CNN from scratch
 =========================================================================
 
-The first seed study classified chest X-rays as normal or pneumonia in three
-ways: a pretrained backbone used as a frozen feature extractor with a small
-dense head on top, the same backbone fine-tuned, and a small CNN trained from
-scratch. :class:`~skcxr.TransferClassifier` expresses each as a parameter
-setting: ``trainable="head"`` freezes the backbone (its pooled features are
-then computed once per fit and cached, so training the head costs what an MLP
+A study of pediatric pneumonia on the Kermany images (Kermany et al. 2018)
+classified chest X-rays as normal or pneumonia in three ways: a pretrained
+backbone used as a frozen feature extractor with a small dense head on top, the
+same backbone fine-tuned, and a small CNN trained from scratch.
+:class:`~skcxr.TransferClassifier` expresses each as a parameter setting:
+``trainable="head"`` freezes the backbone (its pooled features are then
+computed once per fit and cached, so training the head costs what an MLP
 costs), an integer also trains the last blocks of the backbone (here its last
 1x1 convolution), and ``weights=None`` starts from random weights.
 
@@ -21,7 +22,7 @@ so that the example runs in about a minute on a laptop CPU.
 # Synthetic healthy and pneumonia images
 # --------------------------------------
 # Bacterial and viral pneumonia images are pooled into one "pneumonia" class,
-# as in the binary seed study.
+# as in that binary study.
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
@@ -32,8 +33,12 @@ from skcxr.datasets import make_chest_xrays
 from skcxr.inspection import TrainingCurveDisplay
 
 X, y = make_chest_xrays(
-    240, classes=("normal", "bacteria", "virus"), weights=[0.5, 0.25, 0.25],
-    size=64, difficulty=0.3, random_state=0,
+    240,
+    classes=("normal", "bacteria", "virus"),
+    weights=[0.5, 0.25, 0.25],
+    size=64,
+    difficulty=0.3,
+    random_state=0,
 )
 y = np.where(y == "normal", "normal", "pneumonia")
 X_train, X_test, y_train, y_test = train_test_split(
@@ -47,16 +52,31 @@ print(f"{len(X_train)} training and {len(X_test)} test images of {X.shape[1:]} p
 common = dict(batch_size=32, validation_fraction=0.2, device="cpu", random_state=0)
 models = {
     "frozen EfficientNet-Lite0": TransferClassifier(
-        backbone="efficientnet_lite0", weights="imagenet", trainable="head",
-        head_sizes=(64,), lr=1e-3, max_epochs=20, **common,
+        backbone="efficientnet_lite0",
+        weights="imagenet",
+        trainable="head",
+        head_sizes=(64,),
+        lr=1e-3,
+        max_epochs=20,
+        **common,
     ),
     "fine-tuned (last block)": TransferClassifier(
-        backbone="efficientnet_lite0", weights="imagenet", trainable=1,
-        head_sizes=(64,), lr=1e-3, max_epochs=6, **common,
+        backbone="efficientnet_lite0",
+        weights="imagenet",
+        trainable=1,
+        head_sizes=(64,),
+        lr=1e-3,
+        max_epochs=6,
+        **common,
     ),
     "small CNN from scratch": TransferClassifier(
-        backbone="small_cnn", weights=None, trainable="all",
-        head_sizes=(64,), lr=3e-3, max_epochs=12, **common,
+        backbone="small_cnn",
+        weights=None,
+        trainable="all",
+        head_sizes=(64,),
+        lr=3e-3,
+        max_epochs=12,
+        **common,
     ),
 }
 for name, model in models.items():

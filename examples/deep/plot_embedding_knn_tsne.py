@@ -3,15 +3,16 @@
 CNN embeddings, a nearest-neighbour classifier and t-SNE
 ========================================================
 
-A seed study removed the last layer of a trained network, used the output of
-the penultimate layer as an embedding of each X-ray, and classified the
-embeddings with k nearest neighbours (k=7 for normal vs pneumonia, k=5 for
-normal / bacterial / viral); a t-SNE map of the embeddings showed how the
-classes separate. :class:`~skcxr.CNNEmbedder` turns images into such
-embeddings (from a pretrained backbone, or from the penultimate layer of a
-fitted :class:`~skcxr.TransferClassifier`), so the classifier is a plain
-scikit-learn ``Pipeline``. :class:`~skcxr.TSNE` keeps its map, so a new image
-can be placed on it without recomputing the map.
+A study of the Kermany pediatric images (Kermany et al. 2018) removed the last
+layer of a trained network, used the output of the penultimate layer as an
+embedding of each X-ray, and classified the embeddings with k nearest
+neighbours (k=7 for normal vs pneumonia, k=5 for normal / bacterial / viral); a
+t-SNE map of the embeddings showed how the classes separate.
+:class:`~skcxr.CNNEmbedder` turns images into such embeddings (from a
+pretrained backbone, or from the penultimate layer of a fitted
+:class:`~skcxr.TransferClassifier`), so the classifier is a plain scikit-learn
+``Pipeline``. :class:`~skcxr.TSNE` keeps its map, so a new image can be placed
+on it without recomputing the map.
 """
 
 # %%
@@ -39,7 +40,7 @@ y_binary = np.where(y == "normal", "normal", "pneumonia")
 
 # ``fit`` only builds the network, so the embeddings can be computed once and
 # reused by both classifiers (inside a pipeline they are recomputed per fold).
-embedder = CNNEmbedder(model="efficientnet_lite0", weights="imagenet", batch_size=64)
+embedder = CNNEmbedder(backbone="efficientnet_lite0", weights="imagenet", batch_size=64)
 Z = embedder.fit_transform(X)
 print(f"embeddings: {Z.shape} ({Z.dtype})")
 for name, target, k in (("binary", y_binary, 7), ("three-class", y, 5)):
@@ -56,7 +57,7 @@ X_train, X_test, y_train, y_test = train_test_split(
     X, y, test_size=0.25, stratify=y, random_state=0
 )
 pipe = make_pipeline(
-    CNNEmbedder(model="efficientnet_lite0", batch_size=64),
+    CNNEmbedder(backbone="efficientnet_lite0", batch_size=64),
     StandardScaler(),
     KNeighborsClassifier(n_neighbors=5),
 ).fit(X_train, y_train)
@@ -67,8 +68,10 @@ print(f"three-class pipeline, test accuracy: {pipe.score(X_test, y_test):.2f}")
 # -----------------------------------------
 # The map is fitted on the training images; ``transform`` places the first
 # test image on it (the star) without moving the training points.
+# ``EmbeddingDisplay.from_estimator`` draws the training points where the fit
+# put them (the map's ``embedding_``) and places ``X_new`` with ``transform``.
 tsne_pipe = make_pipeline(
-    CNNEmbedder(model="efficientnet_lite0", batch_size=64),
+    CNNEmbedder(backbone="efficientnet_lite0", batch_size=64),
     StandardScaler(),
     TSNE(perplexity=30, random_state=0),
 ).fit(X_train)
@@ -82,8 +85,6 @@ fig, (ax_img, ax_map) = plt.subplots(
 ax_img.imshow(new_image[0], cmap="gray", vmin=0, vmax=1)
 ax_img.set_title(f"new image (true class: {y_test[0]})")
 ax_img.axis("off")
-EmbeddingDisplay.from_predictions(
-    tsne_pipe[-1].embedding_, y_train, new_points=placed, ax=ax_map
-)
+EmbeddingDisplay.from_estimator(tsne_pipe, X_train, y_train, X_new=new_image, ax=ax_map)
 ax_map.set_title("t-SNE of EfficientNet-Lite0 embeddings (training images)")
 plt.show()

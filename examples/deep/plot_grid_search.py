@@ -3,7 +3,8 @@
 Grid search over backbones and learning rates
 =============================================
 
-The seed studies tuned their networks by hand or with Hyperband. Because
+Chest X-ray studies often tune their networks by hand or with Hyperband
+(Li et al. 2018). Because
 :class:`~skcxr.TransferClassifier` is a scikit-learn classifier, scikit-learn's
 searches work as they are: here :class:`~sklearn.model_selection.GridSearchCV`
 compares a frozen pretrained EfficientNet-Lite0 with a small CNN trained from

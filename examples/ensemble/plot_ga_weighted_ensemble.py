@@ -69,7 +69,7 @@ def block_mean(images, block=3):
 
 
 t = time.perf_counter()
-embedder = CNNEmbedder(model="efficientnet_lite0", device="cpu").fit(X_train)
+embedder = CNNEmbedder(backbone="efficientnet_lite0", device="cpu").fit(X_train)
 features = {
     name: np.hstack([embedder.transform(images), block_mean(images)])
     for name, images in [("train", X_train), ("val", X_val), ("test", X_test)]

@@ -11,8 +11,9 @@ mask of each lesion, so an explanation can be checked, not only looked at:
 * the **deletion curve**: removing the most salient pixels first should make
   the class probability fall faster than removing random pixels;
 * **region attribution**: occluding the lung that holds the lesion should hurt
-  the "bacteria" probability most. The seed study's intensity-sum
-  "silhouette" rule is shown as a baseline.
+  the "bacteria" probability most. The intensity-sum "silhouette" rule of a
+  three-class study of the Kermany images (which half is brighter) is shown as
+  a baseline.
 
 Images follow the radiological convention: the patient's right lung is on the
 image's left, so regions are named by both sides.
@@ -32,6 +33,7 @@ from skcxr.inspection import (
     HeatmapDisplay,
     deletion_curve,
     grad_cam,
+    intermediate_activations,
     pointing_game,
     region_attribution,
     silhouette_side,
@@ -89,15 +91,18 @@ fig.tight_layout()
 # Pointing game against chance
 # ----------------------------
 # Lesions are drawn inside the lungs, so the union of all lesion masks outlines
-# the lung fields; a random point in them lands in the lesion with probability
-# ``chance``.
+# the lung fields; a random point in them lands in the (dilated) lesion with
+# probability ``chance``. Grad-CAM is upsampled from the coarse grid of the
+# explained layer, so the tolerance is a quarter of one grid cell.
 hit = (pred == y_test) & (y_test == "bacteria")
 heatmaps = grad_cam(clf, X_test[hit])
 lungs = masks.any(axis=0)
-game = pointing_game(heatmaps, masks_test[hit], tolerance=2, region=lungs)
+grid = intermediate_activations(clf, X_test[:1], None).shape[-1]
+tolerance = X.shape[2] / grid / 4
+game = pointing_game(heatmaps, masks_test[hit], tolerance=tolerance, region=lungs)
 print(
-    f"pointing game on {hit.sum()} correctly classified pneumonia images: "
-    f"{game.score:.2f} (chance {game.chance:.2f})"
+    f"pointing game on {hit.sum()} correctly classified pneumonia images "
+    f"(tolerance {tolerance:g} px): {game.score:.2f} (chance {game.chance:.2f})"
 )
 
 # %%

@@ -3,9 +3,10 @@
 Mask chest X-rays with Otsu's method
 =====================================
 
-The first seed report masked each radiograph before classifying it: blur the
-image with a Gaussian, compute Otsu's threshold of the blurred image, and keep
-the pixels *below* it (the dark, air-filled lung fields). :class:`~skcxr.OtsuMasker`
+A study of pediatric pneumonia on the Kermany images (Kermany et al. 2018)
+masked each radiograph before classifying it: blur the image with a Gaussian,
+compute Otsu's threshold (Otsu 1979) of the blurred image, and keep the pixels
+*below* it (the dark, air-filled lung fields). :class:`~skcxr.OtsuMasker`
 does this for a whole batch at once and makes the side, the clean-up (largest
 regions, hole filling) and the fill value parameters.
 """
@@ -76,7 +77,7 @@ fig.tight_layout()
 # regions of each mask and ``fill_holes`` fills what they enclose, which turns
 # the bright side into one solid silhouette of the thorax.
 variants = {
-    "keep below (seed)": OtsuMasker(sigma=2.0),
+    "keep below": OtsuMasker(sigma=2.0),
     "keep above": OtsuMasker(sigma=2.0, keep="above"),
     "above, largest region": OtsuMasker(sigma=2.0, keep="above", n_regions=1),
     "+ holes filled": OtsuMasker(sigma=2.0, keep="above", n_regions=1, fill_holes=True),
