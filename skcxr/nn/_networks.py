@@ -1,4 +1,4 @@
-"""From-scratch networks of the seed studies, and a learnable resizer.
+"""From-scratch CNNs for chest X-rays, and a learnable resizer.
 
 Every network takes ``(n, 1, H, W)`` float images in [0, 1] and returns a feature
 map ``(n, C, h, w)``; like the backbones of :mod:`skcxr.nn._backbones` it exposes
