@@ -1,6 +1,6 @@
 """CNNEmbedder vs plain PyTorch inference loops, and glibc's allocator settings.
 
-Compares, over the same images, model (``efficientnet_lite0`` with its ImageNet
+Compares, over the same images, backbone (``efficientnet_lite0`` with its ImageNet
 weights), batch size and thread count:
 
 * ``torch eager NCHW``: the usual loop (``model.eval()``, ``torch.no_grad()``,
@@ -47,15 +47,15 @@ def _worker(args):
     import torch
 
     from skcxr import CNNEmbedder
-    from skcxr.nn._backbones import build_backbone
+    from skcxr.nn import build_backbone
 
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     images = rng.random((args.n_images, args.size, args.size), dtype=np.float32)
     bs = args.batch_size
 
-    nchw = build_backbone(args.model, weights="imagenet").eval()
-    cl = build_backbone(args.model, weights="imagenet").eval()
+    nchw = build_backbone(args.backbone, weights="imagenet").eval()
+    cl = build_backbone(args.backbone, weights="imagenet").eval()
     cl = cl.to(memory_format=torch.channels_last)
 
     def plain_eager():
@@ -77,7 +77,7 @@ def _worker(args):
 
     model_dim = cl.out_channels
     embedder = CNNEmbedder(
-        model=args.model, weights="imagenet", batch_size=bs, device="cpu"
+        backbone=args.backbone, weights="imagenet", batch_size=bs, device="cpu"
     ).fit(images[:1])
     folded = embedder.module_.network  # the backbone with its batch norms folded
     configs = {
@@ -114,6 +114,11 @@ def _worker(args):
     json.dump({"times": times, "cpu": cpu, "faults": faults}, sys.stdout)
 
 
+def _ratio(default, tuned):
+    """default / tuned; inf when the tuned run had none (no page fault at all)."""
+    return default / tuned if tuned else float("inf")
+
+
 def _run_worker(args, tuned):
     env = {k: v for k, v in os.environ.items() if k not in TUNED_ENV}
     if tuned:
@@ -131,7 +136,9 @@ def _run_worker(args, tuned):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="efficientnet_lite0")
+    parser.add_argument(
+        "--backbone", "--model", dest="backbone", default="efficientnet_lite0"
+    )
     parser.add_argument("--n-images", type=int, default=64)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -154,7 +161,7 @@ def main():
         return _worker(args)
 
     print(
-        f"{args.model}, {args.n_images} images of {args.size}x{args.size}, batch "
+        f"{args.backbone}, {args.n_images} images of {args.size}x{args.size}, batch "
         f"{args.batch_size}, {args.threads} threads, {args.repeats} interleaved "
         f"repeats x {args.processes} processes per allocator setting\n"
     )
@@ -198,7 +205,7 @@ def main():
         ratios = {
             key: np.median(
                 [
-                    np.median(d[key][name]) / np.median(t[key][name])
+                    _ratio(np.median(d[key][name]), np.median(t[key][name]))
                     for d, t in zip(results[False], results[True])
                 ]
             )

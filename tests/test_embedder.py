@@ -14,7 +14,7 @@ from torch import nn
 from skcxr import TSNE, CNNEmbedder
 from tests._contract_checks import TRANSFORMER_CHECKS, image_contract_failures
 
-SMALL = dict(model="small_cnn", weights=None, random_state=0, device="cpu")
+SMALL = dict(backbone="small_cnn", weights=None, random_state=0, device="cpu")
 
 COMMON_ESTIMATORS = [CNNEmbedder(**SMALL)]
 
@@ -95,7 +95,7 @@ def test_batch_size_and_memory_format_do_not_change_results():
 def test_pooling(pooling, dim):
     X = _images()
     net = _net()
-    Z = CNNEmbedder(model=net, pooling=pooling, device="cpu").fit_transform(X)
+    Z = CNNEmbedder(backbone=net, pooling=pooling, device="cpu").fit_transform(X)
     assert Z.shape == (6, dim)
     with torch.no_grad():
         maps = net.eval()(torch.from_numpy(X)[:, None])
@@ -104,10 +104,10 @@ def test_pooling(pooling, dim):
     np.testing.assert_allclose(Z, expected[pooling].numpy(), rtol=1e-4, atol=1e-5)
 
 
-def test_module_model_is_copied():
+def test_module_backbone_is_copied():
     X = _images()
     net = _net()
-    embedder = CNNEmbedder(model=net, device="cpu").fit(X)
+    embedder = CNNEmbedder(backbone=net, device="cpu").fit(X)
     Z = embedder.transform(X)
     with torch.no_grad():
         net[0].weight.add_(1.0)
@@ -186,19 +186,19 @@ def test_transform_needs_the_fitted_image_size():
         CNNEmbedder(**SMALL).transform(_images())
 
 
-def test_bad_models():
+def test_bad_backbones():
     X = _images()
     with pytest.raises(ValueError, match="Did you mean 'small_cnn'"):
-        CNNEmbedder(model="smal_cnn", weights=None).fit(X)
+        CNNEmbedder(backbone="smal_cnn", weights=None).fit(X)
     with pytest.raises(ValueError, match="pooling"):
         CNNEmbedder(**{**SMALL, "pooling": "sum"}).fit(X)
     with pytest.raises(NotFittedError):
-        CNNEmbedder(model=KNeighborsClassifier()).fit(X)
+        CNNEmbedder(backbone=KNeighborsClassifier()).fit(X)
     knn = KNeighborsClassifier(n_neighbors=1).fit(X.reshape(6, -1), np.arange(6))
     with pytest.raises(ValueError, match="module_.embed"):
-        CNNEmbedder(model=knn).fit(X)
+        CNNEmbedder(backbone=knn).fit(X)
     with pytest.raises(ValueError, match="could not embed"):
-        CNNEmbedder(model=nn.Conv2d(1, 4, 5), device="cpu").fit(_images(size=2))
+        CNNEmbedder(backbone=nn.Conv2d(1, 4, 5), device="cpu").fit(_images(size=2))
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +220,7 @@ def fitted_transfer():
 
 def test_transfer_classifier_penultimate_layer(fitted_transfer):
     clf, X, _ = fitted_transfer
-    embedder = CNNEmbedder(model=clf, device="cpu").fit(X)
+    embedder = CNNEmbedder(backbone=clf, device="cpu").fit(X)
     Z = embedder.transform(X)
     assert Z.shape == (12, 12)
     with torch.inference_mode():
@@ -244,14 +244,14 @@ def test_frozen_transfer_classifier_survives_clone(fitted_transfer):
 
     clf, X, y = fitted_transfer
     pipe = make_pipeline(
-        CNNEmbedder(model=FrozenEstimator(clf), device="cpu"),
+        CNNEmbedder(backbone=FrozenEstimator(clf), device="cpu"),
         KNeighborsClassifier(n_neighbors=1),
     )
     scores = cross_val_score(pipe, X, y, cv=2)
     assert scores.shape == (2,)
     # without FrozenEstimator, clone() returns an unfitted classifier
     with pytest.raises(NotFittedError):
-        clone(CNNEmbedder(model=clf)).fit(X)
+        clone(CNNEmbedder(backbone=clf)).fit(X)
 
 
 class _ConvUsedTwice(nn.Module):
@@ -276,7 +276,7 @@ def test_batch_norms_are_folded_only_when_exact():
     assert not any(isinstance(m, nn.BatchNorm2d) for m in embedder.module_.modules())
 
     net = _ConvUsedTwice().eval()
-    embedder = CNNEmbedder(model=net, device="cpu").fit(X)
+    embedder = CNNEmbedder(backbone=net, device="cpu").fit(X)
     assert any(isinstance(m, nn.BatchNorm2d) for m in embedder.module_.modules())
     with torch.no_grad():
         expected = net(torch.from_numpy(X)[:, None]).mean((2, 3)).numpy()
@@ -286,17 +286,136 @@ def test_batch_norms_are_folded_only_when_exact():
 def test_input_array_is_not_modified():
     X = _images()
     copy = X.copy()
-    CNNEmbedder(model=nn.Sequential(nn.ReLU(), nn.Conv2d(1, 2, 3)), device="cpu").fit(X)
+    CNNEmbedder(
+        backbone=nn.Sequential(nn.ReLU(), nn.Conv2d(1, 2, 3)), device="cpu"
+    ).fit(X)
     np.testing.assert_array_equal(X, copy)
 
 
 def test_read_only_input():
     X = _images()
     embedder = CNNEmbedder(
-        model=nn.Sequential(nn.ReLU(), nn.Conv2d(1, 2, 3)), device="cpu"
+        backbone=nn.Sequential(nn.ReLU(), nn.Conv2d(1, 2, 3)), device="cpu"
     )
     expected = embedder.fit_transform(X)
     X.setflags(write=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_array_equal(embedder.fit(X).transform(X), expected)
+
+
+def test_model_is_a_deprecated_alias_of_backbone():
+    X = _images()
+    expected = CNNEmbedder(**SMALL).fit_transform(X)
+    params = {k: v for k, v in SMALL.items() if k != "backbone"}
+    old = CNNEmbedder(model="small_cnn", **params)
+    with pytest.warns(FutureWarning, match="`model` was renamed to `backbone`"):
+        np.testing.assert_array_equal(old.fit_transform(X), expected)
+    assert old.get_params()["model"] == "small_cnn"
+    assert CNNEmbedder().get_params()["model"] == "deprecated"
+    with pytest.raises(ValueError, match="Both `backbone` and the deprecated `model`"):
+        CNNEmbedder(backbone="fused_cnn", model="small_cnn", **params).fit(X)
+    with warnings.catch_warnings():  # backbone= warns nothing
+        warnings.simplefilter("error")
+        CNNEmbedder(**SMALL).fit(X)
+
+
+def test_shared_parameters_match_transfer_classifier():
+    from skcxr import TransferClassifier
+
+    mine, theirs = CNNEmbedder().get_params(), TransferClassifier().get_params()
+    shared = set(mine) & set(theirs)
+    assert {"backbone", "weights", "pooling", "batch_size", "device"} <= shared
+    assert {"random_state", "verbose"} <= shared
+    for name in shared - {"verbose"}:  # a bool here, skorch's level there
+        assert mine[name] == theirs[name], name
+    assert bool(mine["verbose"]) == bool(theirs["verbose"])
+
+
+@pytest.mark.parametrize(
+    "view",
+    [
+        lambda X: X[::-1],
+        lambda X: np.flip(X, 0),
+        lambda X: X[:, ::-1, ::-1],
+        lambda X: np.asfortranarray(X),
+        lambda X: X.transpose(0, 2, 1),
+        lambda X: np.repeat(X, 2, axis=0)[::2],
+    ],
+    ids=["reversed", "flip", "flip-pixels", "fortran", "transposed", "strided"],
+)
+def test_views_embed_like_their_contiguous_copies(view):
+    X = _images()
+    V = view(X)
+    embedder = CNNEmbedder(**SMALL).fit(V)
+    expected = CNNEmbedder(**SMALL).fit(np.ascontiguousarray(V))
+    np.testing.assert_array_equal(
+        embedder.transform(V), expected.transform(np.ascontiguousarray(V))
+    )
+    if V.strides[0] < 0:  # reversed order in, reversed embeddings out
+        np.testing.assert_array_equal(
+            embedder.transform(V), expected.transform(X)[::-1]
+        )
+
+
+def test_read_only_views_and_memmaps(tmp_path):
+    X = _images()
+    embedder = CNNEmbedder(**SMALL).fit(X)
+    Z = embedder.transform(X)
+    np.save(tmp_path / "X.npy", X)
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    read_only = X.copy()
+    read_only.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "non-writable tensor" warning
+        np.testing.assert_array_equal(embedder.transform(mapped), Z)
+        np.testing.assert_array_equal(embedder.transform(mapped[::-1]), Z[::-1])
+        np.testing.assert_array_equal(embedder.transform(read_only[::-1]), Z[::-1])
+        refit = CNNEmbedder(**SMALL).fit(mapped[::-1])
+    np.testing.assert_array_equal(refit.transform(X), Z)
+
+
+def _rgb_resnet(seed=0):
+    import torchvision
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return torchvision.models.resnet18(weights=None).eval()
+
+
+def test_user_backbone_embeds_its_feature_layer():
+    from skcxr.nn import UserBackbone
+
+    X = _images(4)
+    rgb = _rgb_resnet()
+    backbone = UserBackbone(rgb, feature_layer="layer3", in_channels=3)
+    embedder = CNNEmbedder(backbone=backbone, device="cpu").fit(X)
+    Z = embedder.transform(X)
+    assert Z.shape == (4, 256) and embedder.n_features_out_ == 256
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    x = (torch.from_numpy(X)[:, None].repeat(1, 3, 1, 1) - mean) / std
+    trunk = torch.nn.Sequential(*list(rgb.children())[:-3])  # through layer3
+    with torch.no_grad():
+        expected = trunk(x).mean((2, 3)).numpy()
+    np.testing.assert_allclose(Z, expected, rtol=1e-4, atol=1e-4)
+    # clone copies the module: the clone embeds the same, from its own copy
+    twin = clone(embedder)
+    assert twin.backbone is not backbone
+    assert twin.backbone.features is not rgb
+    np.testing.assert_allclose(twin.fit_transform(X), Z, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(embedder)).transform(X), Z)
+
+
+def test_weights_file_for_a_module_backbone(tmp_path):
+    X = _images()
+    net, other = _net(), _net()
+    torch.save(other.state_dict(), tmp_path / "other.pth")
+    loaded = CNNEmbedder(backbone=net, weights=tmp_path / "other.pth", device="cpu")
+    expected = CNNEmbedder(backbone=other, device="cpu").fit_transform(X)
+    np.testing.assert_array_equal(loaded.fit_transform(X), expected)
+    own = CNNEmbedder(backbone=net, weights=None, device="cpu").fit_transform(X)
+    assert not np.allclose(own, expected)  # None keeps the module's own weights
+    np.testing.assert_array_equal(
+        CNNEmbedder(backbone=net, device="cpu").fit_transform(X), own
+    )

@@ -2,6 +2,7 @@
 
 import copy
 import os
+import warnings
 from numbers import Integral
 
 import numpy as np
@@ -12,7 +13,7 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
@@ -145,7 +146,8 @@ class CNNEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     """Embed images with a convolutional network: images -> ``(n, d)`` float32.
 
     The embedding is the globally pooled last feature map of a backbone from
-    the registry (``model="efficientnet_lite0"``, ImageNet weights offline),
+    the registry (``backbone="efficientnet_lite0"``, ImageNet weights
+    offline) or of a network of your own (:class:`skcxr.nn.UserBackbone`),
     or the penultimate layer of a fitted :class:`~skcxr.TransferClassifier`
     (the input of its final linear layer: "remove the last layer"). Its
     output feeds any scikit-learn estimator, such as
@@ -159,21 +161,26 @@ class CNNEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
 
     Parameters
     ----------
-    model : str, fitted TransferClassifier or torch.nn.Module, \
+    backbone : str, torch.nn.Module or fitted TransferClassifier, \
             default="efficientnet_lite0"
-        A backbone name from :data:`skcxr.nn._backbones.BACKBONES`; a fitted
-        :class:`~skcxr.TransferClassifier` (its ``module_.embed`` is used and
-        the module is copied at ``fit``, so refitting the classifier later
-        does not change this embedder; wrap it in
-        :class:`sklearn.frozen.FrozenEstimator` when the embedder is cloned,
-        as in ``cross_validate`` or ``GridSearchCV``, because ``clone``
-        returns an unfitted classifier); or a torch module taking
+        A backbone name (see :func:`skcxr.nn.list_backbones`), as for
+        :class:`~skcxr.TransferClassifier`; a torch module taking
         ``(n, 1, H, W)`` float images in [0, 1] and returning ``(n, d)``
-        embeddings or ``(n, C, h, w)`` feature maps.
+        embeddings or ``(n, C, h, w)`` feature maps, or any network wrapped
+        in :class:`skcxr.nn.UserBackbone` (which says which layer is the
+        feature layer and how many input channels it takes); the module is
+        copied at ``fit``. Or a fitted :class:`~skcxr.TransferClassifier`:
+        its ``module_.embed`` is used and the module is copied at ``fit``,
+        so refitting the classifier later does not change this embedder;
+        wrap it in :class:`sklearn.frozen.FrozenEstimator` when the embedder
+        is cloned, as in ``cross_validate`` or ``GridSearchCV``, because
+        ``clone`` returns an unfitted classifier.
     weights : "imagenet", str, path or None, default="imagenet"
         Weights of a backbone given by name: ``"imagenet"``, a local file
         (loaded with ``torch.load(weights_only=True)``) or ``None`` (random
-        initialisation from ``random_state``). Ignored for other models.
+        initialisation from ``random_state``). For a torch module, a file is
+        loaded into (a copy of) it, and ``"imagenet"`` or ``None`` keep its
+        own weights. Ignored for a TransferClassifier.
     pooling : {"avg", "max", "avgmax"}, default="avg"
         Global pooling of a feature map; ``"avgmax"`` concatenates both
         (twice the dimension). Ignored when the model returns ``(n, d)``.
@@ -187,6 +194,12 @@ class CNNEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         Run convolutions in the channels-last memory format.
     random_state : int, RandomState instance or None, default=None
         Seeds the initial weights when ``weights=None``.
+    model : str, torch.nn.Module or fitted TransferClassifier
+        Deprecated alias of ``backbone``.
+
+        .. deprecated:: 0.1
+            ``model`` was renamed to ``backbone`` in 0.1 and will be removed
+            in 0.2.
 
     Attributes
     ----------
@@ -221,13 +234,13 @@ class CNNEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     >>> from skcxr import CNNEmbedder
     >>> X = np.random.default_rng(0).random((4, 16, 16), dtype=np.float32)
     >>> net = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU())
-    >>> embedder = CNNEmbedder(model=net, device="cpu").fit(X)
+    >>> embedder = CNNEmbedder(backbone=net, device="cpu").fit(X)
     >>> embedder.transform(X).shape
     (4, 8)
     """
 
     _parameter_constraints: dict = {
-        "model": [str, HasMethods(["fit", "predict"]), nn.Module],
+        "backbone": [str, HasMethods(["fit", "predict"]), nn.Module],
         "weights": [str, os.PathLike, None],
         "pooling": [StrOptions({"avg", "max", "avgmax"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -235,12 +248,18 @@ class CNNEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         "verbose": ["verbose"],
         "channels_last": ["boolean"],
         "random_state": ["random_state"],
+        "model": [
+            Hidden(StrOptions({"deprecated"})),
+            str,
+            HasMethods(["fit", "predict"]),
+            nn.Module,
+        ],
     }
 
     def __init__(
         self,
         *,
-        model="efficientnet_lite0",
+        backbone="efficientnet_lite0",
         weights="imagenet",
         pooling="avg",
         batch_size=32,
@@ -248,8 +267,9 @@ class CNNEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         verbose=False,
         channels_last=True,
         random_state=None,
+        model="deprecated",
     ):
-        self.model = model
+        self.backbone = backbone
         self.weights = weights
         self.pooling = pooling
         self.batch_size = batch_size
@@ -257,31 +277,55 @@ class CNNEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.verbose = verbose
         self.channels_last = channels_last
         self.random_state = random_state
+        self.model = model
+
+    def _backbone(self):
+        """``backbone``, or the deprecated ``model`` when it is given."""
+        if isinstance(self.model, str) and self.model == "deprecated":
+            return self.backbone
+        if not (
+            isinstance(self.backbone, str) and self.backbone == "efficientnet_lite0"
+        ):
+            raise ValueError(
+                "Both `backbone` and the deprecated `model` were set; only set "
+                "`backbone`."
+            )
+        warnings.warn(
+            "Parameter `model` was renamed to `backbone` in version 0.1 and will be "
+            "removed in 0.2; use CNNEmbedder(backbone=...).",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return self.model
 
     def _build_network(self):
-        model = self.model
-        if isinstance(model, str):
-            from ..nn._backbones import build_backbone
+        from ..nn._backbones import build_backbone, load_weights_into
 
+        backbone = self._backbone()
+        if isinstance(backbone, str):
             if self.weights is not None:
                 return _PooledFeatures(
-                    build_backbone(model, weights=self.weights), self.pooling
+                    build_backbone(backbone, weights=self.weights), self.pooling
                 )
             # random initial weights from random_state; fork_rng restores torch's
             # global generator afterwards, so its state is left as it was
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed_from(self.random_state))
-                network = build_backbone(model, weights=None)
+                network = build_backbone(backbone, weights=None)
             return _PooledFeatures(network, self.pooling)
-        if isinstance(model, nn.Module):
-            return _PooledFeatures(copy.deepcopy(model).cpu(), self.pooling)
+        if isinstance(backbone, nn.Module):
+            network = copy.deepcopy(backbone).cpu()
+            if self.weights not in (None, "imagenet"):
+                load_weights_into(network, self.weights)
+            return _PooledFeatures(network, self.pooling)
         # a fitted TransferClassifier (or anything exposing module_.embed)
-        check_is_fitted(model)
-        module = getattr(model, "module_", None)
+        check_is_fitted(backbone)
+        module = getattr(backbone, "module_", None)
         if not callable(getattr(module, "embed", None)):
             raise ValueError(
-                f"model={type(model).__name__} has no fitted `module_.embed`; pass a "
-                "fitted skcxr.TransferClassifier, a backbone name or a torch module."
+                f"backbone={type(backbone).__name__} has no fitted `module_.embed`; "
+                "pass a fitted skcxr.TransferClassifier, a backbone name or a torch "
+                "module."
             )
         return _PooledFeatures(copy.deepcopy(module).cpu(), self.pooling, "embed")
 
