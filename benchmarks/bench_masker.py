@@ -41,8 +41,9 @@ def make_images(n, size, seed=0):
 def skimage_loop(images, sigma):
     out = np.empty_like(images)
     for i, image in enumerate(images):
-        blurred = gaussian(image, sigma=sigma, mode="nearest", truncate=4.0,
-                           preserve_range=True)
+        blurred = gaussian(
+            image, sigma=sigma, mode="nearest", truncate=4.0, preserve_range=True
+        )
         mask = blurred <= threshold_otsu(blurred)
         out[i] = np.where(mask, image, np.float32(0.0))
     return out
@@ -77,14 +78,16 @@ def main():
     for _ in range(args.repeats):
         _, ref_wall, ref_cpu = timed(lambda: skimage_loop(images, args.sigma))
         for name, masker in contenders.items():
-            _, wall, cpu = timed(lambda: masker.transform(images))
+            _, wall, cpu = timed(lambda m=masker: m.transform(images))
             ratios[name][0].append(ref_wall / wall)
             ratios[name][1].append(ref_cpu / cpu)
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{args.n_images} images of {args.size}x{args.size}, sigma={args.sigma}, "
-          f"{args.repeats} interleaved repeats, {os.cpu_count()} CPUs (load average "
-          f"{load:.1f}); masks identical")
+    print(
+        f"{args.n_images} images of {args.size}x{args.size}, sigma={args.sigma}, "
+        f"{args.repeats} interleaved repeats, {os.cpu_count()} CPUs (load average "
+        f"{load:.1f}); masks identical"
+    )
     print(f"{'contender':26s} {'speed-up (wall)':>16s} {'speed-up (CPU)':>15s}")
     print(f"{'skimage per-image loop':26s} {'1.00x':>16s} {'1.00x':>15s}")
     for name, (wall, cpu) in ratios.items():

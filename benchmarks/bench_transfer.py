@@ -58,8 +58,8 @@ def _workloads(args):
     from skcxr import TransferClassifier
     from skcxr.nn._backbones import build_backbone
     from skcxr.nn._torch_utils import torch_generator
-    from skcxr.utils._random import seed_from
     from skcxr.nn._transfer_net import Head, TransferNet
+    from skcxr.utils._random import seed_from
 
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)

@@ -302,7 +302,7 @@ def _draw_batch(rng, present, n, size, d):
     dome_h = 0.11 * (1 + N(0.2))
     geo_sides = []
     lung = np.zeros_like(xp)
-    for k, sgn in enumerate((-1.0, 1.0)):
+    for sgn in (-1.0, 1.0):
         a = a0 * (1 + N(0.03))
         b = b0 * (1 + N(0.02))
         cx = sgn * (0.37 + 0.5 * N(0.03))

@@ -45,7 +45,7 @@ def _save(path, image, fmt, patient_id):
 
 
 def _save_dicom(path, image, patient_id):
-    from pydicom.dataset import FileMetaDataset, FileDataset
+    from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     sop_class = (

@@ -249,13 +249,16 @@ def _interval(stats, skipped, warned, n_resamples, confidence_level, unit):
                 "patients), or a metric defined on every resample."
             )
         warnings.warn(
-            f"{detail}; the interval uses the {n_valid} others.", RuntimeWarning
+            f"{detail}; the interval uses the {n_valid} others.",
+            RuntimeWarning,
+            stacklevel=3,
         )
     if warned:
         warnings.warn(
             f"the metric warned on {sum(warned.values())} of the {n_valid} bootstrap "
             f"resamples used (most often: {_most_common(warned)})",
             RuntimeWarning,
+            stacklevel=3,
         )
     alpha = 1.0 - confidence_level
     low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])

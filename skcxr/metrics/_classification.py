@@ -145,6 +145,7 @@ def false_no_finding_rate(y_true, y_pred, *, healthy_label="normal", zero_divisi
             f"healthy_label={healthy_label!r}, none has a finding; "
             f"returning zero_division={zero_division}.",
             RuntimeWarning,
+            stacklevel=2,
         )
         return float(zero_division)
     return float(np.sum(sick & (y_pred == healthy_label)) / n_sick)
@@ -301,6 +302,7 @@ def _finding_specificity(y_true, y_pred, *, healthy_label="normal"):
             "specificity is undefined: y_true has no image of "
             f"healthy_label={healthy_label!r} (only predictions do); returning 0.0.",
             RuntimeWarning,
+            stacklevel=2,
         )
         return 0.0
     return float(np.mean(y_pred[healthy] == healthy_label))
