@@ -1,15 +1,29 @@
-"""Reconstruction-error anomaly detection with a convolutional autoencoder.
+"""Anomaly detection from healthy chest X-rays only, with per-pixel anomaly maps.
 
-The detector is trained on healthy images only; an image it reconstructs badly
-is flagged as abnormal. It follows scikit-learn's outlier-detector conventions
-(``score_samples`` higher = more normal, ``decision_function = score_samples -
-offset_``, ``predict`` +1 inlier / -1 outlier, as ``IsolationForest``) and
-pyod's score -> threshold -> labels contract, and it is a transformer whose
-``transform`` returns the latent codes, so "autoencoder features -> classifier"
-is a :class:`~sklearn.pipeline.Pipeline`.
+:class:`ReconstructionAnomalyDetector` is fitted on healthy images only and
+flags images unlike them. Three methods share one estimator:
+
+- ``"padim"`` (Defard et al. 2020): a Gaussian per image location of the
+  patch features of a frozen ImageNet-pretrained CNN; the anomaly of a patch
+  is its Mahalanobis distance.
+- ``"patchcore"`` (Roth et al. 2022): a coreset-subsampled memory bank of
+  healthy patch features; the anomaly of a patch is its distance to the
+  nearest one.
+- ``"autoencoder"``: a small convolutional (variational) autoencoder trained
+  on the pixels; the anomaly is the reconstruction error.
+
+It follows scikit-learn's outlier-detector conventions (``score_samples``
+higher = more normal, ``decision_function = score_samples - offset_``,
+``predict`` +1 inlier / -1 outlier, as ``IsolationForest``) and pyod's
+score -> threshold -> labels contract, and it is a transformer whose
+``transform`` returns image features, so "detector features -> classifier" is
+a :class:`~sklearn.pipeline.Pipeline`. The image layouts it accepts are the
+data contract of the user guide.
 """
 
+import copy
 import math
+import os
 from numbers import Integral, Real
 
 import numpy as np
@@ -22,173 +36,42 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
+from sklearn.metrics import roc_curve
+from sklearn.model_selection import KFold
+from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
-from skorch import NeuralNet
 from skorch.callbacks import EarlyStopping
 from skorch.dataset import ValidSplit
 from torch import nn
 from torch.nn import functional as F
 
+from ..nn._autoencoder import AutoencoderNet, ConvAutoencoder, reset_parameters
+from ..nn._ssim import ssim_error, ssim_map
 from ..nn._torch_utils import resolve_device
+from ..preprocessing._otsu import otsu_thresholds
 from ..utils._random import seed_from
 from ..utils._validation import restore_layout, validate_images
 
 __all__ = ["ReconstructionAnomalyDetector"]
 
-
-# ----------------------------------------------------------------------------- network
-class _ConvAutoencoder(nn.Module):
-    """Conv2d+MaxPool encoder, Linear bottleneck, Upsample+Conv2d decoder.
-
-    Input ``(n, 1, H, W)`` in [0, 1]; it is padded (replicate) on the bottom and
-    right to the next multiple of ``2**depth`` and the output is cropped back.
-    ``forward`` returns ``(reconstruction, mu, logvar)`` (``logvar`` is None for
-    a plain autoencoder); a VAE samples ``mu + sigma * eps`` in train mode only,
-    with ``eps`` from ``self.generator`` (set during fit), and uses ``mu`` in
-    eval mode.
-    """
-
-    def __init__(self, image_shape, latent_dim, depth, width, variational):
-        super().__init__()
-        self.image_shape = tuple(image_shape)
-        self.depth = depth
-        self.variational = variational
-        self.generator = None
-        step = 2**depth
-        self.padded = tuple(step * math.ceil(s / step) for s in self.image_shape)
-        self.code_shape = (
-            width * 2 ** (depth - 1),
-            self.padded[0] // step,
-            self.padded[1] // step,
-        )
-        enc, channels = [], 1
-        for level in range(depth):
-            out = width * 2**level
-            enc += [nn.Conv2d(channels, out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
-            channels = out
-        self.encoder = nn.Sequential(*enc)
-        flat = int(np.prod(self.code_shape))
-        self.to_mu = nn.Linear(flat, latent_dim)
-        self.to_logvar = nn.Linear(flat, latent_dim) if variational else None
-        self.from_code = nn.Linear(latent_dim, flat)
-        dec = []
-        for level in reversed(range(depth)):
-            out = width * 2 ** max(level - 1, 0)
-            dec += [
-                nn.Upsample(scale_factor=2, mode="nearest"),
-                nn.Conv2d(channels, out, 3, padding=1),
-                nn.ReLU(),
-            ]
-            channels = out
-        dec += [nn.Conv2d(channels, 1, 3, padding=1), nn.Sigmoid()]
-        self.decoder = nn.Sequential(*dec)
-
-    def encode(self, x):
-        pad_h = self.padded[0] - x.shape[-2]
-        pad_w = self.padded[1] - x.shape[-1]
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        h = self.encoder(x).flatten(1)
-        logvar = self.to_logvar(h) if self.variational else None
-        return self.to_mu(h), logvar
-
-    def decode(self, z):
-        h = F.relu(self.from_code(z)).view(-1, *self.code_shape)
-        out = self.decoder(h)
-        return out[..., : self.image_shape[0], : self.image_shape[1]]
-
-    def forward(self, x):
-        mu, logvar = self.encode(x)
-        z = mu
-        if self.variational and self.training:
-            eps = torch.randn(
-                mu.shape, generator=self.generator, device=mu.device, dtype=mu.dtype
-            )
-            z = mu + torch.exp(0.5 * logvar) * eps
-        return self.decode(z), mu, logvar
-
-
-def _reset_parameters(module, generator):
-    """Re-draw every Conv2d/Linear parameter (PyTorch's default scheme) from ``generator``."""
-    for layer in module.modules():
-        if isinstance(layer, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
-            fan_in = layer.weight[0].numel()
-            bound = 1.0 / math.sqrt(fan_in)
-            nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
-
-
-class _AutoencoderNet(NeuralNet):
-    """skorch net whose loss compares the reconstruction with the input X."""
-
-    def __init__(self, *args, beta=1.0, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.beta = beta
-
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        recon, mu, logvar = y_pred
-        X = X.to(recon.device)
-        loss = F.mse_loss(recon, X)
-        if logvar is not None:
-            kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1).mean()
-            loss = loss + self.beta * kl / X[0].numel()
-        return loss
-
-
-# ------------------------------------------------------------------ reconstruction errors
-def _gaussian_window(size, sigma, device):
-    coords = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    return g / g.sum()
-
-
-def _ssim_error(x, y):
-    """Per-image ``1 - mean SSIM`` (Gaussian window 11, sigma 1.5, as Wang et al. 2004)."""
-    side = min(x.shape[-2:])
-    size = min(11, side if side % 2 else side - 1)
-    g = _gaussian_window(max(size, 1), 1.5, x.device)
-    wx, wy = g.view(1, 1, 1, -1), g.view(1, 1, -1, 1)
-
-    def blur(t):
-        return F.conv2d(F.conv2d(t, wx), wy)
-
-    c1, c2 = 0.01**2, 0.03**2
-    mx, my = blur(x), blur(y)
-    vx = blur(x * x) - mx**2
-    vy = blur(y * y) - my**2
-    cxy = blur(x * y) - mx * my
-    ssim = ((2 * mx * my + c1) * (2 * cxy + c2)) / (
-        (mx**2 + my**2 + c1) * (vx + vy + c2)
-    )
-    return 1.0 - ssim.flatten(1).mean(1)
-
-
-def _otsu_threshold(values, bins=256):
-    hist, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))
-    centers = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(hist)
-    w1 = w0[-1] - w0
-    m0 = np.cumsum(hist * centers)
-    mean0 = m0 / np.maximum(w0, 1)
-    mean1 = (m0[-1] - m0) / np.maximum(w1, 1)
-    between = w0 * w1 * (mean0 - mean1) ** 2
-    return float(centers[np.argmax(between)])
+_ERRORS = ("mse", "ssim", "masked_mse")
+_DEFAULT_STRIDES = (4, 8)
 
 
 def _lung_mask(images):
     """Lung-field mask of the healthy atlas (mean training image).
 
     The lungs are the dark (air-filled) region inside the bright body: blur the
-    mean image, keep pixels below its Otsu threshold, drop dark regions that
-    touch the image border (air outside the patient) and keep the two largest
-    remaining regions. Falls back to the whole image when that leaves less
-    than 5 % of it.
+    mean image, keep pixels below its Otsu threshold (Otsu 1979), drop dark
+    regions that touch the image border (air outside the patient) and keep the
+    two largest remaining regions. Falls back to the whole image when that
+    leaves less than 5 % of it.
     """
     atlas = ndimage.gaussian_filter(
         images.mean(0), sigma=max(images.shape[1] / 64, 0.5)
-    )
-    dark = atlas < _otsu_threshold(atlas.ravel())
+    ).astype(np.float32)
+    dark = atlas < otsu_thresholds(atlas[None])[0]
     labels, n = ndimage.label(dark)
     border = np.unique(np.r_[labels[0], labels[-1], labels[:, 0], labels[:, -1]])
     sizes = ndimage.sum(dark, labels, index=np.arange(1, n + 1))
@@ -199,88 +82,174 @@ def _lung_mask(images):
     return mask
 
 
-# -------------------------------------------------------------------------- estimator
+def _translations(reference, images):
+    """Integer (row, column) shifts that best align each image with ``reference``.
+
+    The peak of the FFT cross-correlation, as
+    ``skimage.registration.phase_cross_correlation(reference, image,
+    normalization=None)`` (a shift larger than half the side wraps to a
+    negative one).
+    """
+    from scipy import fft
+
+    product = fft.fft2(reference)[None] * np.conj(fft.fft2(images))
+    correlation = np.abs(fft.ifft2(product))
+    n, height, width = images.shape
+    flat = correlation.reshape(n, -1).argmax(1)
+    rows, cols = np.divmod(flat, width)
+    rows = np.where(rows > height // 2, rows - height, rows)
+    cols = np.where(cols > width // 2, cols - width, cols)
+    return np.stack([rows, cols], axis=1).astype(np.float64)
+
+
+def _is_autoencoder(estimator):
+    return estimator.method == "autoencoder"
+
+
 class ReconstructionAnomalyDetector(
     ClassNamePrefixFeaturesOutMixin, OutlierMixin, TransformerMixin, BaseEstimator
 ):
-    """Convolutional (variational) autoencoder anomaly detector for chest X-rays.
+    """Anomaly detector for chest X-rays fitted on healthy images only.
 
-    Fit it on healthy images only (``y`` is ignored); an image whose
-    reconstruction error exceeds ``threshold_`` is an outlier (-1).
+    Fit it on healthy images (``y`` is ignored); an image whose anomaly score
+    exceeds ``threshold_`` is an outlier (-1). :meth:`anomaly_map` shows
+    where an image differs from the healthy ones.
 
     Parameters
     ----------
+    method : {"padim", "patchcore", "autoencoder"}, default="padim"
+        ``"padim"`` (Defard et al. 2020): the patch features of a frozen
+        pretrained ``backbone`` at every location of a grid are modelled by a
+        Gaussian per location (mean and Ledoit-Wolf shrunk covariance of a
+        random subset of ``n_features`` channels); a patch's anomaly is its
+        Mahalanobis distance. ``"patchcore"`` (Roth et al. 2022): all healthy
+        patch features, subsampled to a ``coreset_ratio`` fraction by a greedy
+        k-center coreset, form a memory bank; a patch's anomaly is its distance
+        to the nearest bank patch. ``"autoencoder"``: a convolutional
+        (variational) autoencoder on the pixels, scored by its reconstruction
+        ``error``. The pretrained patch methods need no training and separate
+        healthy from sick images far better (see the user guide's table).
+    backbone : str, default="efficientnet_lite0"
+        Registry name of the frozen CNN of the patch methods.
+    weights : "imagenet", str, path or None, default="imagenet"
+        Its weights (``None``: random, from ``random_state``).
+    input_size : int or None, default=None
+        Side the images are resized to (bilinear) before the backbone;
+        ``None``: their own size (at least 32). Memory grows with the number
+        of grid locations, ``(input_size / stages[0])**2``.
+    stages : tuple of int or None, default=None
+        Output strides of the backbone stages whose features are used (the
+        last block of each stride); ``None``: ``(4, 8)``. The grid is that of
+        the first stride (16 x 16 patches at 64 pixels).
+    n_features : int or None, default=100
+        ``"padim"``: random subset of feature channels kept (``None``: all).
+    coreset_ratio : float in (0, 1], default=0.1
+        ``"patchcore"``: fraction of the healthy patches kept in the bank.
+    sigma : float or "auto", default="auto"
+        Standard deviation, in input pixels, of the Gaussian that smooths the
+        patch methods' anomaly maps; ``"auto"``: ``4 * H / 224`` (sigma 4 at
+        224 pixels, as both papers).
+    aggregation : "max" or float in (0, 1), default="max"
+        Per-image anomaly of the patch methods: the maximum of the smoothed
+        anomaly map over ``region``, or that quantile of it.
+    region : {"lungs", "image"}, default="lungs"
+        Where the patch methods' per-image anomaly is taken: the lung-field
+        mask ``mask_`` of the healthy atlas (the mean aligned training image),
+        or the whole image.
+    align : bool, default=True
+        Patch methods: translate every image onto the healthy atlas (phase
+        cross-correlation of the FFTs) before its features are computed, so patient position matters less;
+        :meth:`anomaly_map` is shifted back to the image's own coordinates.
+    input_sigma : float, default=1.0
+        Patch methods: Gaussian blur (in image pixels) applied before the
+        backbone, so pixel noise does not dominate the fine-scale features.
+    normalize : {"percentile"} or None, default=None
+        Patch methods: ``"percentile"`` rescales each image so its 1st and 99th
+        percentiles map to 0 and 1 (exposure normalisation); ``None`` keeps
+        the intensities.
     latent_dim : int, default=32
-        Size of the bottleneck code returned by :meth:`transform`.
+        ``"autoencoder"``: size of the bottleneck code returned by
+        :meth:`transform`.
     depth : int, default=3
-        Number of Conv2d+MaxPool(2) encoder levels (and Upsample+Conv2d decoder
-        levels). Images whose side is not a multiple of ``2**depth`` are padded
-        (replicating the last row/column) on the bottom/right inside the network
-        and the reconstruction is cropped back, so any size works; errors are
-        computed on the original pixels only.
+        ``"autoencoder"``: number of Conv2d+MaxPool(2) encoder levels (and
+        Upsample+Conv2d decoder levels). Sides that are not a multiple of
+        ``2**depth`` are padded (replicating the last row/column) inside the
+        network and the reconstruction is cropped back.
     width : int, default=16
-        Channels of the first level; each further level doubles them.
+        ``"autoencoder"``: channels of the first level, doubled at each level.
     variational : bool, default=False
-        Train a VAE: the encoder gives a mean and a log-variance, the code is
-        sampled with the reparameterisation trick during training and the mean
-        is used at inference.
+        ``"autoencoder"``: train a VAE (reparameterisation trick in training,
+        the mean at inference).
     beta : float, default=1.0
-        Weight of the KL term of the VAE loss ``MSE + beta * KL / (H * W)``
-        (the KL is summed over the latent dimensions, the MSE averaged over
-        pixels). Ignored unless ``variational=True``.
+        Weight of the VAE's KL term ``MSE + beta * KL / (H * W)``.
     error : {"mse", "ssim", "masked_mse"}, default="mse"
-        Per-image reconstruction error used for scoring (training always
-        minimises pixel MSE): ``"mse"`` the mean squared pixel error (the
-        seeds); ``"ssim"`` ``1 - SSIM`` with an 11-pixel Gaussian window
-        (sigma 1.5), which compares local structure and contrast rather than
-        absolute intensity; ``"masked_mse"`` the MSE inside a lung-field mask
-        ``mask_`` fitted once on the mean training image (Otsu), so the error is
-        not dominated by the edges of the body, the diaphragm and the image
-        border. A per-image mask is deliberately not used: a consolidation is
-        bright, so an intensity mask of a sick image would cut the lesion out.
-    threshold : "mean" or float in (0, 0.5], default="mean"
-        ``"mean"``: an image is an outlier when its error exceeds the mean
-        training error (the first seed's rule). A float ``q``: the ``1 - q``
-        quantile of the training errors, so about a fraction ``q`` of the
-        training images are outliers (a contamination).
+        ``"autoencoder"``: per-image reconstruction error used for scoring
+        (training minimises pixel MSE): the mean squared pixel error;
+        ``1 - SSIM`` (Wang et al. 2004; 11-pixel Gaussian window, sigma 1.5);
+        or the MSE inside the lung-field mask ``mask_`` of the mean training
+        image (a per-image mask would cut a bright consolidation out).
+    threshold : "mean", "youden" or float in (0, 0.5], default="mean"
+        ``"mean"``: an image is an outlier when its anomaly exceeds the mean
+        anomaly of the training images (the historical rule). A float ``q``:
+        the ``1 - q`` quantile of the training anomalies (a contamination).
+        ``"youden"``: the threshold maximising sensitivity + specificity (the
+        Youden index) on the labelled validation set ``X_val, y_val`` of
+        :meth:`fit`, which it requires. Training anomalies of the patch
+        methods are out-of-sample (see ``decision_scores_``).
     max_epochs : int, default=20
+        ``"autoencoder"`` training epochs.
     batch_size : int, default=32
-        Used for training and inference.
+        Images per batch, for training and inference.
     lr : float, default=1e-3
-        Adam learning rate.
+        ``"autoencoder"``: Adam learning rate.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the images, stop when the
-        validation loss has not improved for ``n_iter_no_change`` epochs and
+        ``"autoencoder"``: hold out ``validation_fraction`` of the images, stop
+        when their loss has not improved for ``n_iter_no_change`` epochs and
         restore the best weights.
     validation_fraction : float in (0, 1), default=0.1
-        Used only when ``early_stopping=True``.
     n_iter_no_change : int, default=5
-        Patience of early stopping.
     device : str, default="auto"
-        ``"auto"`` uses CUDA when present. Fitted weights are kept on that
-        device and pickled on the CPU.
+        ``"auto"`` uses CUDA when present. Networks are pickled on the CPU.
     verbose : int, default=0
         Print skorch's epoch table when positive.
     random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, batch shuffling, the validation split and
-        the VAE noise (through ``torch.Generator`` objects; the global RNGs are
+        Seeds the channel subset, the coreset, the folds of the training
+        anomalies and the autoencoder's initialisation, shuffling, split and
+        noise (through ``numpy``/``torch`` generators; the global RNGs are
         neither read nor changed).
 
     Attributes
     ----------
-    module_ : torch.nn.Module
-        The fitted autoencoder, in eval mode.
-    history_ : skorch.History
-        Per-epoch ``train_loss`` (and ``valid_loss``) of the fit.
     decision_scores_ : ndarray of shape (n_samples,)
-        :meth:`score_samples` of the training images (``-error``; higher is
-        more normal).
+        :meth:`score_samples` of the training images (minus their anomaly).
+        For ``"padim"`` they are out-of-fold (5-fold: each image scored by the
+        Gaussians of the other folds) and for ``"patchcore"``
+        leave-one-image-out (the bank patches of the image itself ignored), so
+        they are as large as those of new healthy images and the thresholds
+        derived from them are not optimistic.
     threshold_ : float
-        Error above which an image is an outlier.
+        Anomaly above which an image is an outlier.
     offset_ : float
         ``-threshold_``: ``decision_function = score_samples - offset_``.
+    sensitivity_, specificity_ : float
+        Only when ``X_val, y_val`` were given: the share of validation outliers
+        flagged and of validation inliers not flagged at ``threshold_`` (NaN
+        when the validation set has no image of that kind).
     mask_ : ndarray of shape (H, W), bool
-        Lung-field mask used by ``error="masked_mse"`` (fitted in any case).
+        Lung-field mask of the mean (aligned, for the patch methods) training
+        image (Otsu 1979).
+    atlas_ : ndarray of shape (H, W) or None
+        Patch methods with ``align=True``: the mean prepared training image,
+        onto which every image is translated.
+    feature_extractor_ : torch.nn.Module
+        The patch methods' frozen feature network
+        (:class:`skcxr.nn._patch_features.PatchFeatures`), on the CPU.
+    patch_model_ : object
+        The patch methods' fitted Gaussians or memory bank.
+    module_ : torch.nn.Module
+        ``"autoencoder"``: the fitted network, in eval mode.
+    history_ : skorch.History
+        ``"autoencoder"``: per-epoch ``train_loss`` (and ``valid_loss``).
     n_features_in_ : int
         Pixels per image.
     image_shape_ : tuple of int
@@ -289,28 +258,55 @@ class ReconstructionAnomalyDetector(
     See Also
     --------
     sklearn.ensemble.IsolationForest : The same score/offset/predict conventions.
+    skcxr.inspection.AnomalyMapDisplay : Draws :meth:`anomaly_map`.
+
+    Notes
+    -----
+    Defard, Setkov, Loesch, Audigier (2020), "PaDiM: a Patch Distribution
+    Modeling Framework for Anomaly Detection and Localization". Roth, Pemula,
+    Zepeda, Schoelkopf, Brox, Gehler (2022), "Towards Total Recall in
+    Industrial Anomaly Detection" (PatchCore).
 
     Examples
     --------
     >>> import numpy as np
     >>> from skcxr import ReconstructionAnomalyDetector
     >>> X = np.random.default_rng(0).random((8, 16, 16), dtype=np.float32)
-    >>> det = ReconstructionAnomalyDetector(latent_dim=4, depth=2, width=4,
-    ...                                     max_epochs=1, random_state=0).fit(X)
-    >>> det.predict(X).shape, det.transform(X).shape, det.reconstruct(X).shape
-    ((8,), (8, 4), (8, 16, 16))
-    >>> bool(np.all((det.decision_function(X) < 0) == (det.predict(X) == -1)))
+    >>> det = ReconstructionAnomalyDetector(input_size=32, random_state=0).fit(X)
+    >>> det.predict(X).shape, det.anomaly_map(X).shape
+    ((8,), (8, 16, 16))
+    >>> ae = ReconstructionAnomalyDetector(method="autoencoder", latent_dim=4,
+    ...     depth=2, width=4, max_epochs=1, random_state=0).fit(X)
+    >>> ae.transform(X).shape, ae.reconstruct(X).shape
+    ((8, 4), (8, 16, 16))
+    >>> bool(np.all((ae.decision_function(X) < 0) == (ae.predict(X) == -1)))
     True
     """
 
     _parameter_constraints = {
+        "method": [StrOptions({"padim", "patchcore", "autoencoder"})],
+        "backbone": [str],
+        "weights": [str, os.PathLike, None],
+        "input_size": [Interval(Integral, 16, None, closed="left"), None],
+        "stages": [tuple, list, None],
+        "n_features": [Interval(Integral, 1, None, closed="left"), None],
+        "coreset_ratio": [Interval(Real, 0, 1, closed="right")],
+        "sigma": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
+        "aggregation": [StrOptions({"max"}), Interval(Real, 0, 1, closed="neither")],
+        "region": [StrOptions({"image", "lungs"})],
+        "align": ["boolean"],
+        "input_sigma": [Interval(Real, 0, None, closed="left")],
+        "normalize": [StrOptions({"percentile"}), None],
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
         "depth": [Interval(Integral, 1, 6, closed="both")],
         "width": [Interval(Integral, 1, None, closed="left")],
         "variational": ["boolean"],
         "beta": [Interval(Real, 0, None, closed="left")],
-        "error": [StrOptions({"mse", "ssim", "masked_mse"})],
-        "threshold": [StrOptions({"mean"}), Interval(Real, 0, 0.5, closed="right")],
+        "error": [StrOptions(set(_ERRORS))],
+        "threshold": [
+            StrOptions({"mean", "youden"}),
+            Interval(Real, 0, 0.5, closed="right"),
+        ],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
@@ -325,6 +321,19 @@ class ReconstructionAnomalyDetector(
     def __init__(
         self,
         *,
+        method="padim",
+        backbone="efficientnet_lite0",
+        weights="imagenet",
+        input_size=None,
+        stages=None,
+        n_features=100,
+        coreset_ratio=0.1,
+        sigma="auto",
+        aggregation="max",
+        region="lungs",
+        align=True,
+        input_sigma=1.0,
+        normalize=None,
         latent_dim=32,
         depth=3,
         width=16,
@@ -342,6 +351,19 @@ class ReconstructionAnomalyDetector(
         verbose=0,
         random_state=None,
     ):
+        self.method = method
+        self.backbone = backbone
+        self.weights = weights
+        self.input_size = input_size
+        self.stages = stages
+        self.n_features = n_features
+        self.coreset_ratio = coreset_ratio
+        self.sigma = sigma
+        self.aggregation = aggregation
+        self.region = region
+        self.align = align
+        self.input_sigma = input_sigma
+        self.normalize = normalize
         self.latent_dim = latent_dim
         self.depth = depth
         self.width = width
@@ -361,28 +383,97 @@ class ReconstructionAnomalyDetector(
 
     # ------------------------------------------------------------------ fitting
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
-        """Train the autoencoder on (healthy) images and set the threshold.
+    def fit(self, X, y=None, *, X_val=None, y_val=None):
+        """Model the healthy images, then set the threshold.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, H, W), (n_samples, 1, H, W) or (n_samples, H*W)
-            Images in [0, 1] (the data contract), healthy ones only.
+        X : array-like of shape (n_samples, H, W), (n_samples, 1, H, W) or \
+                (n_samples, H*W)
+            Images in [0, 1], healthy ones only.
         y : Ignored
             Not used, present for API consistency.
+        X_val : array-like of images, default=None
+            A small labelled validation set, for ``threshold="youden"`` and for
+            ``sensitivity_`` / ``specificity_``.
+        y_val : array-like of shape (n_val,), default=None
+            Labels of ``X_val`` in :meth:`predict`'s convention: +1 healthy
+            (inlier), -1 abnormal (outlier); e.g.
+            ``np.where(y == "normal", 1, -1)``.
 
         Returns
         -------
         self : ReconstructionAnomalyDetector
         """
+        if (X_val is None) != (y_val is None):
+            raise ValueError("X_val and y_val must be given together.")
+        if self.threshold == "youden" and X_val is None:
+            raise ValueError(
+                "threshold='youden' chooses the threshold on a labelled validation "
+                "set: pass fit(X, X_val=..., y_val=...) (y_val: +1 healthy, "
+                "-1 abnormal), or use threshold='mean' or a contamination."
+            )
         images, _ = validate_images(self, X, reset=True)
+        rng = np.random.default_rng(seed_from(self.random_state))
+        if self.method == "autoencoder":
+            self.mask_ = _lung_mask(images)
+            anomalies = self._fit_autoencoder(images, rng)
+        else:
+            anomalies = self._fit_patches(images, rng)
+        self.decision_scores_ = -anomalies
+
+        if X_val is not None:
+            val_images, _ = validate_images(self, X_val, reset=False)
+            outlier = self._check_y_val(y_val, len(val_images))
+            val_anomalies = self._anomalies(val_images)
+        if self.threshold == "mean":
+            self.threshold_ = float(anomalies.mean())
+        elif self.threshold == "youden":
+            self.threshold_ = self._youden(val_anomalies, outlier)
+        else:
+            self.threshold_ = float(np.quantile(anomalies, 1.0 - self.threshold))
+        self.offset_ = -self.threshold_
+        if X_val is not None:
+            flagged = val_anomalies > self.threshold_
+            with np.errstate(invalid="ignore"):
+                self.sensitivity_ = float(np.mean(flagged[outlier]))
+                self.specificity_ = float(np.mean(~flagged[~outlier]))
+        return self
+
+    @staticmethod
+    def _check_y_val(y_val, n):
+        y_val = np.asarray(y_val)
+        if y_val.shape != (n,):
+            raise ValueError(
+                f"y_val has shape {y_val.shape}; expected ({n},), one label per "
+                "X_val image."
+            )
+        if not np.isin(y_val, (-1, 1)).all():
+            raise ValueError(
+                "y_val must hold +1 (healthy, inlier) and -1 (abnormal, outlier) "
+                f"labels; got values {np.unique(y_val)[:5].tolist()}. Convert class "
+                "labels with np.where(y == 'normal', 1, -1)."
+            )
+        return y_val == -1
+
+    def _youden(self, anomalies, outlier):
+        if outlier.all() or not outlier.any():
+            raise ValueError(
+                "threshold='youden' needs healthy (+1) and abnormal (-1) images in "
+                "y_val."
+            )
+        fpr, tpr, thresholds = roc_curve(outlier, anomalies)
+        best = thresholds[1:][np.argmax((tpr - fpr)[1:])]  # drop the +inf point
+        # flagged when anomaly > threshold_: midway to the next lower anomaly
+        lower = anomalies[anomalies < best]
+        return float((best + lower.max()) / 2 if len(lower) else best - 1e-12)
+
+    def _fit_autoencoder(self, images, rng):
         n = images.shape[0]
         device = resolve_device(self.device)
-        rng = np.random.default_rng(seed_from(self.random_state))
         init_seed, shuffle_seed, noise_seed, split_seed = (
             int(s) for s in rng.integers(0, 2**31 - 1, size=4)
         )
-
         train_split, callbacks = None, []
         if self.early_stopping:
             n_valid = int(math.floor(n * self.validation_fraction))
@@ -403,21 +494,19 @@ class ReconstructionAnomalyDetector(
                     sink=print if self.verbose else (lambda *a, **k: None),
                 )
             )
-
         # Construction draws default inits from the global RNG: fork it so the
         # caller's state is untouched, then re-draw from our own generator.
         with torch.random.fork_rng(devices=[]):
-            module = _ConvAutoencoder(
+            module = ConvAutoencoder(
                 self.image_shape_,
                 self.latent_dim,
                 self.depth,
                 self.width,
                 self.variational,
             )
-        _reset_parameters(module, torch.Generator().manual_seed(init_seed))
+        reset_parameters(module, torch.Generator().manual_seed(init_seed))
         module.generator = torch.Generator(device=device).manual_seed(noise_seed)
-
-        net = _AutoencoderNet(
+        net = AutoencoderNet(
             module,
             beta=self.beta,
             criterion=nn.MSELoss,  # unused: get_loss compares with X
@@ -433,26 +522,177 @@ class ReconstructionAnomalyDetector(
             verbose=int(self.verbose),
         )
         net.fit(images[:, None], None)
-
         module = net.module_
         module.generator = None
         module.eval()
         self.module_ = module
         self.history_ = net.history
         self._n_features_out = self.latent_dim
-        self.mask_ = _lung_mask(images)
-        errors = self._errors(images, self.error)
-        if self.threshold == "mean":
-            self.threshold_ = float(errors.mean())
+        return self._errors(images, self.error)
+
+    def _build_extractor(self, rng):
+        from ..nn._backbones import build_backbone, check_backbone_name
+        from ..nn._patch_features import PatchFeatures, stage_blocks
+
+        check_backbone_name(self.backbone)
+        strides = _DEFAULT_STRIDES if self.stages is None else self.stages
+        if not (
+            len(strides) > 0
+            and all(isinstance(s, Integral) and s >= 1 for s in strides)
+        ):
+            raise ValueError(
+                f"stages must be a non-empty tuple of output strides such as "
+                f"(4, 8, 16); got {self.stages!r}."
+            )
+        if self.weights is None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(rng.integers(2**31 - 1)))
+                network = build_backbone(self.backbone, weights=None)
         else:
-            self.threshold_ = float(np.quantile(errors, 1.0 - self.threshold))
-        self.offset_ = -self.threshold_
-        self.decision_scores_ = -errors
-        return self
+            network = build_backbone(self.backbone, weights=self.weights)
+        network.eval()
+        for param in network.parameters():
+            param.requires_grad_(False)
+        size = self._input_size()
+        blocks = stage_blocks(network, tuple(int(s) for s in strides), size)
+        extractor = PatchFeatures(network, blocks, size).eval()
+        return extractor
+
+    def _input_size(self):
+        if self.input_size is None:
+            return max(32, int(self.image_shape_[0]))
+        return int(self.input_size)
+
+    def _fit_patches(self, images, rng):
+        from ._patch_models import GaussianPatchModel, PatchMemory
+
+        extractor = self._build_extractor(rng)
+        self.feature_extractor_ = extractor
+        self._device_extractor = None
+        self.atlas_ = None
+        prepared, _ = self._prepare(images)
+        if self.align:
+            self.atlas_ = prepared.mean(0)
+            prepared, _ = self._prepare(images)
+        self.mask_ = _lung_mask(prepared)
+        features = self._patch_features(prepared)
+        n_channels = features.shape[1]
+        if self.method == "padim" and self.n_features is not None:
+            if self.n_features < n_channels:
+                keep = np.sort(rng.choice(n_channels, self.n_features, replace=False))
+                extractor.channels = torch.as_tensor(keep, dtype=torch.long)
+                features = features[:, torch.as_tensor(keep)]
+        self._n_features_out = features.shape[1]
+        n = len(images)
+        if self.method == "padim":
+            self.patch_model_ = GaussianPatchModel().fit(features)
+            grids = torch.empty(n, *features.shape[2:])
+            if n >= 4:
+                folds = KFold(
+                    n_splits=min(5, n),
+                    shuffle=True,
+                    random_state=int(rng.integers(2**31 - 1)),
+                )
+                for train, test in folds.split(np.arange(n)):
+                    part = GaussianPatchModel().fit(features[train])
+                    grids[test] = part.score(features[test])
+            else:
+                grids = self.patch_model_.score(features)
+        else:
+            generator = torch.Generator().manual_seed(int(rng.integers(2**31 - 1)))
+            self.patch_model_ = PatchMemory(self.coreset_ratio, generator).fit(features)
+            exclude = torch.arange(n) if n > 1 else None
+            grids = self.patch_model_.score(features, exclude=exclude)
+        return self._aggregate(self._upsample(grids))
 
     # ---------------------------------------------------------------- inference
+    def _extractor_on(self, device):
+        if device == "cpu":
+            return self.feature_extractor_
+        cached = getattr(self, "_device_extractor", None)
+        if cached is None or cached[0] != device:
+            cached = (device, copy.deepcopy(self.feature_extractor_).to(device))
+            self._device_extractor = cached
+        return cached[1]
+
+    def _patch_features(self, images):
+        device = resolve_device(self.device)
+        extractor = self._extractor_on(device)
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                x = torch.tensor(images[start : start + self.batch_size])[:, None]
+                out.append(extractor(x.to(device)).float().cpu())
+        return torch.cat(out)
+
+    def _sigma(self):
+        if self.sigma == "auto":
+            return 4.0 * self.image_shape_[0] / 224
+        return float(self.sigma)
+
+    def _upsample(self, grids):
+        """Patch-grid anomalies -> smoothed per-pixel maps ``(n, H, W)``."""
+        maps = F.interpolate(
+            grids[:, None], size=self.image_shape_, mode="bilinear", align_corners=False
+        )[:, 0].numpy()
+        sigma = self._sigma()
+        if sigma > 0:
+            maps = ndimage.gaussian_filter(
+                maps, sigma=(0, sigma, sigma), mode="nearest"
+            )
+        return maps.astype(np.float32, copy=False)
+
+    def _aggregate(self, maps):
+        region = self.mask_ if self.region == "lungs" else None
+        values = maps[:, region] if region is not None else maps.reshape(len(maps), -1)
+        if self.aggregation == "max":
+            return values.max(1).astype(np.float64)
+        return np.quantile(values, self.aggregation, axis=1).astype(np.float64)
+
+    def _prepare(self, images):
+        """Blur, normalise and align images for the patch methods.
+
+        Returns the prepared images and the (row, column) shift applied to each
+        (``None`` without alignment).
+        """
+        out = images
+        if self.normalize == "percentile":
+            low, high = np.percentile(out, [1, 99], axis=(1, 2), keepdims=True)
+            out = np.clip((out - low) / np.maximum(high - low, 1e-6), 0, 1)
+        if self.input_sigma > 0:
+            sigma = (0, self.input_sigma, self.input_sigma)
+            out = ndimage.gaussian_filter(out, sigma=sigma, mode="nearest")
+        out = out.astype(np.float32, copy=False)
+        if not self.align or getattr(self, "atlas_", None) is None:
+            return out, None
+        shifts = _translations(self.atlas_, out)
+        aligned = np.stack(
+            [
+                ndimage.shift(image, shift, order=1, mode="nearest")
+                for image, shift in zip(out, shifts)
+            ]
+        )
+        return aligned.astype(np.float32, copy=False), shifts
+
+    def _patch_maps(self, images, own_coordinates=False):
+        prepared, shifts = self._prepare(images)
+        maps = self._upsample(self.patch_model_.score(self._patch_features(prepared)))
+        if own_coordinates and shifts is not None:
+            maps = np.stack(
+                [
+                    ndimage.shift(m, -shift, order=1, mode="nearest")
+                    for m, shift in zip(maps, shifts)
+                ]
+            )
+        return maps
+
+    def _anomalies(self, images):
+        if self.method == "autoencoder":
+            return self._errors(images, self.error)
+        return self._aggregate(self._patch_maps(images))
+
     def _batches(self, images):
-        """Yield ``(x_on_device, module)`` batches under inference mode."""
+        """Yield ``(x_on_device, module)`` batches of the autoencoder."""
         module = self.module_
         device = resolve_device(self.device)
         if next(module.parameters()).device != torch.device(device):
@@ -462,7 +702,7 @@ class ReconstructionAnomalyDetector(
                 module.to("cpu")
                 device = "cpu"
         for start in range(0, images.shape[0], self.batch_size):
-            x = torch.from_numpy(images[start : start + self.batch_size, None])
+            x = torch.tensor(images[start : start + self.batch_size, None])
             yield x.to(device), module
 
     def _errors(self, images, error):
@@ -472,7 +712,7 @@ class ReconstructionAnomalyDetector(
             for x, module in self._batches(images):
                 recon = module(x)[0]
                 if error == "ssim":
-                    e = _ssim_error(recon, x)
+                    e = ssim_error(recon, x)
                 else:
                     sq = (recon - x) ** 2
                     if mask is not None:
@@ -483,32 +723,74 @@ class ReconstructionAnomalyDetector(
                 out.append(e.float().cpu().numpy())
         return np.concatenate(out).astype(np.float64)
 
+    def anomaly_map(self, X):
+        """Per-pixel anomaly at the input resolution (higher = more anomalous).
+
+        Patch methods: the patch anomalies (Mahalanobis or nearest-neighbour
+        distances) upsampled bilinearly and smoothed with a Gaussian of
+        ``sigma`` pixels; the per-image anomaly is their maximum (or
+        ``aggregation`` quantile) over ``region``. Autoencoder: the squared
+        reconstruction error per pixel (``error="ssim"``: ``1 - SSIM``
+        per pixel; ``"masked_mse"``: zero outside ``mask_``).
+
+        Parameters
+        ----------
+        X : array-like of images
+
+        Returns
+        -------
+        ndarray of shape (n_samples, H, W), float32
+        """
+        check_is_fitted(self)
+        images, _ = validate_images(self, X, reset=False)
+        if self.method != "autoencoder":
+            return self._patch_maps(images, own_coordinates=True)
+        out = []
+        with torch.inference_mode():
+            for x, module in self._batches(images):
+                recon = module(x)[0]
+                if self.error == "ssim":
+                    m = 1.0 - ssim_map(recon, x, pad=True)
+                else:
+                    m = (recon - x) ** 2
+                out.append(m[:, 0].float().cpu().numpy())
+        maps = np.concatenate(out)
+        if self.error == "masked_mse":
+            maps = maps * self.mask_
+        return maps.astype(np.float32, copy=False)
+
     def reconstruction_error(self, X, *, error=None):
-        """Per-image reconstruction error (higher = more abnormal).
+        """Per-image anomaly (higher = more abnormal), the scale of ``threshold_``.
 
         Parameters
         ----------
         X : array-like of images
         error : {"mse", "ssim", "masked_mse"} or None, default=None
-            ``None`` uses the fitted ``error`` (the scale of ``threshold_``);
-            another value is for comparing error types on one fitted model
-            (``mask_`` is fitted whatever the error).
+            ``"autoencoder"`` only: ``None`` uses the fitted ``error``; another
+            value compares error types on one fitted network (``mask_`` is
+            fitted whatever the error). The patch methods accept ``None`` only.
 
         Returns
         -------
         ndarray of shape (n_samples,)
         """
         check_is_fitted(self)
-        error = self.error if error is None else error
-        if error not in ("mse", "ssim", "masked_mse"):
+        if error is not None and error not in _ERRORS:
             raise ValueError(
                 f"error must be 'mse', 'ssim' or 'masked_mse', got {error!r}."
             )
+        if error is not None and self.method != "autoencoder":
+            raise ValueError(
+                f"error={error!r} is a reconstruction error of method='autoencoder'; "
+                f"this detector uses method={self.method!r}: call with error=None."
+            )
         images, _ = validate_images(self, X, reset=False)
-        return self._errors(images, error)
+        if self.method == "autoencoder":
+            return self._errors(images, self.error if error is None else error)
+        return self._anomalies(images)
 
     def score_samples(self, X):
-        """Opposite of the reconstruction error: higher means more normal.
+        """Opposite of the per-image anomaly: higher means more normal.
 
         Parameters
         ----------
@@ -534,7 +816,7 @@ class ReconstructionAnomalyDetector(
         return self.score_samples(X) - self.offset_
 
     def predict(self, X):
-        """+1 for inliers (normal), -1 for outliers (error above ``threshold_``).
+        """+1 for inliers (normal), -1 for outliers (anomaly above ``threshold_``).
 
         Parameters
         ----------
@@ -547,7 +829,11 @@ class ReconstructionAnomalyDetector(
         return np.where(self.decision_function(X) < 0, -1, 1)
 
     def transform(self, X):
-        """Latent codes (the encoder mean), for a downstream estimator.
+        """Image features for a downstream estimator.
+
+        ``"autoencoder"``: the latent codes (the encoder mean). Patch methods:
+        the patch features averaged over the image (the pretrained encoder's
+        pooled multi-stage features; for ``"padim"`` the kept channels).
 
         Parameters
         ----------
@@ -555,18 +841,22 @@ class ReconstructionAnomalyDetector(
 
         Returns
         -------
-        ndarray of shape (n_samples, latent_dim), dtype float32
+        ndarray of shape (n_samples, n_features_out), dtype float32
         """
         check_is_fitted(self)
         images, _ = validate_images(self, X, reset=False)
+        if self.method != "autoencoder":
+            prepared, _ = self._prepare(images)
+            return self._patch_features(prepared).mean((2, 3)).numpy()
         with torch.inference_mode():
             codes = [
                 m.encode(x)[0].float().cpu().numpy() for x, m in self._batches(images)
             ]
         return np.concatenate(codes).astype(np.float32, copy=False)
 
+    @available_if(_is_autoencoder)
     def reconstruct(self, X):
-        """Reconstructed images, in the layout of ``X``.
+        """Reconstructed images, in the layout of ``X`` (``"autoencoder"`` only).
 
         Parameters
         ----------
@@ -587,21 +877,15 @@ class ReconstructionAnomalyDetector(
     # ------------------------------------------------------------------- pickling
     def __getstate__(self):
         state = super().__getstate__()
-        if "module_" in state and next(state["module_"].parameters()).is_cuda:
-            module = state["module_"]
-            state["module_"] = _copy_to_cpu(module)
+        state.pop("_device_extractor", None)  # a device copy is rebuilt on demand
+        module = state.get("module_")
+        if module is not None and next(module.parameters()).is_cuda:
+            state["module_"] = copy.deepcopy(module).to("cpu")
         return state
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         tags.non_deterministic = False
-        tags.transformer_tags.preserves_dtype = ["float32"]  # codes are float32
+        tags.transformer_tags.preserves_dtype = ["float32"]  # features are float32
         return tags
-
-
-def _copy_to_cpu(module):
-    import copy
-
-    clone = copy.deepcopy(module)
-    return clone.to("cpu")
