@@ -30,5 +30,7 @@ __getattr__, __dir__, __all__ = attach(
         "nn": ".nn",
         "utils": ".utils",
         "study": ".study",
+        "serve": ".serve",
+        "parallel": ".parallel",
     },
 )

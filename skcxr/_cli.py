@@ -1,4 +1,4 @@
-"""The ``skcxr`` command line: ``study``, ``predict`` and ``explain``.
+"""The ``skcxr`` command line: ``study``, ``predict``, ``explain`` and ``serve``.
 
 Bad input (a missing path, an empty folder, an unknown layout, a file that is not
 a model) ends with a one-line ``skcxr: error: ...`` and exit status 2, not a
@@ -9,6 +9,9 @@ import argparse
 import csv
 import os
 import sys
+import warnings
+
+import numpy as np
 
 __all__ = ["main", "console_main"]
 
@@ -48,6 +51,31 @@ def _parser():
     )
     study.add_argument("--quick", action="store_true", help="a one-minute smoke run")
     study.add_argument("--random-state", type=int, default=0)
+    study.add_argument(
+        "--config",
+        help="a TOML file of settings (name = value); flags below override it",
+    )
+    study.add_argument(
+        "--size",
+        type=int,
+        help="image size in pixels (default: 64 synthetic, the backbone's native "
+        "input size, 224 for most, on a real folder)",
+    )
+    study.add_argument(
+        "--backbone", help="pretrained backbone (default: efficientnet_lite0)"
+    )
+    study.add_argument(
+        "--epochs",
+        type=int,
+        help="epochs of every network (head, fine-tuning, scratch, autoencoder)",
+    )
+    study.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
+    study.add_argument(
+        "--max-images",
+        type=int,
+        help="study a stratified, patient-grouped subsample of about this many "
+        "images (a first run on a large folder)",
+    )
 
     predict = commands.add_parser(
         "predict",
@@ -59,6 +87,22 @@ def _parser():
     predict.add_argument(
         "-o", "--output", default="-", help="CSV file (default: " "standard output)"
     )
+    predict.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="a Dask scheduler (e.g. tcp://10.0.0.5:8786) whose workers read and "
+        "predict the files, chunk by chunk; needs 'pip install skcxr[dask]' and "
+        "the files at the same paths on every worker",
+    )
+    predict.add_argument(
+        "--chunk-size",
+        type=int,
+        default=256,
+        metavar="N",
+        help="files read and predicted at a time, here or per Dask task "
+        "(default: %(default)s)",
+    )
+    _add_trust(predict)
 
     explain = commands.add_parser(
         "explain",
@@ -71,31 +115,208 @@ def _parser():
     explain.add_argument(
         "--method", default="grad_cam", choices=["grad_cam", "occlusion"]
     )
+    _add_trust(explain)
+
+    serve = commands.add_parser(
+        "serve",
+        help="a web page that predicts and explains uploaded images",
+        description="Serve an upload-and-explain web app for a model saved by "
+        "'skcxr study' (Flask app, waitress server). For research use, not a "
+        "medical device.",
+    )
+    serve.add_argument("model", help="a classification model from models/")
+    serve.add_argument("--host", default="127.0.0.1", help="(default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
+    serve.add_argument(
+        "--max-upload-mb", type=float, default=20, help="(default: %(default)s)"
+    )
+    serve.add_argument(
+        "--token", help="require 'Authorization: Bearer TOKEN' on every API request"
+    )
+    serve.add_argument(
+        "--detector", help="an anomaly detector from models/ to score every upload"
+    )
+    _add_trust(serve)
     return parser
 
 
-def _load_model(path):
-    import joblib
+def _add_trust(command):
+    command.add_argument(
+        "--trust",
+        action="store_true",
+        help="also read pickle/joblib model files, which run code while they load: "
+        "only for files you made yourself",
+    )
+
+
+def _load_model(path, trust=False):
     from sklearn.pipeline import Pipeline
 
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file not found: {path}")
-    try:
-        model = joblib.load(path)
-    except Exception as exc:
-        raise ValueError(f"{path} is not a model saved by skcxr ({exc})") from exc
-    if not (isinstance(model, Pipeline) and hasattr(model, "predict_proba")):
+    from .utils._model_io import load_model
+
+    model = load_model(path, trust=trust)
+    if not (isinstance(model, Pipeline) and _reads_files(model)):
         raise ValueError(
-            f"{path} is not an image-file model; use models/binary.joblib or "
-            "models/three-class.joblib from 'skcxr study'"
+            f"{path} is not an image-file model; use a file from the models/ folder "
+            "that 'skcxr study' writes"
         )
     return model
 
 
+def _reads_files(pipeline):
+    from .preprocessing import ImageLoader
+
+    return isinstance(pipeline.steps[0][1], ImageLoader)
+
+
 def _check_files(paths):
     for path in paths:
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"{path} is a folder, not an image file")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"image file not found: {path}")
+
+
+def _read_all(loader, paths):
+    """Images of the readable files (one parallel pass) and an error message
+    per unreadable one, both keyed by input position."""
+    from sklearn.base import clone
+
+    reader = clone(loader).set_params(on_error="skip")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            images, _ = reader.load(paths)
+    except ValueError:  # no file at all could be read
+        return {}, {i: _read_error(loader, path) for i, path in enumerate(paths)}
+    kept = reader.kept_indices_.tolist()
+    reason = dict(zip(reader.failed_paths_, reader.errors_))
+    failed = set(range(len(paths))) - set(kept)
+    errors = {i: reason[paths[i]].splitlines()[0] for i in sorted(failed)}
+    return dict(zip(kept, images)), errors
+
+
+def _read_error(loader, path):
+    try:
+        loader.transform([path])
+    except (ValueError, OSError, ImportError) as exc:
+        return str(exc).splitlines()[0]
+    return ""
+
+
+def _output_columns(model):
+    """Column names and a function images -> rows of the CSV for any saved model."""
+    estimator = model[-1]
+    if hasattr(estimator, "score_samples") and not hasattr(estimator, "classes_"):
+        # an outlier detector: +1 inlier (healthy-looking), -1 outlier
+        def rows(images):
+            labels = estimator.predict(images)
+            scores = estimator.score_samples(images)
+            return [
+                ["normal" if label == 1 else "anomalous", f"{score:.6f}"]
+                for label, score in zip(labels, scores)
+            ]
+
+        return ["prediction", "normality score"], rows
+    classes = np.asarray(estimator.classes_)
+    proba_columns = [f"p({c})" for c in classes]
+
+    def rows(images):
+        proba = estimator.predict_proba(images)
+        pred = estimator.predict(images)
+        if np.ndim(pred) == 2:  # multi-label: every finding above 0.5
+            pred = ["|".join(str(c) for c in classes[row == 1]) for row in pred]
+        return [[p, *(f"{v:.6f}" for v in probs)] for p, probs in zip(pred, proba)]
+
+    return ["prediction", *proba_columns], rows
+
+
+def _csv_rows(model, paths):
+    """The CSV cells after the path of each file in ``paths``: the model's
+    output and an error message (empty for a readable file).
+
+    ``skcxr predict`` applies it chunk by chunk, here or on Dask workers
+    (``--scheduler``), so it lives at module level where workers import it.
+    """
+    paths = [str(path) for path in paths]
+    columns, predict_rows = _output_columns(model)
+    images, errors = _read_all(model[0], paths)
+    predicted = {}
+    if images:
+        order = sorted(images)
+        stacked = np.stack([images[i] for i in order])
+        if len(model) > 2:  # steps between the loader and the model
+            stacked = model[1:-1].transform(stacked)
+        predicted = dict(zip(order, predict_rows(stacked)))
+    rows = np.empty((len(paths), len(columns) + 1), dtype=object)
+    for i in range(len(paths)):
+        rows[i] = (
+            [""] * len(columns) + [errors[i]] if i in errors else [*predicted[i], ""]
+        )
+    return rows
+
+
+def _predict(args):
+    from .parallel import map_in_chunks
+
+    if args.chunk_size < 1:
+        raise ValueError(f"--chunk-size must be at least 1, got {args.chunk_size}")
+    model = _load_model(args.model, args.trust)
+    _check_files(args.images)
+    columns, _ = _output_columns(model)
+    rows = map_in_chunks(
+        model,
+        args.images,
+        method=_csv_rows,
+        client=args.scheduler,
+        chunk_size=args.chunk_size,
+    )
+    n_errors = sum(bool(row[-1]) for row in rows)
+    out = sys.stdout if args.output == "-" else open(args.output, "w", newline="")
+    try:
+        writer = csv.writer(out)
+        writer.writerow(["path", *columns, "error"])
+        for path, row in zip(args.images, rows):
+            writer.writerow([path, *row])
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    if n_errors:
+        print(
+            f"skcxr: {n_errors} of {len(args.images)} file(s) could not be read; "
+            "see the error column",
+            file=sys.stderr,
+        )
+
+
+def _study_settings(args):
+    from .study._settings import StudySettings
+
+    settings = StudySettings.quick() if args.quick else StudySettings()
+    if args.data is not None:
+        settings = settings.for_real_data()
+    if args.config is not None:
+        settings = StudySettings.from_toml(args.config, base=settings)
+    epochs = args.epochs
+    flags = {
+        "size": args.size,
+        "backbone": args.backbone,
+        "device": args.device,
+        "max_images": args.max_images,
+        **{
+            name: epochs
+            for name in (
+                "head_epochs",
+                "finetune_epochs",
+                "scratch_epochs",
+                "anomaly_epochs",
+            )
+        },
+    }
+    if args.backbone is not None and args.size is None and args.data is not None:
+        settings = settings.updated({"backbone": args.backbone}, source="--backbone")
+        settings = settings.for_real_data()
+    return settings.updated(flags, source="command line")
 
 
 def _study(args):
@@ -107,42 +328,53 @@ def _study(args):
         args.out,
         data=args.data,
         layout=args.layout,
-        quick=args.quick,
+        settings=_study_settings(args),
         random_state=args.random_state,
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )
     print(f"report written to {os.path.abspath(path)}")
 
 
-def _predict(args):
-    model = _load_model(args.model)
-    _check_files(args.images)
-    proba = model.predict_proba(args.images)
-    pred = model.classes_[proba.argmax(axis=1)]
-    out = sys.stdout if args.output == "-" else open(args.output, "w", newline="")
-    try:
-        writer = csv.writer(out)
-        writer.writerow(["path", "prediction", *[f"p({c})" for c in model.classes_]])
-        for path, label, row in zip(args.images, pred, proba):
-            writer.writerow([path, label, *(f"{p:.6f}" for p in row)])
-    finally:
-        if out is not sys.stdout:
-            out.close()
-
-
 def _explain(args):
     from .inspection import HeatmapDisplay
 
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.trust)
     _check_files([args.image])
     images = model[:-1].transform([args.image])
-    classifier = model[-1]
-    label = classifier.predict(images)[0]
+    estimator = model[-1]
+    if not hasattr(estimator, "predict_proba"):
+        raise ValueError(
+            f"{args.model} is an anomaly detector, not a classifier: it has no class "
+            "evidence to explain; 'skcxr predict' gives its normality score"
+        )
+    if args.method == "grad_cam" and not hasattr(estimator, "module_"):
+        raise ValueError(
+            f"the last step of {args.model} ({type(estimator).__name__}) is not a "
+            "torch network, so it has no image gradient for Grad-CAM; use "
+            "--method occlusion, which works with any classifier"
+        )
+    label = estimator.predict(images)[0]
     display = HeatmapDisplay.from_estimator(
-        classifier, images, method=args.method, titles=[f"predicted: {label}"]
+        estimator, images, method=args.method, titles=[f"predicted: {label}"]
     )
     display.figure_.savefig(args.output, dpi=120, bbox_inches="tight")
     print(f"{args.image}: predicted {label}; heatmap written to {args.output}")
+
+
+def _serve(args):
+    from .serve import create_app, serve
+
+    model = _load_model(args.model, args.trust)
+    detector = None if args.detector is None else _load_model(args.detector, args.trust)
+    app = create_app(
+        model, detector=detector, max_upload_mb=args.max_upload_mb, token=args.token
+    )
+    serve(
+        app,
+        host=args.host,
+        port=args.port,
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
 
 
 def tune_glibc_malloc():
@@ -177,10 +409,15 @@ def console_main():
 def main(argv=None):
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
-    command = {"study": _study, "predict": _predict, "explain": _explain}[args.command]
+    command = {
+        "study": _study,
+        "predict": _predict,
+        "explain": _explain,
+        "serve": _serve,
+    }[args.command]
     try:
         command(args)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, ImportError) as exc:
         print(f"skcxr: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -520,7 +520,7 @@ def test_autoencoder_anomaly_map(X, fitted):
 
 
 def test_anomaly_map_display(X, padim):
-    from skcxr.inspection._anomaly_map import AnomalyMapDisplay
+    from skcxr.inspection import AnomalyMapDisplay
 
     masks = np.zeros((4, 16, 16), bool)
     masks[:, 4:8, 4:8] = True

@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -45,19 +46,87 @@ def test_quick_study_writes_every_section_with_figures(quick_study):
     models = {row["model"] for row in rows}
     assert {"GA-weighted", "uniform average", "small CNN from scratch"} <= models
     assert all(0 <= float(r["macro F1"]) <= 1 for r in rows if r["macro F1"])
+    for row in rows:  # every reported value sits inside its own 95% CI
+        for key, value in row.items():
+            if value and f"{key} CI low" in row:
+                low, high = float(row[f"{key} CI low"]), float(row[f"{key} CI high"])
+                assert low - 1e-9 <= float(value) <= high + 1e-9, (row["model"], key)
+    assert "more than the resampling noise" in html
     for name in ("binary", "three-class", "anomaly", "ensemble"):
         assert (quick_study / "models" / f"{name}.joblib").exists()
+    with open(quick_study / "splits.csv") as f:
+        splits = list(csv.DictReader(f))
+    assert {r["split"] for r in splits} == {"train", "validation", "test"}
+    assert "no patient has images in two splits" in html
+
+
+def _predict_rows(model, paths, tmp_path):
+    out_csv = tmp_path / "p.csv"
+    assert main(["predict", str(model), *paths, "-o", str(out_csv), "--trust"]) == 0
+    with open(out_csv) as f:
+        return list(csv.DictReader(f))
 
 
 @pytest.mark.slow
-def test_predict_and_explain_work_on_the_shipped_real_images(quick_study, tmp_path,
-                                                             capsys):
+@pytest.mark.parametrize("name", ["binary", "three-class", "ensemble", "anomaly"])
+def test_every_saved_model_reads_image_files(quick_study, tmp_path, name):
+    from skcxr.datasets import load_sample_images
+
+    paths, _ = load_sample_images()
+    rows = _predict_rows(quick_study / "models" / f"{name}.joblib", paths[:3], tmp_path)
+    assert [r["path"] for r in rows] == list(paths[:3])
+    assert all(r["prediction"] and not r["error"] for r in rows)
+
+
+@pytest.mark.slow
+def test_predict_keeps_one_row_per_input_with_an_error_column(
+    quick_study, tmp_path, capsys
+):
+    from skcxr.datasets import load_sample_images
+
+    paths, _ = load_sample_images()
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    inputs = [paths[0], str(broken), paths[1]]
+    rows = _predict_rows(
+        quick_study / "models" / "three-class.joblib", inputs, tmp_path
+    )
+    assert [r["path"] for r in rows] == inputs
+    assert rows[1]["prediction"] == "" and "broken.png" in rows[1]["error"]
+    assert rows[0]["prediction"] and rows[2]["prediction"]
+    assert "1 of 3 file(s) could not be read" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_explain_says_when_the_model_has_no_image_gradient(
+    quick_study, tmp_path, capsys
+):
+    from skcxr.datasets import load_sample_images
+
+    paths, _ = load_sample_images()
+    model = str(quick_study / "models" / "ensemble.joblib")
+    heatmap = tmp_path / "heatmap.png"
+    assert main(["explain", model, paths[0], "-o", str(heatmap), "--trust"]) == 2
+    assert "--method occlusion" in capsys.readouterr().err
+    argv = ["explain", model, paths[0], "-o", str(heatmap), "--method", "occlusion"]
+    argv.append("--trust")
+    assert main(argv) == 0
+    assert heatmap.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    anomaly = str(quick_study / "models" / "anomaly.joblib")
+    assert main(["explain", anomaly, paths[0], "-o", str(heatmap), "--trust"]) == 2
+    assert "anomaly detector" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_predict_and_explain_work_on_the_shipped_real_images(
+    quick_study, tmp_path, capsys
+):
     from skcxr.datasets import load_sample_images
 
     paths, _ = load_sample_images()
     model = str(quick_study / "models" / "three-class.joblib")
     out_csv = tmp_path / "p.csv"
-    assert main(["predict", model, *paths[:3], "-o", str(out_csv)]) == 0
+    assert main(["predict", model, *paths[:3], "-o", str(out_csv), "--trust"]) == 0
     with open(out_csv) as f:
         rows = list(csv.DictReader(f))
     assert [r["path"] for r in rows] == list(paths[:3])
@@ -66,7 +135,7 @@ def test_predict_and_explain_work_on_the_shipped_real_images(quick_study, tmp_pa
         assert len(probabilities) == 3 and abs(sum(probabilities) - 1) < 1e-4
 
     heatmap = tmp_path / "heatmap.png"
-    assert main(["explain", model, paths[0], "-o", str(heatmap)]) == 0
+    assert main(["explain", model, paths[0], "-o", str(heatmap), "--trust"]) == 0
     assert heatmap.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "predicted" in capsys.readouterr().out
 
@@ -77,6 +146,8 @@ def test_predict_and_explain_work_on_the_shipped_real_images(quick_study, tmp_pa
         (["study", "--data", "/no/such/folder"], "data folder not found"),
         (["predict", "/no/model.joblib", "a.png"], "model file not found"),
         (["explain", "/no/model.joblib", "a.png"], "model file not found"),
+        (["predict", "/", "a.png"], "is a folder, not a model file"),
+        (["study", "--config", "/no/settings.toml"], "settings file not found"),
     ],
 )
 def test_bad_paths_get_one_line_errors(argv, message, capsys):
@@ -98,7 +169,10 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path, capsys):
     not_a_model = tmp_path / "model.joblib"
     not_a_model.write_text("hello")
     assert main(["predict", str(not_a_model), str(not_a_model)]) == 2
-    assert "is not a model saved by skcxr" in capsys.readouterr().err
+    assert "not in the safe model format" in capsys.readouterr().err
+    assert main(["predict", str(not_a_model), str(not_a_model), "--trust"]) == 2
+    err = capsys.readouterr().err
+    assert "is not a readable model file" in err and err.count("\n") == 1
 
 
 def test_unknown_layout_is_refused_by_argparse(capsys):
@@ -109,8 +183,9 @@ def test_unknown_layout_is_refused_by_argparse(capsys):
 
 
 def test_python_dash_m_runs_the_command_line():
-    result = subprocess.run([sys.executable, "-m", "skcxr", "--help"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "skcxr", "--help"], capture_output=True, text=True
+    )
     assert result.returncode == 0 and "study" in result.stdout
 
 
@@ -141,14 +216,83 @@ def test_malloc_tuning_can_be_switched_off(monkeypatch):
 def test_study_runs_on_real_folder_layouts(tmp_path, layout, classes, positive):
     from skcxr.datasets import make_chest_xrays, write_chest_xrays
 
-    X, y = make_chest_xrays(90, classes=classes, size=48, random_state=0)
-    write_chest_xrays(tmp_path / "data", X, y, layout=layout)
+    X, y = make_chest_xrays(120, classes=classes, size=48, random_state=0)
+    # patients own several images (follow-ups), as in both real data sets
+    patients = np.repeat(np.arange(40), 3)
+    write_chest_xrays(
+        tmp_path / "data", X, y, layout=layout, patient_ids=patients, random_state=0
+    )
     out = tmp_path / "report"
     argv = ["study", "--quick", "--data", str(tmp_path / "data"), "--layout", layout]
-    assert main([*argv, "--out", str(out)]) == 0
+    assert main([*argv, "--size", "48", "--out", str(out)]) == 0
     with open(out / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     binary = [r for r in rows if r["task"] == "binary"]
     assert binary and all(r[f"F1 {positive}"] != "" for r in binary)
-    three_class = {k for r in rows if r["task"] == "three-class" for k in r if r[k]}
-    assert {f"F1 {c}" for c in classes} <= three_class
+    assert {r["image size"] for r in rows} == {"48"}
+    with open(out / "splits.csv") as f:
+        splits = list(csv.DictReader(f))
+    owners = {}
+    for row in splits:
+        owners.setdefault(row["patient"], set()).add(row["split"])
+    assert all(len(s) == 1 for s in owners.values())  # no patient in two splits
+    html = (out / "report.html").read_text()
+    assert "no patient has images in two splits" in html
+    if layout == "chestxray14":
+        findings = {r["finding"] for r in rows if r["task"] == "multi-label"}
+        assert findings == {"Effusion", "Atelectasis"}
+        assert (out / "models" / "multi-label.joblib").exists()
+    else:
+        three_class = {k for r in rows if r["task"] == "three-class" for k in r if r[k]}
+        assert {f"F1 {c}" for c in classes} <= three_class
+
+
+@pytest.mark.slow
+def test_predict_on_a_dask_scheduler_writes_the_same_csv(quick_study, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    import torch
+
+    from skcxr.datasets import load_sample_images
+
+    paths, _ = load_sample_images()
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    inputs = [*paths[:4], str(broken), *paths[4:6]]
+    model = str(quick_study / "models" / "three-class.joblib")
+    local, remote = tmp_path / "local.csv", tmp_path / "remote.csv"
+    common = ["--chunk-size", "3", "--trust"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the workers: identical float rounding
+    try:
+        assert main(["predict", model, *inputs, "-o", str(local), *common]) == 0
+        with distributed.LocalCluster(
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            dashboard_address=None,
+            host="127.0.0.1",
+        ) as cluster:
+            argv = ["predict", model, *inputs, "-o", str(remote), *common]
+            assert main([*argv, "--scheduler", cluster.scheduler_address]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert remote.read_text() == local.read_text()
+
+
+def test_a_shared_pickle_does_not_run_without_trust(tmp_path, capsys):
+    import os
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    evil = tmp_path / "evil.joblib"
+    evil.write_bytes(pickle.dumps(Payload()))
+    image = tmp_path / "a.png"
+    image.write_bytes(b"")
+    assert main(["predict", str(evil), str(image)]) == 2
+    assert "--trust" in capsys.readouterr().err
+    assert not marker.exists()

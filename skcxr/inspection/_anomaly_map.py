@@ -45,7 +45,7 @@ class AnomalyMapDisplay:
     Examples
     --------
     >>> import numpy as np
-    >>> from skcxr.inspection._anomaly_map import AnomalyMapDisplay
+    >>> from skcxr.inspection import AnomalyMapDisplay
     >>> X = np.zeros((2, 8, 8)); maps = np.zeros((2, 8, 8)); maps[:, 2, 5] = 1
     >>> display = AnomalyMapDisplay(X, maps, threshold=0.5).plot()
     >>> peak = display.peak_artists_[0]

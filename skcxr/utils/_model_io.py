@@ -107,7 +107,11 @@ def load_model(path, *, trust=False):
             )
         import joblib
 
-        return joblib.load(path)
+        try:
+            return joblib.load(path)
+        except Exception as exc:  # truncated, corrupt or not a pickle at all
+            reason = str(exc) or type(exc).__name__
+            raise ValueError(f"{path} is not a readable model file ({reason})") from exc
     try:
         needed = skops.io.get_untrusted_types(file=path)
     except Exception as exc:

@@ -1,0 +1,248 @@
+"""Render :class:`~skcxr.study._run.StudyResults` as one self-contained HTML page.
+
+Nothing here fits a model: every number and array comes from the results.
+"""
+
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import ConfusionMatrixDisplay
+
+from ._report import HTMLReport
+
+__all__ = ["render_report", "ci_table"]
+
+
+def ci_table(rows):
+    """Rows with ``m``, ``m CI low``, ``m CI high`` columns shown as one
+    ``"0.812 [0.771, 0.850]"`` cell per metric."""
+    shown = []
+    for row in rows:
+        out = {}
+        for key, value in row.items():
+            if key.endswith((" CI low", " CI high")):
+                continue
+            if f"{key} CI low" in row:
+                value = (
+                    f"{value:.3f} [{row[f'{key} CI low']:.3f}, "
+                    f"{row[f'{key} CI high']:.3f}]"
+                )
+            out[key] = value
+        shown.append(out)
+    return shown
+
+
+def _data_section(report, results):
+    from ..inspection import ImageGridDisplay
+
+    data = results.data
+    report.section("Data", f"Source: {data.source}.")
+    report.table(data.split_rows(), caption="Images, patients and classes per split")
+    report.paragraph(
+        "Every split is grouped by patient: "
+        + (
+            "no patient has images in two splits (checked; the assignment of every "
+            "image is in splits.csv)."
+            if data.patients_disjoint()
+            else "WARNING: some patient has images in two splits."
+        )
+    )
+    X_train, y_train, _ = data.subset("train")
+    index = np.concatenate(
+        [np.flatnonzero(y_train == c)[:4] for c in np.unique(y_train)]
+    )
+    display = ImageGridDisplay(X_train[index], titles=list(y_train[index])).plot(
+        ncols=4
+    )
+    report.figure(display.figure_, "Training images, four per class")
+    report.table(results.settings.as_rows(), caption="Settings of this run")
+
+
+def _classification_section(report, result):
+    from ..inspection import TrainingCurveDisplay
+
+    task = result["task"]
+    report.section(
+        f"{task.capitalize()} classification",
+        "A frozen ImageNet-pretrained backbone (only the head trains, on features "
+        "computed once), the same backbone fine-tuned end to end (the head first "
+        "trains alone, then the backbone joins at a tenth of the learning rate), and "
+        "a small CNN trained from scratch. Test-split metrics with patient-level "
+        "bootstrap 95% confidence intervals; the model kept is the best on the "
+        "validation split by macro F1.",
+    )
+    report.table(ci_table(result["rows"]))
+    report.paragraph(
+        "Validation macro F1: "
+        + ", ".join(
+            f"{name} {value:.3f}"
+            for name, value in result["validation_macro_f1"].items()
+        )
+        + f"; kept: {result['best']}."
+    )
+    histories = result["histories"]
+    fig, axes = plt.subplots(1, len(histories), figsize=(5.5 * len(histories), 3.4))
+    for ax, (name, history) in zip(np.atleast_1d(axes), histories.items()):
+        TrainingCurveDisplay(history).plot(ax=ax)
+        ax.set_title(name)
+    fig.tight_layout()
+    report.figure(fig, "Training curves (skorch history)")
+
+
+def _multilabel_section(report, result):
+    report.section(
+        "Multi-label findings",
+        "One frozen-backbone network with a sigmoid output per finding (binary "
+        "cross-entropy), as CheXNet (Rajpurkar et al. 2017) trained on "
+        "ChestX-ray14 (Wang et al. 2017). Per-finding test ROC AUC with "
+        "patient-level bootstrap 95% CIs beside CheXNet's published figures, "
+        "which came from 112,120 images at 224 px.",
+    )
+    report.table(ci_table(result["rows"]))
+
+
+def _embedding_section(report, result):
+    from ..inspection import EmbeddingDisplay
+
+    report.section(
+        "Embeddings, KNN and t-SNE",
+        "Images are embedded by the pretrained backbone without its classification "
+        "layer; a KNN classifier (k=7 binary, k=5 otherwise) works on the "
+        "embeddings, and t-SNE (openTSNE) maps them to 2-D. Test images are placed "
+        "on the training map without refitting it.",
+    )
+    report.table(ci_table(result["rows"]))
+    display = EmbeddingDisplay(
+        result["train_map"], result["train_labels"], new_points=result["new_points"]
+    ).plot()
+    report.figure(
+        display.figure_,
+        "t-SNE of the training embeddings; stars: ten test images placed on the "
+        "existing map",
+    )
+
+
+def _anomaly_section(report, result, healthy):
+    from ..inspection import HeatmapDisplay, ReconstructionErrorDisplay
+
+    report.section(
+        "Anomaly detection from healthy images only",
+        "Detectors fitted on healthy training images only flag images unlike them. "
+        "The default models pretrained CNN patch features at every location with a "
+        "Gaussian (PaDiM, Defard et al. 2020) and scores an image by its most "
+        "anomalous location; the convolutional autoencoder scores its "
+        "reconstruction error inside the lung fields. Each threshold flags 5% of "
+        "the healthy training images (out-of-fold scores for PaDiM). The last row "
+        "is the baseline a user would write with scikit-learn: CNN embeddings and "
+        "a Ledoit-Wolf Mahalanobis distance.",
+    )
+    report.table(
+        ci_table(result["rows"]),
+        caption=f"{healthy} vs any finding on the test split (ROC AUC 0.5 is chance; "
+        "sensitivity/specificity at the threshold)",
+    )
+    display = ReconstructionErrorDisplay(
+        result["test_errors"], result["y_test"], threshold=result["threshold"]
+    ).plot()
+    display.ax_.set_xlabel("anomaly score")
+    report.figure(
+        display.figure_,
+        f"{result['name']}: anomaly score per class, test split, with the threshold",
+    )
+    for label, maps in result["maps"].items():
+        display = HeatmapDisplay(
+            maps["images"], maps["maps"], titles=maps["titles"]
+        ).plot()
+        report.figure(display.figure_, f"Anomaly maps, {label}")
+
+
+def _ensemble_section(report, result):
+    comparison = result["comparison"]
+    report.section(
+        "Ensembles: GA-weighted vs uniform averaging",
+        "The classifiers of the main task are frozen and combined by soft voting. "
+        "Uniform averaging gives every model the same weight; the genetic algorithm "
+        "searches the weights on the validation split (fitness: macro F1).",
+    )
+    report.table(ci_table(result["rows"]))
+    verdict = (
+        "more than the resampling noise"
+        if comparison.significant
+        else "by no more than the resampling noise"
+    )
+    report.paragraph(
+        f"GA-weighted minus uniform macro F1: {comparison.difference:+.3f} "
+        f"(paired bootstrap 95% CI [{comparison.low:+.3f}, {comparison.high:+.3f}]): "
+        f"the GA weights differ from uniform averaging {verdict}."
+    )
+    report.table(
+        [{"model": name, "GA weight": w} for name, w in result["weights"].items()],
+        caption="Weights found by the genetic algorithm",
+    )
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    history = result["fitness_history"]
+    ax1.plot(history["best"], label="best")
+    ax1.plot(history["mean"], label="population mean")
+    ax1.set(xlabel="generation", ylabel="validation macro F1", title="GA fitness")
+    ax1.legend()
+    ConfusionMatrixDisplay.from_predictions(
+        result["y_test"], result["test_pred"], ax=ax2, colorbar=False
+    )
+    ax2.set_title("GA-weighted ensemble, test split")
+    report.figure(fig, "GA fitness per generation and the ensemble's confusion matrix")
+
+
+def _explanation_section(report, result):
+    from ..inspection import HeatmapDisplay
+
+    report.section(
+        "Explanations",
+        f"Grad-CAM (Selvaraju et al. 2017) of '{result['name']}' for correctly and "
+        "wrongly classified test images (the heatmap shows where the evidence for "
+        "the predicted class lies), and which half of the chest drives the "
+        "prediction when occluded, against the intensity-sum 'silhouette' rule. "
+        "Sides are the viewer's: the patient's left lung is on the right of the "
+        "image.",
+    )
+    for label in ("correct", "wrong"):
+        maps = result["heatmaps"].get(label)
+        if maps is None:
+            report.paragraph(f"No {label} predictions to explain.", note=True)
+            continue
+        display = HeatmapDisplay(
+            maps["images"], maps["maps"], titles=maps["titles"]
+        ).plot()
+        report.figure(display.figure_, f"Grad-CAM, {label} predictions")
+    report.table(
+        result["regions"],
+        caption="Which half drives the prediction (test images with a finding)",
+    )
+
+
+def _error_overlap_section(report, overlap, images):
+    from ..inspection import ErrorOverlapDisplay
+
+    report.section(
+        "Error overlap",
+        "Images that every model misclassifies point at hard or mislabelled cases; "
+        "images only one model gets wrong show where an ensemble can help.",
+    )
+    display = ErrorOverlapDisplay(overlap).plot(images=images)
+    report.figure(display.figure_, "Test images by who gets them wrong, per class")
+
+
+def render_report(results, path):
+    """Write ``results`` as a self-contained ``report.html`` at ``path``."""
+    report = HTMLReport("skcxr chest X-ray study")
+    _data_section(report, results)
+    for result in results.classification.values():
+        _classification_section(report, result)
+    if results.multilabel is not None:
+        _multilabel_section(report, results.multilabel)
+    _embedding_section(report, results.embedding)
+    _anomaly_section(report, results.anomaly, results.data.healthy)
+    _ensemble_section(report, results.ensemble)
+    _explanation_section(report, results.explanation)
+    X_test, _, _ = results.data.subset("test")
+    _error_overlap_section(report, results.error_overlap, X_test)
+    report.write(path)
+    return path

@@ -1,0 +1,400 @@
+"""The study's computations, one function per report section.
+
+Each function fits and scores models and returns plain data (metric rows,
+fitted models, arrays for the figures); drawing is :mod:`skcxr.study._render`'s
+job. Models are chosen on the validation split and scored once on the test
+split.
+"""
+
+import time
+
+import numpy as np
+from sklearn.frozen import FrozenEstimator
+from sklearn.metrics import f1_score, roc_auc_score
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+
+from ..metrics import paired_bootstrap
+from ._metrics import _macro_f1, evaluate, evaluate_multilabel, with_ci
+
+__all__ = [
+    "TASK_NAMES",
+    "binary_labels",
+    "classifier_configs",
+    "classification_task",
+    "multilabel_task",
+    "embedding_task",
+    "anomaly_task",
+    "ensemble_task",
+    "explanation_task",
+    "estimate_run_time",
+]
+
+TASK_NAMES = {2: "binary", 3: "three-class", 4: "four-class", 5: "five-class"}
+
+
+def task_name(n_classes):
+    """``"three-class"`` for 3 classes, ``"15-class"`` beyond the named ones."""
+    return TASK_NAMES.get(n_classes, f"{n_classes}-class")
+
+
+def binary_labels(y, healthy):
+    """Healthy vs any finding: "pneumonia" for the Kermany classes, "finding"
+    for ChestX-ray14's."""
+    y = np.asarray(y)
+    findings = set(np.unique(y).tolist()) - {healthy}
+    positive = "pneumonia" if findings <= {"bacteria", "virus"} else "finding"
+    return np.where(y == healthy, healthy, positive)
+
+
+def classifier_configs(settings, random_state):
+    """Three ways to train a CNN: frozen pretrained backbone, fine-tuned
+    backbone (head warm-up, then a lower backbone learning rate) and a small
+    CNN from scratch."""
+    from ..models import TransferClassifier
+
+    common = dict(
+        random_state=random_state,
+        validation_fraction=0.15,
+        batch_size=settings.batch_size,
+        device=settings.device,
+    )
+    backbone = settings.backbone
+    return {
+        f"frozen {backbone}": TransferClassifier(
+            backbone=backbone,
+            weights="imagenet",
+            trainable="head",
+            head_sizes=(64,),
+            max_epochs=settings.head_epochs,
+            lr=3e-3,
+            **common,
+        ),
+        f"fine-tuned {backbone}": TransferClassifier(
+            backbone=backbone,
+            weights="imagenet",
+            trainable="all",
+            head_sizes=(64,),
+            max_epochs=settings.finetune_epochs,
+            warmup_epochs=settings.warmup_epochs,
+            backbone_lr=0.1,
+            lr=3e-3,
+            **common,
+        ),
+        "small CNN from scratch": TransferClassifier(
+            backbone="small_cnn",
+            weights=None,
+            trainable="all",
+            head_sizes=(64,),
+            max_epochs=settings.scratch_epochs,
+            lr=2e-3,
+            class_weight="balanced",
+            **common,
+        ),
+    }
+
+
+def _validation_macro_f1(model, X, y):
+    return f1_score(y, model.predict(X), average="macro")
+
+
+def classification_task(study, task, to_labels, configs, settings, random_state):
+    """Fit every configuration; score on the test split; pick the best on
+    the validation split (macro F1)."""
+    X_train, y_train, _ = study.subset("train")
+    X_val, y_val, _ = study.subset("validation")
+    X_test, y_test, groups = study.subset("test")
+    y_train, y_val, y_test = map(to_labels, (y_train, y_val, y_test))
+    models, rows, histories, fit_seconds = {}, [], {}, {}
+    for name, model in configs.items():
+        start = time.perf_counter()
+        model.fit(X_train, y_train)
+        fit_seconds[name] = time.perf_counter() - start
+        models[name] = model
+        histories[name] = model.history_
+        rows.append(
+            evaluate(
+                name,
+                task,
+                model,
+                X_test,
+                y_test,
+                groups,
+                healthy=study.healthy,
+                settings=settings,
+                random_state=random_state,
+            )
+        )
+    validation = {n: _validation_macro_f1(m, X_val, y_val) for n, m in models.items()}
+    best = max(validation, key=validation.get)
+    return dict(
+        task=task,
+        rows=rows,
+        models=models,
+        histories=histories,
+        fit_seconds=fit_seconds,
+        validation_macro_f1=validation,
+        best=best,
+        y_test=y_test,
+        test_pred=models[best].predict(X_test),
+    )
+
+
+def multilabel_task(study, settings, random_state):
+    """A frozen-backbone multi-label classifier of every finding present."""
+    from ..models import TransferClassifier
+
+    X_train, Y_train, _ = study.subset("train", multilabel=True)
+    X_test, Y_test, groups = study.subset("test", multilabel=True)
+    model = TransferClassifier(
+        backbone=settings.backbone,
+        weights="imagenet",
+        trainable="head",
+        head_sizes=(64,),
+        max_epochs=settings.head_epochs,
+        lr=3e-3,
+        batch_size=settings.batch_size,
+        device=settings.device,
+        random_state=random_state,
+    ).fit(X_train, Y_train)
+    rows = evaluate_multilabel(
+        model,
+        X_test,
+        Y_test,
+        study.finding_names,
+        groups,
+        settings=settings,
+        random_state=random_state,
+    )
+    return dict(model=model, rows=rows)
+
+
+def embedding_task(study, tasks, settings, random_state):
+    """CNN embeddings, a KNN per task (k=7 binary, k=5 otherwise) and a
+    t-SNE map of the training images with test images placed on it."""
+    from ..models import TSNE, CNNEmbedder
+
+    X_train, y_train, _ = study.subset("train")
+    X_test, y_test, groups = study.subset("test")
+    embedder = CNNEmbedder(
+        backbone=settings.backbone, weights="imagenet", device=settings.device
+    ).fit(X_train)
+    train_codes = embedder.transform(X_train)
+    rows, models = [], {}
+    for task, to_labels in tasks.items():
+        k = 7 if task == "binary" else 5
+        # the embedder is fitted and the training codes computed once for every
+        # task; the pipeline only chains the fitted steps for image input
+        neighbours = KNeighborsClassifier(n_neighbors=k)
+        neighbours.fit(train_codes, to_labels(y_train))
+        knn = make_pipeline(FrozenEstimator(embedder), FrozenEstimator(neighbours))
+        models[task] = knn
+        rows.append(
+            evaluate(
+                f"KNN k={k} on embeddings",
+                task,
+                knn,
+                X_test,
+                to_labels(y_test),
+                groups,
+                healthy=study.healthy,
+                settings=settings,
+                random_state=random_state,
+            )
+        )
+    tsne = TSNE(perplexity=min(30, len(train_codes) // 4), random_state=random_state)
+    train_map = tsne.fit_transform(train_codes)
+    new_points = tsne.transform(embedder.transform(X_test[:10]))
+    return dict(
+        rows=rows,
+        models=models,
+        train_map=train_map,
+        train_labels=y_train,
+        new_points=new_points,
+    )
+
+
+def anomaly_task(study, settings, random_state):
+    """Detectors fitted on healthy training images only, scored on the test
+    split as healthy vs any finding, beside a CNN-embedding baseline."""
+    from sklearn.covariance import LedoitWolf
+
+    from ..models import CNNEmbedder, ReconstructionAnomalyDetector
+
+    X_train, y_train, _ = study.subset("train")
+    X_test, y_test, groups = study.subset("test")
+    healthy = X_train[y_train == study.healthy]
+    sick = y_test != study.healthy
+    common = dict(groups=groups, settings=settings, random_state=random_state)
+    detectors = {
+        "PaDiM patch Gaussians (default)": ReconstructionAnomalyDetector(
+            threshold=0.05, device=settings.device, random_state=random_state
+        ),
+        "autoencoder, lung-masked error": ReconstructionAnomalyDetector(
+            method="autoencoder",
+            error="masked_mse",
+            threshold=0.05,
+            max_epochs=settings.anomaly_epochs,
+            device=settings.device,
+            random_state=random_state,
+        ),
+    }
+    rows, anomalies = [], {}
+    for name, detector in detectors.items():
+        detector.fit(healthy)
+        anomalies[name] = detector.reconstruction_error(X_test)
+        row = {"task": "anomaly", "model": name}
+        with_ci(row, "ROC AUC", sick, anomalies[name], roc_auc_score, **common)
+        flagged = detector.predict(X_test) == -1
+        with_ci(row, "sensitivity", sick, flagged, _recall_of(True), **common)
+        with_ci(row, "specificity", sick, flagged, _recall_of(False), **common)
+        rows.append(row)
+    # the baseline a user would write in three lines of scikit-learn
+    embedder = CNNEmbedder(
+        backbone=settings.backbone, weights="imagenet", device=settings.device
+    ).fit(healthy)
+    gaussian = LedoitWolf().fit(embedder.transform(healthy))
+    distance = gaussian.mahalanobis(embedder.transform(X_test))
+    row = {"task": "anomaly", "model": "baseline: CNN embedding + Mahalanobis"}
+    rows.append(with_ci(row, "ROC AUC", sick, distance, roc_auc_score, **common))
+
+    default_name, default = next(iter(detectors.items()))
+    flagged = default.predict(X_test) == -1
+    maps = {}
+    for label, picked in (
+        ("correctly flagged", flagged & sick),
+        ("missed", ~flagged & sick),
+        ("false alarms", flagged & ~sick),
+    ):
+        index = np.flatnonzero(picked)[: settings.n_explained]
+        if index.size:
+            amap = default.anomaly_map(X_test[index])
+            low = amap.min(axis=(1, 2), keepdims=True)
+            span = np.maximum(amap.max(axis=(1, 2), keepdims=True) - low, 1e-12)
+            maps[label] = dict(
+                images=X_test[index],
+                maps=(amap - low) / span,
+                titles=[f"true {t}" for t in y_test[index]],
+            )
+    return dict(
+        rows=rows,
+        detector=default,
+        name=default_name,
+        test_errors=anomalies[default_name],
+        y_test=y_test,
+        threshold=default.threshold_,
+        maps=maps,
+    )
+
+
+def _recall_of(value):
+    def recall(y_true, flagged):
+        wanted = y_true == value
+        return float(np.mean(flagged[wanted] == value)) if wanted.any() else np.nan
+
+    return recall
+
+
+def ensemble_task(study, members, settings, random_state):
+    """GA-weighted soft voting against uniform averaging of the same models,
+    with a paired bootstrap of the macro-F1 difference."""
+    from ..models import GAWeightedVoter
+
+    X_val, y_val, _ = study.subset("validation")
+    X_test, y_test, groups = study.subset("test")
+    estimators = list(members.items())
+    uniform = GAWeightedVoter(
+        estimators=estimators, prefit=True, weights="uniform", random_state=random_state
+    ).fit(X_val, y_val)
+    ga = GAWeightedVoter(
+        estimators=estimators, prefit=True, random_state=random_state
+    ).fit(X_val, y_val)
+    rows = [
+        evaluate(
+            name,
+            "ensemble",
+            model,
+            X_test,
+            y_test,
+            groups,
+            healthy=study.healthy,
+            settings=settings,
+            random_state=random_state,
+        )
+        for name, model in (("uniform average", uniform), ("GA-weighted", ga))
+    ]
+    comparison = paired_bootstrap(
+        y_test,
+        ga.predict(X_test),
+        uniform.predict(X_test),
+        _macro_f1(np.asarray(ga.classes_)),
+        groups=groups,
+        n_resamples=settings.n_resamples,
+        random_state=random_state,
+    )
+    return dict(
+        rows=rows,
+        model=ga,
+        weights=dict(zip(members, ga.weights_)),
+        fitness_history=ga.fitness_history_,
+        comparison=comparison,
+        y_test=y_test,
+        test_pred=ga.predict(X_test),
+    )
+
+
+def explanation_task(study, name, model, settings):
+    """Grad-CAM maps of correct and wrong test predictions, and which half of
+    the chest drives the prediction against the silhouette rule."""
+    from ..inspection import grad_cam, region_attribution, silhouette_side
+
+    X_test, y_test, _ = study.subset("test")
+    pred = model.predict(X_test)
+    heatmaps = {}
+    for label, picked in (("correct", pred == y_test), ("wrong", pred != y_test)):
+        index = np.flatnonzero(picked)[: settings.n_explained]
+        if index.size:
+            heatmaps[label] = dict(
+                images=X_test[index],
+                maps=grad_cam(model, X_test[index]),
+                titles=[
+                    f"true {t} / pred {p}" for t, p in zip(y_test[index], pred[index])
+                ],
+            )
+    index = np.flatnonzero(y_test != study.healthy)[: 4 * settings.n_explained]
+    regions = []
+    if index.size:
+        attribution = region_attribution(model, X_test[index], regions="halves")
+        silhouette = silhouette_side(X_test[index])
+        regions = [
+            {
+                "image": int(i),
+                "true": y_test[i],
+                "occlusion": str(r),
+                "silhouette rule": str(s),
+            }
+            for i, r, s in zip(index, attribution.top_region, silhouette)
+        ]
+    return dict(name=name, heatmaps=heatmaps, regions=regions)
+
+
+def estimate_run_time(study, settings):
+    """A rough estimate of the training time, from a timed forward pass.
+
+    Returns seconds. The frozen backbone makes one pass over the training
+    images; fine-tuning about three passes' worth (forward and backward) per
+    epoch, for every single-label task.
+    """
+    from ..models import CNNEmbedder
+
+    X_train, _, _ = study.subset("train")
+    sample = X_train[: min(16, len(X_train))]
+    embedder = CNNEmbedder(
+        backbone=settings.backbone, weights="imagenet", device=settings.device
+    ).fit(sample)
+    embedder.transform(sample)  # warm-up
+    start = time.perf_counter()
+    embedder.transform(sample)
+    per_image = (time.perf_counter() - start) / len(sample)
+    passes = 2 + 3 * settings.finetune_epochs
+    return per_image * len(X_train) * passes * 2

@@ -1,0 +1,113 @@
+"""The study's building blocks: settings, patient-disjoint splits and metrics."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, f1_score
+
+from skcxr.study._data import load_study_data
+from skcxr.study._metrics import _accuracy, _f1_of, _macro_f1
+from skcxr.study._render import ci_table
+from skcxr.study._settings import StudySettings
+
+
+def test_fast_metrics_equal_sklearn():
+    rng = np.random.default_rng(0)
+    classes = np.array(["normal", "bacteria", "virus"])
+    y, pred = rng.choice(classes, 200), rng.choice(classes, 200)
+    assert _accuracy(y, pred) == pytest.approx(accuracy_score(y, pred))
+    assert _macro_f1(classes)(y, pred) == pytest.approx(
+        f1_score(y, pred, labels=classes, average="macro")
+    )
+    for label, score in zip(classes, f1_score(y, pred, labels=classes, average=None)):
+        assert _f1_of(label)(y, pred) == pytest.approx(score)
+
+
+def test_ci_table_shows_each_metric_with_its_interval():
+    row = {
+        "model": "m",
+        "accuracy": 0.8,
+        "accuracy CI low": 0.7,
+        "accuracy CI high": 0.9,
+    }
+    assert ci_table([row]) == [{"model": "m", "accuracy": "0.800 [0.700, 0.900]"}]
+
+
+def test_settings_round_trip_through_toml(tmp_path):
+    settings = StudySettings.quick().updated(
+        {"backbone": "resnet50", "size": 96}, source="test"
+    )
+    path = tmp_path / "settings.toml"
+    path.write_text(settings.to_toml())
+    assert StudySettings.from_toml(path) == settings
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"sizes": 3}, "unknown setting 'sizes'"),
+        ({"size": "large"}, "setting 'size' must be int"),
+    ],
+)
+def test_bad_settings_name_the_setting(values, message):
+    with pytest.raises(ValueError, match=message):
+        StudySettings().updated(values, source="settings.toml")
+
+
+def test_real_data_uses_the_backbone_native_size():
+    assert StudySettings().for_real_data().size == 224
+    inception = StudySettings().updated({"backbone": "inception_v3"}, source="t")
+    assert inception.for_real_data().size == 299
+
+
+def _split_owners(data):
+    owners = {}
+    for patient, split in zip(data.patients, data.split):
+        owners.setdefault(patient, set()).add(split)
+    return owners
+
+
+@pytest.mark.parametrize(
+    "layout, classes",
+    [
+        ("kermany", ("normal", "bacteria", "virus")),
+        ("chestxray14", ("normal", "effusion", "atelectasis")),
+    ],
+)
+def test_real_layouts_split_by_patient(tmp_path, layout, classes):
+    from skcxr.datasets import make_chest_xrays, write_chest_xrays
+
+    X, y = make_chest_xrays(120, classes=classes, size=32, random_state=0)
+    # patients own several images (follow-ups), as in both real data sets
+    patients = np.repeat(np.arange(40), 3)
+    write_chest_xrays(
+        tmp_path, X, y, layout=layout, patient_ids=patients, random_state=0
+    )
+    settings = StudySettings.quick().updated({"size": 32}, source="test")
+    data = load_study_data(settings, data=tmp_path, layout=layout, random_state=0)
+    assert data.patients_disjoint()
+    assert all(len(splits) == 1 for splits in _split_owners(data).values())
+    assert set(data.split) == {"train", "validation", "test"}
+    rows = data.split_rows()
+    assert sum(r["images"] for r in rows) == len(data.y)
+    data.write_splits_csv(tmp_path / "splits.csv")
+    lines = (tmp_path / "splits.csv").read_text().splitlines()
+    assert lines[0] == "path,patient,label,split" and len(lines) == len(data.y) + 1
+
+
+def test_max_images_subsamples_whole_patients(tmp_path):
+    from skcxr.datasets import load_kermany, make_chest_xrays, write_chest_xrays
+
+    X, y = make_chest_xrays(120, size=32, random_state=0)
+    write_chest_xrays(
+        tmp_path, X, y, patient_ids=np.repeat(np.arange(40), 3), random_state=0
+    )
+    settings = StudySettings.quick().updated(
+        {"size": 32, "max_images": 60}, source="test"
+    )
+    data = load_study_data(settings, data=tmp_path, layout="kermany", random_state=0)
+    assert 45 <= len(data.y) <= 75
+    full = load_kermany(tmp_path, return_X_y=False)
+    images_of = dict(zip(*np.unique(full.patient_ids, return_counts=True)))
+    kept, per_patient = np.unique(data.patients, return_counts=True)
+    # whole patients, never part of one
+    assert all(images_of[p] == n for p, n in zip(kept, per_patient))
