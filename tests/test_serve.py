@@ -250,3 +250,32 @@ def test_the_page_in_a_real_browser(server, sample_paths, tmp_path):
         assert "notes.txt" in error.text and "unsupported file type" in error.text
     finally:
         browser.quit()
+
+
+@pytest.fixture(scope="module")
+def detector():
+    from skcxr import ReconstructionAnomalyDetector
+
+    X, _ = make_chest_xrays(24, classes=("normal",), size=32, random_state=1)
+    padim = ReconstructionAnomalyDetector(input_size=64, random_state=0).fit(X)
+    return Pipeline([("load", ImageLoader(size=32)), ("model", padim)])
+
+
+def test_a_detector_adds_the_anomaly_score_and_map(model, detector, sample_paths):
+    client = create_app(model, detector=detector).test_client()
+    assert client.get("/healthz").get_json()["detector"] == (
+        "ReconstructionAnomalyDetector"
+    )
+    response = client.post("/api/predict", data={"file": [_upload(sample_paths[0])]})
+    score = response.get_json()["results"][0]["anomaly_score"]
+    expected = -detector.score_samples(sample_paths[:1])[0]
+    assert score == pytest.approx(expected, rel=1e-5)
+    response = client.post(
+        "/api/explain?method=anomaly", data={"file": [_upload(sample_paths[0])]}
+    )
+    assert response.status_code == 200 and response.mimetype == "image/png"
+    without = create_app(model).test_client()
+    response = without.post(
+        "/api/explain?method=anomaly", data={"file": [_upload(sample_paths[0])]}
+    )
+    assert response.status_code == 400 and "detector" in response.get_json()["error"]

@@ -131,9 +131,10 @@ def _anomaly_section(report, result, healthy):
         "Gaussian (PaDiM, Defard et al. 2020) and scores an image by its most "
         "anomalous location; the convolutional autoencoder scores its "
         "reconstruction error inside the lung fields. Each threshold flags 5% of "
-        "the healthy training images (out-of-fold scores for PaDiM). The last row "
-        "is the baseline a user would write with scikit-learn: CNN embeddings and "
-        "a Ledoit-Wolf Mahalanobis distance.",
+        "the healthy training images (out-of-fold scores for PaDiM). The last rows "
+        "are the baselines a user would write with scikit-learn on CNN embeddings: "
+        "a Ledoit-Wolf Mahalanobis distance, an isolation forest and the local "
+        "outlier factor.",
     )
     report.table(
         ci_table(result["rows"]),

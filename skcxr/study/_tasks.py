@@ -218,6 +218,8 @@ def anomaly_task(study, settings, random_state):
     """Detectors fitted on healthy training images only, scored on the test
     split as healthy vs any finding, beside a CNN-embedding baseline."""
     from sklearn.covariance import LedoitWolf
+    from sklearn.ensemble import IsolationForest
+    from sklearn.neighbors import LocalOutlierFactor
 
     from ..models import CNNEmbedder, ReconstructionAnomalyDetector
 
@@ -249,14 +251,24 @@ def anomaly_task(study, settings, random_state):
         with_ci(row, "sensitivity", sick, flagged, _recall_of(True), **common)
         with_ci(row, "specificity", sick, flagged, _recall_of(False), **common)
         rows.append(row)
-    # the baseline a user would write in three lines of scikit-learn
+    # the baselines a user would write in three lines of scikit-learn
     embedder = CNNEmbedder(
         backbone=settings.backbone, weights="imagenet", device=settings.device
     ).fit(healthy)
-    gaussian = LedoitWolf().fit(embedder.transform(healthy))
-    distance = gaussian.mahalanobis(embedder.transform(X_test))
-    row = {"task": "anomaly", "model": "baseline: CNN embedding + Mahalanobis"}
-    rows.append(with_ci(row, "ROC AUC", sick, distance, roc_auc_score, **common))
+    healthy_codes, test_codes = embedder.transform(healthy), embedder.transform(X_test)
+    baselines = {
+        "Ledoit-Wolf Mahalanobis": LedoitWolf().fit(healthy_codes).mahalanobis,
+        "IsolationForest": lambda codes: -IsolationForest(random_state=random_state)
+        .fit(healthy_codes)
+        .score_samples(codes),
+        "LocalOutlierFactor": lambda codes: -LocalOutlierFactor(novelty=True)
+        .fit(healthy_codes)
+        .score_samples(codes),
+    }
+    for name, anomaly_of in baselines.items():
+        row = {"task": "anomaly", "model": f"baseline: CNN embedding + {name}"}
+        scores = anomaly_of(test_codes)
+        rows.append(with_ci(row, "ROC AUC", sick, scores, roc_auc_score, **common))
 
     default_name, default = next(iter(detectors.items()))
     flagged = default.predict(X_test) == -1

@@ -106,6 +106,17 @@ async function showResult(file, result, method, index) {
   } catch (exc) {
     text.append(element("p", { class: "error" }, "No heatmap: " + exc.message));
   }
+  if (result.anomaly_score !== undefined) {
+    try {
+      const map = element("img", {
+        class: "anomaly-map", alt: "Anomaly map: where the image is least like healthy ones",
+      });
+      map.src = await explainImage(file, "anomaly", "overlay");
+      text.append(element("p", {}, "Anomaly map (red: least like the healthy images):"), map);
+    } catch (exc) {
+      text.append(element("p", { class: "error" }, "No anomaly map: " + exc.message));
+    }
+  }
 }
 
 function updateCsv() {
