@@ -5,7 +5,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ..utils._validation import check_images
-from ._displays import HeatmapDisplay
+from . import HeatmapDisplay
 
 __all__ = ["AnomalyMapDisplay"]
 

@@ -1,14 +1,16 @@
 """Helpers shared by the inspection modules.
 
-The feature modules (Grad-CAM, activations, occlusion, region attribution,
-scores, displays) import their shared pieces from here only, never from one
-another. torch is imported inside the functions that need it, so the
+The feature modules (Grad-CAM, Grad-CAM++, saliency, activations, occlusion,
+region attribution, scores, the method comparison, displays) import their
+shared pieces from here only, never from one another's modules (the method
+comparison calls the others through the package's public names). torch is imported inside the functions that need it, so the
 model-agnostic explanations (occlusion, regions, scores) load without it.
 
 The torch protocol
 ------------------
-:func:`~skcxr.inspection.grad_cam` and
-:func:`~skcxr.inspection.intermediate_activations` work for any fitted
+:func:`~skcxr.inspection.grad_cam`,
+:func:`~skcxr.inspection.grad_cam_plus_plus`, :func:`~skcxr.inspection.saliency`
+and :func:`~skcxr.inspection.intermediate_activations` work for any fitted
 estimator that exposes
 
 * ``module_``: a :class:`torch.nn.Module` mapping a float tensor
@@ -222,27 +224,103 @@ def hooked_layer(estimator, layer, device, keep=lambda output: output):
     and the list the hook appends ``keep(output)`` to. On exit, also on error,
     the hook is removed and the module's device and train/eval mode restored.
     """
-    import torch
-
-    from ..nn._torch_utils import resolve_device
-
     module = torch_module(estimator)
     _, submodule = resolve_layer(module, layer)
-    first = next(module.parameters(), None)
-    home = first.device if first is not None else torch.device("cpu")
-    run_on = home if device is None else torch.device(resolve_device(device))
-    was_training = module.training
     captured = []
     handle = submodule.register_forward_hook(
         lambda mod, args, output: captured.append(keep(_first_tensor(output)))
     )
     try:
-        module.to(run_on).eval()
-        yield module, run_on, captured
+        with evaluated_module(estimator, device) as (module, run_on):
+            yield module, run_on, captured
     finally:
         handle.remove()
         captured.clear()
+
+
+@contextlib.contextmanager
+def evaluated_module(estimator, device):
+    """Yield ``(module, run_on)``: the estimator's module in eval mode on
+    ``run_on``; its device and train/eval mode are restored on exit."""
+    import torch
+
+    from ..nn._torch_utils import resolve_device
+
+    module = torch_module(estimator)
+    first = next(module.parameters(), None)
+    home = first.device if first is not None else torch.device("cpu")
+    run_on = home if device is None else torch.device(resolve_device(device))
+    was_training = module.training
+    try:
+        module.to(run_on).eval()
+        yield module, run_on
+    finally:
         module.to(home).train(was_training)
+
+
+def target_score(estimator, logits, target, start, batch_size):
+    """Sum over the batch of each image's target logit (predicted class when
+    ``target`` is None), and the target column indices."""
+    import torch
+
+    predicted = logits.argmax(1).detach().cpu().numpy()
+    idx = target_indices(
+        estimator.classes_,
+        batch_slice(target, start, batch_size),
+        len(logits),
+        predicted,
+    )
+    column = torch.from_numpy(idx).to(logits.device)[:, None]
+    return logits.gather(1, column).sum(), idx
+
+
+def layer_gradients(estimator, images, *, target, layer, batch_size, device):
+    """Yield ``(start, acts, grads)`` per batch of ``images`` ``(n, H, W)``: the
+    activations ``(b, C, h, w)`` of ``layer`` and the gradient of each image's
+    target logit with respect to them. The hook lives only while iterating."""
+    import torch
+
+    n = len(images)
+    with hooked_layer(estimator, layer, device) as (module, run_on, captured):
+        target_indices(estimator.classes_, target, n, np.zeros(n))  # validate early
+        with torch.enable_grad():
+            for start in range(0, n, batch_size):
+                batch = torch.from_numpy(images[start : start + batch_size]).to(run_on)
+                batch = batch[:, None].requires_grad_(True)
+                captured.clear()
+                logits = module(batch)
+                if not captured:
+                    raise ValueError(
+                        "layer: the chosen layer was not used in the forward pass."
+                    )
+                acts = captured[-1]
+                if acts.ndim != 4:
+                    raise ValueError(
+                        "layer: a class activation map needs a (n, C, h, w) feature "
+                        f"map; the layer returned shape {tuple(acts.shape)}."
+                    )
+                score, _ = target_score(estimator, logits, target, start, batch_size)
+                (grads,) = torch.autograd.grad(score, acts)
+                yield start, acts.detach(), grads.detach()
+                captured.clear()
+
+
+def upsample_maps(cam, size):
+    """Bilinear upsampling of ``(b, 1, h, w)`` maps to ``size``, clipped at 0 and
+    divided by each map's maximum: a float32 array ``(b, H, W)`` in [0, 1]."""
+    import torch.nn.functional as F
+
+    cam = F.interpolate(cam, size=size, mode="bilinear", align_corners=False)
+    cam = cam[:, 0].clamp_min(0)
+    peak = cam.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]
+    return (cam / peak).cpu().numpy().astype(np.float32)
+
+
+def normalise_maps(maps):
+    """Divide each ``(H, W)`` map of a non-negative stack by its maximum (an
+    all-zero map stays zero)."""
+    peak = maps.max(axis=(1, 2), keepdims=True)
+    return np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0)
 
 
 def check_fitted(estimator):

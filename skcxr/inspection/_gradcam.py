@@ -38,10 +38,9 @@ from sklearn.utils._param_validation import validate_params
 
 from ._common import (
     POSITIVE_INT,
-    batch_slice,
     check_model_images,
-    hooked_layer,
-    target_indices,
+    layer_gradients,
+    upsample_maps,
 )
 
 __all__ = ["grad_cam"]
@@ -109,42 +108,16 @@ def grad_cam(estimator, X, *, target=None, layer=None, batch_size=32, device=Non
     images = check_model_images(estimator, X)
     n, height, width = images.shape
     out = np.empty((n, height, width), dtype=np.float32)
-    with hooked_layer(estimator, layer, device) as (module, run_on, captured):
-        target_indices(estimator.classes_, target, n, np.zeros(n))  # validate early
-        with torch.enable_grad():
-            for start in range(0, n, batch_size):
-                batch = torch.from_numpy(images[start : start + batch_size]).to(run_on)
-                batch = batch[:, None].requires_grad_(True)
-                captured.clear()
-                logits = module(batch)
-                if not captured:
-                    raise ValueError(
-                        "layer: the chosen layer was not used in the forward pass."
-                    )
-                acts = captured[-1]
-                if acts.ndim != 4:
-                    raise ValueError(
-                        f"layer: Grad-CAM needs a (n, C, h, w) feature map; the layer "
-                        f"returned shape {tuple(acts.shape)}."
-                    )
-                predicted = logits.argmax(1).cpu().numpy()
-                idx = target_indices(
-                    estimator.classes_,
-                    batch_slice(target, start, batch_size),
-                    len(batch),
-                    predicted,
-                )
-                score = logits.gather(
-                    1, torch.from_numpy(idx).to(run_on)[:, None]
-                ).sum()
-                (grads,) = torch.autograd.grad(score, acts)
-                weights = grads.mean(dim=(2, 3), keepdim=True)
-                cam = F.relu((weights * acts).sum(1, keepdim=True)).detach()
-                cam = F.interpolate(
-                    cam, size=(height, width), mode="bilinear", align_corners=False
-                )
-                cam = cam[:, 0].clamp_min(0)
-                peak = cam.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]
-                out[start : start + len(batch)] = (cam / peak).cpu().numpy()
-
+    batches = layer_gradients(
+        estimator,
+        images,
+        target=target,
+        layer=layer,
+        batch_size=batch_size,
+        device=device,
+    )
+    for start, acts, grads in batches:
+        weights = grads.mean(dim=(2, 3), keepdim=True)
+        cam = F.relu((weights * acts).sum(1, keepdim=True))
+        out[start : start + len(acts)] = upsample_maps(cam, (height, width))
     return out
