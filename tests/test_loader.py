@@ -1,9 +1,11 @@
 """Tests of ImageLoader: formats, intensities, resize policies, errors, sklearn API."""
 
+import io
 import os
 import pickle
 import socket
 import struct
+import sys
 import threading
 import traceback
 import warnings
@@ -11,13 +13,14 @@ import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, ImageCms, PngImagePlugin
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -32,6 +35,7 @@ from sklearn.utils.estimator_checks import (
 
 from skcxr import ImageLoader
 from skcxr.datasets import load_sample_images
+from skcxr.preprocessing import _loader
 
 # ImageLoader's input is one file path per sample (tags: one_d_array, string,
 # two_d_array=False), so sklearn's numeric-array checks do not apply and
@@ -784,3 +788,190 @@ def test_dicom_voi_lut_sequence_is_applied(tmp_path):
     ds.save_as(path, enforce_file_format=True)
     out = _load(path, size=2)
     np.testing.assert_allclose(out, [[0, 1], [128 / 255, 64 / 255]], atol=1e-6)
+
+
+# ---------------------------------------------------------------- fast PNG decoding
+class _PillowAsOpenCV:
+    """Stands in for OpenCV's ``cv2``: decodes with Pillow, counts the calls."""
+
+    IMREAD_UNCHANGED = -1
+    error = RuntimeError
+
+    def __init__(self, result="decode"):
+        self.calls = 0
+        self.result = result
+
+    def imdecode(self, buf, flags):
+        self.calls += 1
+        if self.result == "fail":
+            return None
+        if self.result == "raise":
+            raise self.error("bad PNG")
+        with Image.open(io.BytesIO(buf.tobytes())) as im:
+            return np.asarray(im)
+
+
+@pytest.fixture
+def fake_opencv(monkeypatch):
+    fake = _PillowAsOpenCV()
+    monkeypatch.setattr(_loader, "_cv2", fake)
+    return fake
+
+
+def _pillow_only(monkeypatch, paths, **params):
+    with monkeypatch.context() as m:
+        m.setattr(_loader, "_cv2", None)
+        return ImageLoader(**params).transform(paths)
+
+
+def _texture(h, w, high=255, dtype=np.uint8, seed=0):
+    yy, xx = np.mgrid[0:h, 0:w]
+    noise = np.random.default_rng(seed).random((h, w))
+    smooth = 0.5 + 0.3 * np.sin(xx / 7.0) * np.cos(yy / 11.0) + 0.2 * noise
+    return (np.clip(smooth, 0, 1) * high).astype(dtype)
+
+
+def _ancillary_png(path, pixels):
+    """PNGs with chunks that change no pixel (gAMA, cHRM, iCCP, pHYs, tIME; sRGB)."""
+    info = PngImagePlugin.PngInfo()
+    info.add(b"gAMA", struct.pack(">I", 45455))
+    info.add(b"cHRM", struct.pack(">8I", *(31270, 32900, 64000, 33000) * 2))
+    info.add(b"tIME", struct.pack(">HBBBBB", 2017, 9, 1, 12, 0, 0))
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(pixels).save(path, pnginfo=info, dpi=(72, 72), icc_profile=profile)
+    srgb = PngImagePlugin.PngInfo()
+    srgb.add(b"sRGB", b"\x00")  # Pillow leaves it out next to an ICC profile
+    Image.fromarray(pixels).save(path.with_suffix(".srgb.png"), pnginfo=srgb)
+    with Image.open(path) as im, Image.open(path.with_suffix(".srgb.png")) as im2:
+        assert {"gamma", "chromaticity", "icc_profile", "dpi"} <= set(im.info)
+        assert "srgb" in im2.info
+    return [str(path), str(path.with_suffix(".srgb.png"))]
+
+
+@pytest.mark.parametrize("resize", ["square", "pad", "region"])
+def test_fast_png_path_gives_pillow_pixels(tmp_path, monkeypatch, fake_opencv, resize):
+    files = {
+        "8bit.png": _texture(56, 40),
+        "16bit.png": _texture(40, 56, high=65535, dtype=np.uint16),
+    }
+    for name, pixels in files.items():
+        Image.fromarray(pixels).save(tmp_path / name)
+    paths = [str(tmp_path / name) for name in files]
+    paths += _ancillary_png(tmp_path / "chunks.png", _texture(48, 48, seed=1))
+    params = {"size": 8, "resize": resize, "region": (0.2, 1.0, 0.0, 0.9)}
+    fast = ImageLoader(**params, n_jobs=2).transform(paths)
+    assert fake_opencv.calls == 4  # every file took the fast path
+    np.testing.assert_array_equal(fast, _pillow_only(monkeypatch, paths, **params))
+
+
+def test_real_opencv_gives_pillow_pixels(tmp_path, monkeypatch):
+    cv2 = pytest.importorskip("cv2")
+    calls = []
+
+    def imdecode(buf, flags):
+        calls.append(flags)
+        return cv2.imdecode(buf, flags)
+
+    spy = SimpleNamespace(
+        imdecode=imdecode, IMREAD_UNCHANGED=cv2.IMREAD_UNCHANGED, error=cv2.error
+    )
+    monkeypatch.setattr(_loader, "_cv2", spy)
+    Image.fromarray(_texture(300, 260)).save(tmp_path / "8bit.png")
+    Image.fromarray(_texture(64, 80, 65535, np.uint16)).save(tmp_path / "16bit.png")
+    paths = [str(tmp_path / n) for n in ("8bit.png", "16bit.png")]
+    paths += _ancillary_png(tmp_path / "chunks.png", _texture(128, 128, seed=2))
+    for size in (64, 300):  # reduced then resized; enlarged
+        fast = ImageLoader(size=size).transform(paths)
+        np.testing.assert_array_equal(fast, _pillow_only(monkeypatch, paths, size=size))
+    assert len(calls) == 8
+    Image.fromarray(_gradient()).save(tmp_path / "m.png", exif=_exif(2))  # mirrored
+    stored = _load(tmp_path / "m.png", size=8, exif_transpose=False)
+    assert len(calls) == 9  # OpenCV must keep the stored pixel order, as Pillow
+    np.testing.assert_allclose(stored, _gradient() / 255, atol=1e-7)
+
+
+def test_png_decoder_is_optional(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 -> ImportError
+    monkeypatch.setattr(_loader, "_cv2", _loader._NOT_IMPORTED)
+    assert _loader._png_decoder() is None
+    pixels = _gradient()
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    np.testing.assert_allclose(
+        _load(tmp_path / "a.png", size=8), pixels / 255, atol=1e-7
+    )
+    assert _loader._cv2 is None  # the failed import is remembered, not retried
+
+
+def test_fast_path_leaves_other_pngs_to_pillow(tmp_path, fake_opencv):
+    Image.fromarray(_gradient()).save(tmp_path / "m.png", exif=_exif(2))  # mirrored
+    np.testing.assert_allclose(
+        _load(tmp_path / "m.png", size=8), _gradient()[:, ::-1] / 255, atol=1e-7
+    )
+    assert fake_opencv.calls == 0  # the orientation is Pillow's to apply
+    np.testing.assert_allclose(
+        _load(tmp_path / "m.png", size=8, exif_transpose=False),
+        _gradient() / 255,
+        atol=1e-7,
+    )
+    assert fake_opencv.calls == 1  # orientation ignored: fast path again
+
+    xmp = '<x:xmpmeta><rdf:Description tiff:Orientation="2"/></x:xmpmeta>'
+    for name, keyword, text in [
+        ("xmp.png", "XML:com.adobe.xmp", xmp),  # an orientation: Pillow's
+        ("text.png", "Software", "a scanner"),  # no orientation: fast path
+    ]:
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt(keyword, text)
+        Image.fromarray(_gradient()).save(tmp_path / name, pnginfo=info)
+    np.testing.assert_allclose(
+        _load(tmp_path / "xmp.png", size=8), _gradient()[:, ::-1] / 255, atol=1e-7
+    )
+    assert fake_opencv.calls == 1
+    np.testing.assert_allclose(
+        _load(tmp_path / "text.png", size=8), _gradient() / 255, atol=1e-7
+    )
+    assert fake_opencv.calls == 2
+
+    gray = np.full((8, 8), 100, np.uint8)
+    Image.fromarray(gray).save(tmp_path / "trns.png", transparency=100)
+    Image.fromarray(np.stack([gray] * 3, axis=-1)).save(tmp_path / "rgb.png")
+    Image.fromarray(_texture(64, 64)).save(tmp_path / "whole.png")
+    data = (tmp_path / "whole.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    for name in ("trns.png", "rgb.png"):
+        np.testing.assert_allclose(_load(tmp_path / name, size=8), 100 / 255, atol=1e-6)
+    with pytest.raises(ValueError, match=r"cut\.png"):
+        _load(tmp_path / "cut.png", size=8)
+    assert fake_opencv.calls == 2
+
+
+@pytest.mark.parametrize("result", ["fail", "raise"])
+def test_fast_path_falls_back_when_opencv_fails(tmp_path, monkeypatch, result):
+    fake = _PillowAsOpenCV(result)
+    monkeypatch.setattr(_loader, "_cv2", fake)
+    pixels = _texture(16, 16)
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    np.testing.assert_allclose(
+        _load(tmp_path / "a.png", size=16), pixels / 255, atol=1e-7
+    )
+    assert fake.calls == 1
+
+
+def test_fast_path_checks_max_pixels_before_decoding(tmp_path, fake_opencv):
+    Image.fromarray(_texture(64, 64)).save(tmp_path / "a.png")
+    with pytest.raises(ValueError, match=r"a\.png.*4096 pixels.*max_pixels=1000"):
+        _load(tmp_path / "a.png", size=8, max_pixels=1000)
+    assert fake_opencv.calls == 0
+
+
+def test_large_images_are_reduced_within_tolerance(tmp_path):
+    """Image.reduce before bicubic: ~1e-3 from one bicubic resize on radiographs."""
+    paths, _ = load_sample_images()
+    with Image.open(paths[0]) as im:
+        big = im.convert("L").resize((512, 512), Image.Resampling.BICUBIC)
+    big.save(tmp_path / "big.png")
+    out = _load(tmp_path / "big.png", size=64)
+    exact = np.asarray(big.resize((64, 64), Image.Resampling.BICUBIC)) / 255
+    bilinear = np.asarray(big.resize((64, 64), Image.Resampling.BILINEAR)) / 255
+    gap = np.abs(out - exact).mean()
+    assert gap < 2e-3 and gap < 0.5 * np.abs(bilinear - exact).mean()
