@@ -103,3 +103,63 @@ def test_validate_images_records_and_checks_the_fitted_size():
 def test_unknown_layout_is_refused():
     with pytest.raises(ValueError, match="Unknown layout"):
         restore_layout(np.zeros((1, 2, 2)), "nchw")
+
+
+def _views():
+    X = np.random.default_rng(0).random((4, 8, 8), dtype=np.float32)
+    big = np.repeat(np.repeat(X, 2, axis=1), 2, axis=2)
+    return X, {
+        "reversed": (X[::-1], X[::-1]),
+        "flipped": (np.flip(X, axis=(1, 2)), X[:, ::-1, ::-1]),
+        "fortran": (np.asfortranarray(X), X),
+        "strided": (big[:, ::2, ::2], X),
+        "reversed n1hw": (X[::-1, None], X[::-1]),
+        "reversed flat": (X.reshape(4, -1)[::-1], X[::-1]),
+        "float64 reversed": (X.astype(np.float64)[::-1], X[::-1]),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_views()[1]))
+def test_any_numpy_view_becomes_c_contiguous_float32(kind):
+    import torch
+
+    _, views = _views()
+    view, expected = views[kind]
+    images, _ = check_images(view)
+    assert images.flags.c_contiguous and images.dtype == np.float32
+    assert all(stride > 0 for stride in images.strides)
+    np.testing.assert_array_equal(images, expected)
+    # what crashed before: torch refuses negative strides
+    np.testing.assert_array_equal(torch.from_numpy(images).numpy(), expected)
+
+
+def test_contiguous_float32_is_not_copied():
+    X = np.random.default_rng(0).random((3, 1, 8, 8), dtype=np.float32)
+    for layout_view in (X, X[:, 0], X.reshape(3, -1)):
+        images, _ = check_images(layout_view)
+        assert np.shares_memory(images, X)
+    est = _Dummy()
+    images, _ = validate_images(est, X, reset=True)
+    assert np.shares_memory(images, X)
+
+
+def test_read_only_memmap_is_used_in_place(tmp_path):
+    X = np.random.default_rng(0).random((3, 8, 8), dtype=np.float32)
+    np.save(tmp_path / "x.npy", X)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    images, _ = check_images(mapped)
+    assert np.shares_memory(images, mapped) and not images.flags.writeable
+    reversed_images, _ = check_images(mapped[::-1])
+    np.testing.assert_array_equal(reversed_images, X[::-1])
+    assert reversed_images.flags.c_contiguous
+
+
+def test_contract_helpers_are_public_in_skcxr_utils():
+    import skcxr.utils
+    from skcxr.utils import _validation, estimator_checks
+
+    assert skcxr.utils.check_images is _validation.check_images
+    assert skcxr.utils.validate_images is _validation.validate_images
+    assert skcxr.utils.restore_layout is _validation.restore_layout
+    assert skcxr.utils.estimator_checks is estimator_checks
+    assert {"check_images", "estimator_checks"} <= set(dir(skcxr.utils))

@@ -1,4 +1,6 @@
-"""The image data contract shared by every image estimator (DESIGN §1).
+"""The image data contract shared by every image estimator.
+
+See the data contract page of the user guide.
 
 Images travel as float32 arrays in [0, 1], grayscale, in one of three layouts:
 
@@ -43,8 +45,12 @@ def check_images(X, *, name="X", check_range=True):
 
     Returns
     -------
-    images : ndarray of shape (n_samples, H, W), dtype float32
-        A view of ``X`` where no copy was needed.
+    images : ndarray of shape (n_samples, H, W), dtype float32, C-contiguous
+        A view of ``X`` when ``X`` is already C-contiguous float32 (no copy);
+        otherwise a C-contiguous float32 copy. Any array numpy can make is
+        accepted: reversed views (negative strides), Fortran-ordered arrays,
+        strided slices, read-only arrays and memmaps (a read-only input gives
+        a read-only view).
     layout : {"nhw", "n1hw", "flat"}
         The layout ``X`` came in, for :func:`restore_layout`.
 
@@ -114,7 +120,9 @@ def check_images(X, *, name="X", check_range=True):
     if images.shape[1] == 0 or images.shape[2] == 0:
         raise _fail(f"got images of size {images.shape[1:]}", name)
 
-    images = np.asarray(images, dtype=np.float32)
+    # C-contiguous with positive strides, so torch.from_numpy and other
+    # buffer consumers accept it; no copy when X already is such an array
+    images = np.ascontiguousarray(images, dtype=np.float32)
     if check_range:
         low, high = float(images.min()), float(images.max())
         if low < 0.0 or high > 1.0:
@@ -168,8 +176,19 @@ def validate_images(estimator, X, *, reset, check_range=True):
 
     Returns
     -------
-    images : ndarray of shape (n_samples, H, W), dtype float32
+    images : ndarray of shape (n_samples, H, W), dtype float32, C-contiguous
+        As returned by :func:`check_images`.
     layout : {"nhw", "n1hw", "flat"}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.base import BaseEstimator
+    >>> from skcxr.utils import validate_images
+    >>> est = BaseEstimator()
+    >>> images, layout = validate_images(est, np.zeros((3, 1, 8, 8)), reset=True)
+    >>> est.n_features_in_, est.image_shape_, layout
+    (64, (8, 8), 'n1hw')
     """
     images, layout = check_images(X, check_range=check_range)
     shape = tuple(images.shape[1:])
