@@ -14,7 +14,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.tree import DecisionTreeClassifier
 
 from skcxr import GAWeightedVoter
-from skcxr.models._voter import _batched_confusion, _score_from_confusion
+from skcxr.models._genetic import _batched_confusion, _score_from_confusion
 
 
 def _models():
@@ -204,7 +204,7 @@ def test_elitism_never_loses_best_and_simplex(
 
     voter.le_ = LabelEncoder().fit(y)
     voter.classes_ = voter.le_.classes_
-    w, best, history = voter._run_ga(P, y, y, np.random.default_rng(seed))
+    w, best, history = voter._run_ga(P, y, np.random.default_rng(seed))
     assert np.all(np.diff(history["best"]) >= -1e-12)
     assert best == pytest.approx(history["best"].max())
     assert np.all(w >= 0) and w.sum() == pytest.approx(1)
@@ -264,3 +264,90 @@ def test_estimator_without_predict_proba(data):
 
     with pytest.raises(ValueError, match="predict_proba"):
         GAWeightedVoter([("svc", LinearSVC())]).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "labels, fitted_labels",
+    [
+        (np.array(["a", "b"]), np.array([0, 1])),  # strings vs integers
+        (np.array([0, 1]), np.array(["0", "1"])),  # integers vs strings
+        (np.array(["normal", "virus"]), np.array(["normal", "bacteria"])),
+    ],
+)
+def test_prefit_classes_not_in_y_are_refused(labels, fitted_labels):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    codes = np.arange(40) % 2
+    X[:, 0] += 3 * codes
+    good = LogisticRegression().fit(X, labels[codes])
+    stray = GaussianNB().fit(X, fitted_labels[codes])
+    voter = GAWeightedVoter([("good", good), ("stray", stray)], prefit=True)
+    with pytest.raises(ValueError, match="'stray' \\(GaussianNB\\)"):
+        voter.fit(X, labels[codes])
+    # the matching model alone is fine and predicts labels of y only
+    alone = GAWeightedVoter([("good", good)], prefit=True, n_generations=1).fit(
+        X, labels[codes]
+    )
+    assert set(alone.predict(X)) <= set(labels)
+    np.testing.assert_array_equal(alone.classes_, np.unique(labels))
+
+
+def test_validation_labels_must_match_the_type_of_y(data):
+    X, y = data
+    with pytest.raises(ValueError, match="y_val"):
+        _small().fit(X[:180], y[:180], X_val=X[180:], y_val=np.arange(60) % 3)
+
+
+def test_split_is_the_shared_holdout_split(data):
+    from skcxr.utils._split import holdout_split
+
+    X, y = data
+    voter = _small(weights="uniform")
+    split_seed = np.random.RandomState(0).randint(np.iinfo(np.int32).max)
+    X_fit, y_fit, X_val, y_val = voter._split(X, y, split_seed)
+    train, test = holdout_split(y, test_size=0.2, random_state=split_seed)
+    np.testing.assert_array_equal(X_val, X[test])
+    np.testing.assert_array_equal(y_fit, y[train])
+    # stratified: every class keeps its share of the validation split
+    _, counts = np.unique(y_val, return_counts=True)
+    _, all_counts = np.unique(y, return_counts=True)
+    assert np.abs(counts / counts.sum() - all_counts / all_counts.sum()).max() < 0.02
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        voter._split(X[:1], y[:1], 0)
+
+
+def test_reversed_and_strided_views_of_images():
+    # torch-based members (here a CNN embedding pipeline) get any numpy view
+    from sklearn.pipeline import make_pipeline
+
+    from skcxr import CNNEmbedder
+    from skcxr.datasets import make_chest_xrays
+
+    images, y = make_chest_xrays(
+        16, classes=("normal", "bacteria"), size=32, random_state=0
+    )
+    X = images.reshape(16, -1)
+    embed = make_pipeline(
+        CNNEmbedder(backbone="small_cnn", weights=None, random_state=0, device="cpu"),
+        LogisticRegression(),
+    )
+    voter = GAWeightedVoter(
+        [("cnn", embed), ("lr", LogisticRegression())],
+        population_size=4,
+        n_generations=1,
+        random_state=0,
+    ).fit(X[::-1], y[::-1])
+    expected = voter.predict_proba(np.ascontiguousarray(X[::-1]))
+    np.testing.assert_allclose(voter.predict_proba(X[::-1]), expected, rtol=1e-5)
+    doubled = np.repeat(X, 2, axis=1)
+    np.testing.assert_allclose(
+        voter.predict_proba(doubled[:, ::2]), voter.predict_proba(X), rtol=1e-5
+    )
+
+
+def test_inconsistent_lengths_are_refused(data):
+    X, y = data
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        _small().fit(X[:-1], y)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        _small().fit(X, y, X_val=X[:10], y_val=y[:9])

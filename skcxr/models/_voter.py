@@ -4,95 +4,30 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
+from sklearn.base import ClassifierMixin, _fit_context, clone
 from sklearn.ensemble._base import _BaseHeterogeneousEnsemble
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import check_scoring
-from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import Bunch, _safe_indexing, check_random_state
+from sklearn.utils import (
+    Bunch,
+    _safe_indexing,
+    check_consistent_length,
+    check_random_state,
+)
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _num_samples, check_is_fitted, column_or_1d
 
-__all__ = ["GAWeightedVoter"]
-
-# Scorer names whose fitness is computed for the whole population at once from
-# batched confusion matrices. Any other scorer is evaluated one individual at a time.
-_VECTORISED_SCORERS = (
-    "accuracy",
-    "balanced_accuracy",
-    "f1_macro",
-    "f1_micro",
-    "f1_weighted",
-    "precision_macro",
-    "recall_macro",
+from ..utils._split import holdout_split
+from ._genetic import (
+    VECTORISED_SCORERS,
+    evolve_weights,
+    scorer_fitness,
+    vectorised_fitness,
 )
 
-
-def _batched_confusion(y_true, y_pred, n_classes):
-    """Confusion matrices ``(pop, n_classes, n_classes)`` of every row of ``y_pred``."""
-    pop = y_pred.shape[0]
-    index = (np.arange(pop)[:, None] * n_classes + y_true[None, :]) * n_classes + y_pred
-    counts = np.bincount(index.ravel(), minlength=pop * n_classes * n_classes)
-    return counts.reshape(pop, n_classes, n_classes)
-
-
-def _safe_divide(num, den):
-    """``num / den`` with 0 where ``den == 0`` (sklearn's ``zero_division=0``)."""
-    out = np.zeros(np.broadcast(num, den).shape, dtype=np.float64)
-    np.divide(num, den, out=out, where=den != 0)
-    return out
-
-
-def _score_from_confusion(cm, name):
-    """Vectorised sklearn metrics from batched confusion matrices.
-
-    As in sklearn, the labels of each individual are those present in ``y_true``
-    or in its ``y_pred``; undefined precision / recall / F1 count as 0.
-    """
-    tp = np.diagonal(cm, axis1=1, axis2=2).astype(np.float64)
-    support = cm.sum(axis=2)  # true counts
-    predicted = cm.sum(axis=1)
-    n_samples = support.sum(axis=1)
-    if name in ("accuracy", "f1_micro"):
-        return tp.sum(axis=1) / n_samples
-    present = (support > 0) | (predicted > 0)
-    n_present = present.sum(axis=1)
-    if name == "balanced_accuracy":
-        # sklearn averages the recall of the classes present in y_true only
-        has_true = support > 0
-        recall = _safe_divide(tp, support)
-        return (recall * has_true).sum(axis=1) / has_true.sum(axis=1)
-    if name == "recall_macro":
-        return _safe_divide(tp, support).sum(axis=1) / n_present
-    if name == "precision_macro":
-        return _safe_divide(tp, predicted).sum(axis=1) / n_present
-    f1 = _safe_divide(2 * tp, support + predicted)
-    if name == "f1_weighted":
-        return (f1 * support).sum(axis=1) / n_samples
-    return f1.sum(axis=1) / n_present  # f1_macro
-
-
-class _FixedProbaClassifier(ClassifierMixin, BaseEstimator):
-    """Stand-in classifier returning stored probabilities, for any sklearn scorer."""
-
-    def __init__(self, classes, proba):
-        self.classes = classes
-        self.proba = proba
-
-    def fit(self, X=None, y=None):  # pragma: no cover - never fitted by scorers
-        return self
-
-    @property
-    def classes_(self):
-        return self.classes
-
-    def predict_proba(self, X):
-        return self.proba
-
-    def predict(self, X):
-        return self.classes[np.argmax(self.proba, axis=1)]
+__all__ = ["GAWeightedVoter"]
 
 
 class GAWeightedVoter(ClassifierMixin, _BaseHeterogeneousEnsemble):
@@ -123,11 +58,14 @@ class GAWeightedVoter(ClassifierMixin, _BaseHeterogeneousEnsemble):
         baseline to compare the GA against.
 
     prefit : bool, default=False
-        If False, ``fit(X, y)`` fits clones of the estimators on a stratified
-        training split and keeps ``validation_fraction`` of ``(X, y)`` for the
-        GA (or uses ``X_val, y_val`` when given, then fitting on all of ``X``).
+        If False, ``fit(X, y)`` fits clones of the estimators on a training
+        split (stratified when every class has enough samples) and keeps
+        ``validation_fraction`` of ``(X, y)`` for the GA (or uses ``X_val,
+        y_val`` when given, then fitting on all of ``X``).
         If True, the estimators are already fitted: they are used as they are
         (not cloned) and ``fit(X, y)`` treats ``(X, y)`` as the validation set.
+        Their ``classes_`` must be labels of ``y`` (same values and type), else
+        ``fit`` raises a ``ValueError`` naming the estimator.
 
     validation_fraction : float in (0, 1), default=0.2
         Share of ``(X, y)`` held out for the GA when ``prefit=False`` and no
@@ -311,8 +249,11 @@ class GAWeightedVoter(ClassifierMixin, _BaseHeterogeneousEnsemble):
             )
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
+        check_consistent_length(X, y)
         if (X_val is None) != (y_val is None):
             raise ValueError("X_val and y_val must be given together.")
+        if X_val is not None:
+            check_consistent_length(X_val, y_val)
         rng = check_random_state(self.random_state)
         split_seed = rng.randint(np.iinfo(np.int32).max)
         ga_seed = rng.randint(np.iinfo(np.int32).max)
@@ -331,15 +272,22 @@ class GAWeightedVoter(ClassifierMixin, _BaseHeterogeneousEnsemble):
                         f"prefit: estimator {name!r} is not fitted; fit it first or "
                         "use prefit=False."
                     ) from exc
+            _check_classes_in_y(active, y)
             fitted = [est for _, est in active]
             X_val, y_val = X, y
-            all_labels = [y] + [np.asarray(est.classes_) for est in fitted]
+            all_labels = [y]
         else:
             if X_val is None:
                 X_fit, y_fit, X_val, y_val = self._split(X, y, split_seed)
             else:
                 X_fit, y_fit = X, y
                 y_val = column_or_1d(y_val)
+                if _is_text(y_val) != _is_text(y):
+                    raise ValueError(
+                        f"y_val: labels of dtype {y_val.dtype} do not match the "
+                        f"labels of y (dtype {y.dtype}); give both as strings or "
+                        "both as numbers."
+                    )
             fitted = []
             for i, (name, est) in enumerate(active):
                 if self.verbose:
@@ -362,26 +310,10 @@ class GAWeightedVoter(ClassifierMixin, _BaseHeterogeneousEnsemble):
         return self
 
     def _split(self, X, y, seed):
-        """Stratified split when every class can be stratified, else a plain one."""
+        """Hold out ``validation_fraction`` of ``(X, y)``, stratified when possible."""
         X = _indexable(X)
-        n_samples = _num_samples(X)
-        if n_samples < 2:
-            raise ValueError(
-                f"{type(self).__name__} needs at least 2 samples to hold out a "
-                f"validation split; got n_samples={n_samples}."
-            )
-        _, counts = np.unique(y, return_counts=True)
-        n_val = int(np.ceil(self.validation_fraction * n_samples))
-        stratify = (
-            y
-            if counts.min() >= 2 and len(counts) <= min(n_val, n_samples - n_val)
-            else None
-        )
-        idx_fit, idx_val = train_test_split(
-            np.arange(n_samples),
-            test_size=self.validation_fraction,
-            random_state=seed,
-            stratify=stratify,
+        idx_fit, idx_val = holdout_split(
+            y, test_size=self.validation_fraction, random_state=seed
         )
         return (
             _safe_indexing(X, idx_fit),
@@ -395,9 +327,8 @@ class GAWeightedVoter(ClassifierMixin, _BaseHeterogeneousEnsemble):
         self.fitness_history_ = {"best": np.empty(0), "mean": np.empty(0)}
         if isinstance(self.weights, str) and self.weights == "ga":
             P = self._collect_probas(X_val)
-            y_enc = self.le_.transform(y_val)
             self.weights_, self.best_score_, self.fitness_history_ = self._run_ga(
-                P, y_enc, y_val, np.random.default_rng(seed)
+                P, y_val, np.random.default_rng(seed)
             )
             return
         if isinstance(self.weights, str):  # "uniform"
@@ -416,81 +347,24 @@ class GAWeightedVoter(ClassifierMixin, _BaseHeterogeneousEnsemble):
     # ------------------------------------------------------------------ GA
     def _fitness_function(self, y_val, P):
         """Return ``f(W (pop, m)) -> (pop,)``: fitness of weights on probabilities ``P (m, n, c)``."""
-        y_enc = self.le_.transform(y_val)
-        n_models, n_samples, n_classes = P.shape
-        if isinstance(self.scoring, str) and self.scoring in _VECTORISED_SCORERS:
-            name = self.scoring
-            # one contiguous (n_models, n_samples) slab per class: a small matmul per
-            # class gives the blended score of every (individual, sample), and the
-            # argmax over the few classes is a running comparison (strict >, so the
-            # first maximum wins, as np.argmax).
-            P_k = [np.ascontiguousarray(P[:, :, k]) for k in range(n_classes)]
-
-            def fitness(W):
-                best = W @ P_k[0]
-                pred = np.zeros(best.shape, dtype=np.intp)
-                for k in range(1, n_classes):
-                    blended = W @ P_k[k]
-                    np.copyto(pred, k, where=blended > best)
-                    np.maximum(best, blended, out=best)
-                cm = _batched_confusion(y_enc, pred, n_classes)
-                return _score_from_confusion(cm, name)
-
-            return fitness
-
+        if isinstance(self.scoring, str) and self.scoring in VECTORISED_SCORERS:
+            return vectorised_fitness(self.le_.transform(y_val), P, self.scoring)
         scorer = check_scoring(self, scoring=self.scoring)
-        y_val = np.asarray(y_val)
-        dummy_X = np.zeros((n_samples, 1))
+        return scorer_fitness(scorer, self.classes_, y_val, P)
 
-        def fitness(W):
-            blended = np.tensordot(W, P, axes=(1, 0))
-            out = np.empty(W.shape[0])
-            for i, proba in enumerate(blended):
-                proxy = _FixedProbaClassifier(self.classes_, proba)
-                out[i] = scorer(proxy, dummy_X, y_val)
-            return out
-
-        return fitness
-
-    def _run_ga(self, P, y_enc, y_val, rng):
-        pop_size, n_models = self.population_size, P.shape[0]
-        fitness = self._fitness_function(y_val, P)
-        n_elite = int(np.ceil(self.elite_fraction * pop_size))
-        n_children = pop_size - n_elite
-        population = rng.dirichlet(np.ones(n_models), size=pop_size)
-        population[0] = 1.0 / n_models  # the uniform weighting competes too
-        scores = fitness(population)
-        best, mean = [scores.max()], [scores.mean()]
-        best_w, best_s = population[np.argmax(scores)].copy(), scores.max()
-        for gen in range(self.n_generations):
-            order = np.argsort(-scores, kind="stable")
-            elite = population[order[:n_elite]]
-            # k-tournament selection of two parents per child
-            draws = rng.integers(
-                0, pop_size, size=(n_children, 2, self.tournament_size)
-            )
-            winners = np.take_along_axis(
-                draws, np.argmax(scores[draws], axis=2)[..., None], axis=2
-            )[..., 0]
-            parents1, parents2 = population[winners[:, 0]], population[winners[:, 1]]
-            cross = rng.random(n_children) < self.crossover_rate
-            children = np.where(cross[:, None], (parents1 + parents2) / 2.0, parents1)
-            mutate = np.flatnonzero(rng.random(n_children) < self.mutation_rate)
-            genes = rng.integers(0, n_models, size=len(mutate))
-            children[mutate, genes] = rng.random(len(mutate))
-            population = np.vstack([elite, _normalise(children)])
-            scores = fitness(population)
-            best.append(scores.max())
-            mean.append(scores.mean())
-            if scores.max() > best_s:
-                best_w, best_s = population[np.argmax(scores)].copy(), scores.max()
-            if self.verbose:
-                print(
-                    f"[GAWeightedVoter] generation {gen + 1}: best={best[-1]:.4f} "
-                    f"mean={mean[-1]:.4f}"
-                )
-        history = {"best": np.asarray(best), "mean": np.asarray(mean)}
-        return best_w, float(best_s), history
+    def _run_ga(self, P, y_val, rng):
+        return evolve_weights(
+            self._fitness_function(y_val, P),
+            P.shape[0],
+            rng,
+            population_size=self.population_size,
+            n_generations=self.n_generations,
+            tournament_size=self.tournament_size,
+            crossover_rate=self.crossover_rate,
+            mutation_rate=self.mutation_rate,
+            elite_fraction=self.elite_fraction,
+            verbose=self.verbose,
+        )
 
     # ------------------------------------------------------------------ predict
     def _collect_probas(self, X):
@@ -548,6 +422,25 @@ class GAWeightedVoter(ClassifierMixin, _BaseHeterogeneousEnsemble):
         return tags
 
 
+def _check_classes_in_y(named_estimators, y):
+    """Every prefit estimator must predict labels of ``y`` only."""
+    labels = set(np.unique(y).tolist())
+    for name, est in named_estimators:
+        classes = np.asarray(est.classes_).tolist()
+        unknown = [c for c in classes if c not in labels]
+        if unknown:
+            raise ValueError(
+                f"estimators: the classes_ of {name!r} ({type(est).__name__}) "
+                f"include {unknown}, which are not labels of y "
+                f"({sorted(labels, key=str)}); a prefit estimator must be trained "
+                "on the same labels (same values and type) as y."
+            )
+
+
+def _is_text(y):
+    return np.asarray(y).dtype.kind in "OUS"
+
+
 def _indexable(X):
     """X in a form ``_safe_indexing`` can split (never converts image arrays)."""
     if sp.issparse(X):
@@ -559,12 +452,3 @@ def _indexable(X):
 
 def _is_drop(est):
     return isinstance(est, str) and est == "drop"
-
-
-def _normalise(W):
-    """Rows scaled to sum 1; an all-zero row becomes uniform."""
-    sums = W.sum(axis=1, keepdims=True)
-    zero = sums[:, 0] <= 0
-    W = W / np.where(sums > 0, sums, 1.0)
-    W[zero] = 1.0 / W.shape[1]
-    return W
