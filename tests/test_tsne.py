@@ -67,6 +67,26 @@ def test_map_separates_clusters_and_transform_places_new_points_nearby():
     np.testing.assert_array_equal(tsne.embedding_, emb)
 
 
+def test_transform_leaves_the_fitted_map_and_its_frame_alone():
+    # openTSNE's transform recentres the map in place; the fitted map is
+    # centred already, so transform changes no fitted state and places points
+    # in the frame of embedding_
+    X, y = _blobs()
+    tsne = TSNE(**FAST).fit(X)
+    reference = np.array(tsne.opentsne_embedding_)
+    np.testing.assert_allclose(reference, tsne.embedding_, atol=1e-5)
+    low, high = reference.min(0), reference.max(0)
+    np.testing.assert_allclose((low + high) / 2, 0, atol=1e-9)
+    first = tsne.transform(X[:5] + 0.01)
+    np.testing.assert_array_equal(np.array(tsne.opentsne_embedding_), reference)
+    np.testing.assert_allclose(tsne.transform(X[:5] + 0.01), first, atol=1e-5)
+    # each placed point lands closer to its source's map position than the
+    # typical distance between map points
+    near = np.linalg.norm(first - tsne.embedding_[:5], axis=1)
+    spread = np.linalg.norm(tsne.embedding_[:, None] - tsne.embedding_[None], axis=2)
+    assert near.max() < np.median(spread)
+
+
 def test_n_components_3():
     X, _ = _blobs()
     tsne = TSNE(n_components=3, **FAST).fit(X)

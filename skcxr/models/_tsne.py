@@ -205,6 +205,10 @@ class TSNE(TransformerMixin, BaseEstimator):
             verbose=bool(self.verbose),
         )
         embedding = tsne.fit(X)
+        # openTSNE's transform first centres the map on its bounding box, in
+        # place; centring it now keeps embedding_ and the points transform
+        # places in one frame, and transform leaves the fitted map unchanged
+        embedding -= (embedding.max(axis=0) + embedding.min(axis=0)) / 2
         self.opentsne_embedding_ = embedding
         self.embedding_ = np.asarray(embedding, dtype=np.float32)
         self.effective_perplexity_ = perplexity
