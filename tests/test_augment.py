@@ -60,8 +60,11 @@ def test_rotation_matches_scipy_affine_transform():
         c, s = np.cos(angle), np.sin(angle)
         matrix = np.array([[c, s], [-s, c]])
         ref = ndimage.affine_transform(
-            image.astype(np.float64), matrix, offset=center - matrix @ center,
-            order=1, mode="nearest",
+            image.astype(np.float64),
+            matrix,
+            offset=center - matrix @ center,
+            order=1,
+            mode="nearest",
         )
         np.testing.assert_allclose(got, ref, atol=1e-5)
 
@@ -78,8 +81,9 @@ def test_brightness_factor_in_range():
     ratio = out / np.maximum(X, 1e-6)
     per_image = np.median(ratio.reshape(len(X), -1), axis=1)
     assert np.all((per_image >= 1.2 - 1e-4) & (per_image <= 1.5 + 1e-4))
-    np.testing.assert_allclose(ratio[X > 0.01], np.repeat(per_image, 24 * 20)[
-        (X > 0.01).ravel()], rtol=1e-3)
+    np.testing.assert_allclose(
+        ratio[X > 0.01], np.repeat(per_image, 24 * 20)[(X > 0.01).ravel()], rtol=1e-3
+    )
 
 
 def test_contrast_keeps_the_mean_and_scales_the_spread():
@@ -141,8 +145,14 @@ def test_property_output_is_valid_images(
 ):
     X = np.random.default_rng(seed).random((n, h, w), dtype=np.float32)
     out = random_augment(
-        X, np.random.default_rng(seed), flip=flip, rotation=rotation, scale=scale,
-        shift=shift, brightness=brightness, contrast=contrast,
+        X,
+        np.random.default_rng(seed),
+        flip=flip,
+        rotation=rotation,
+        scale=scale,
+        shift=shift,
+        brightness=brightness,
+        contrast=contrast,
     )
     assert out.shape == X.shape and out.dtype == np.float32
     assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1

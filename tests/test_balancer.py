@@ -15,10 +15,11 @@ from tests._contract_checks import image_contract_failures
 
 # sklearn's common checks (run by tests/test_common.py) feed small random 2-D
 # arrays with 1-10 features and values outside [0, 1], which the image data
-# contract (DESIGN §1) rejects with its own ValueError. imbalanced-learn's own
-# sampler checks (imblearn.utils.estimator_checks) use the same kind of data
-# (make_classification), so they are not run; their sampler properties (counts,
-# sample_indices_, dtype, string labels, determinism) are tested below on images.
+# contract (see the user guide's data contract page) rejects with its own
+# ValueError. imbalanced-learn's own sampler checks use the same kind of data
+# (make_classification); tests/test_common.py runs their image counterparts
+# (skcxr.utils.estimator_checks: fit_resample counts, sample_indices_, one
+# label, multiclass, dtypes, lists, 2-D target), and the tests below add more.
 COMMON_ESTIMATORS = [AugmentBalancer(random_state=0)]
 EXPECTED_FAILED_CHECKS = image_contract_failures("check_fit2d_1sample")
 
@@ -54,7 +55,7 @@ def test_originals_first_unchanged_and_indices_valid():
     np.testing.assert_array_equal(idx[: len(X)], np.arange(len(X)))
     np.testing.assert_array_equal(y_res, y[idx])
     # the copies are augmented, not duplicated
-    for i, source in enumerate(idx[len(X):], start=len(X)):
+    for i, source in enumerate(idx[len(X) :], start=len(X)):
         assert not np.array_equal(X_res[i], X[source])
 
 
@@ -69,7 +70,7 @@ def test_sources_are_used_evenly():
     X, y = _data(counts=(10, 3))
     sampler = AugmentBalancer(random_state=0)
     sampler.fit_resample(X, y)
-    used = Counter(sampler.sample_indices_[len(X):].tolist())
+    used = Counter(sampler.sample_indices_[len(X) :].tolist())
     assert set(used) == {10, 11, 12}
     # 7 new bacteria from 3 sources: each used 2 or 3 times
     assert sorted(used.values()) == [2, 2, 3]

@@ -16,7 +16,7 @@ from tests._contract_checks import TRANSFORMER_CHECKS, image_contract_failures
 
 # sklearn's common checks (run by tests/test_common.py). They feed small random
 # 2-D arrays with 1-10 features and values outside [0, 1]; the image data
-# contract (DESIGN §1) rejects a flat array whose width is not a square number
+# contract (see the user guide's data contract page) rejects a flat array whose width is not a square number
 # of pixels, values outside [0, 1], object/complex dtypes and NaN/inf with its
 # own ValueError, so these checks fail before reaching the estimator's logic.
 COMMON_ESTIMATORS = [
@@ -273,6 +273,31 @@ def test_blocks_and_threads_give_the_same_result(monkeypatch):
     for n_jobs in (1, 2, -1):
         got = OtsuMasker(n_regions=1, fill_holes=True, n_jobs=n_jobs).fit_transform(X)
         np.testing.assert_array_equal(got, expected)
+
+
+def test_n_jobs_follows_the_shared_rule(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from skcxr.utils._parallel import resolve_n_jobs
+
+    X = _images(6, 16)
+    monkeypatch.setattr(masker_module, "_BLOCK_PIXELS", 2 * 16 * 16)  # 3 blocks
+    pools = []
+
+    def recording_pool(max_workers):
+        pools.append(max_workers)
+        return ThreadPoolExecutor(max_workers=max_workers)
+
+    monkeypatch.setattr(masker_module, "ThreadPoolExecutor", recording_pool)
+    expected = OtsuMasker().fit_transform(X)
+    for n_jobs in (None, 1, -1, 10_000):
+        pools.clear()
+        got = OtsuMasker(n_jobs=n_jobs).fit_transform(X)
+        np.testing.assert_array_equal(got, expected)
+        workers = resolve_n_jobs(n_jobs, n_tasks=3)
+        # never more threads than blocks or CPUs; no pool at all for one worker
+        assert pools == ([] if workers == 1 else [workers])
+        assert all(w <= 3 for w in pools)
 
 
 def test_fitted_attributes_and_pickle():

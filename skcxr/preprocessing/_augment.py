@@ -18,6 +18,7 @@ from scipy import ndimage
 
 __all__ = ["random_augment"]
 
+
 def _check_amount(name, value, upper):
     if value is None or value is False:
         return 0.0
@@ -120,8 +121,7 @@ def random_augment(
         Shift along each axis drawn from ``U(-shift, shift)`` times the image
         size; in [0, 1).
     brightness : (float, float) or None, default=(1.2, 1.5)
-        Range of the multiplicative brightness factor (x1.2-1.5 as in the third
-        seed report).
+        Range of the multiplicative brightness factor (x1.2-1.5 by default).
     contrast : (float, float) or None, default=(0.8, 1.2)
         Range of the contrast factor ``c`` in ``mean + c * (x - mean)``.
 
@@ -176,8 +176,12 @@ def random_augment(
         # 3-D affine_transform over the batch or a numpy gather of 4 neighbours
         for i in range(n):
             ndimage.affine_transform(
-                images[i], matrices[i], offset=offsets[i], output=out[i],
-                order=1, mode="nearest",
+                images[i],
+                matrices[i],
+                offset=offsets[i],
+                output=out[i],
+                order=1,
+                mode="nearest",
             )
     if brightness is not None:
         factors = rng.uniform(*brightness, n).astype(np.float32)

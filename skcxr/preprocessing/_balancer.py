@@ -31,8 +31,10 @@ def _ratio_targets(ratios, y):
             f"{sorted(current)}."
         )
     for label, weight in ratios.items():
-        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not (
-            weight > 0 and np.isfinite(weight)
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, numbers.Real)
+            or not (weight > 0 and np.isfinite(weight))
         ):
             raise ValueError(
                 f"ratios must map classes to positive numbers; got {weight!r} for "
@@ -77,13 +79,13 @@ class AugmentBalancer(BaseSampler):
     flip : bool, default=True
         Random left-right flips.
     rotation : float or None, default=20.0
-        Maximum rotation in degrees (±20° as in the seed reports).
+        Maximum rotation in degrees (±20° by default).
     scale : float or None, default=0.1
         Maximum relative zoom in or out.
     shift : float or None, default=0.1
         Maximum shift as a fraction of the image size.
     brightness : tuple of float or None, default=(1.2, 1.5)
-        Range of the brightness factor (x1.2-1.5 as in the third seed report).
+        Range of the brightness factor (x1.2-1.5).
     contrast : tuple of float or None, default=(0.8, 1.2)
         Range of the contrast factor around the image mean.
     random_state : int, RandomState instance or None, default=None

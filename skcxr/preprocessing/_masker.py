@@ -1,6 +1,5 @@
 """Gaussian blur + Otsu threshold masking of a batch of chest X-rays."""
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
@@ -10,6 +9,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._otsu import _gaussian_blur, otsu_thresholds
+from ..utils._parallel import resolve_n_jobs
 from ..utils._validation import restore_layout, validate_images
 
 __all__ = ["OtsuMasker"]
@@ -86,7 +86,7 @@ class OtsuMasker(TransformerMixin, BaseEstimator):
         Histogram bins for Otsu's method (256 like scikit-image).
     keep : {"below", "above"}, default="below"
         Which pixels to keep: ``"below"`` keeps ``blurred <= threshold`` (the
-        darker side, as the seed report did to keep the lung fields),
+        darker side, the lung fields of a chest X-ray),
         ``"above"`` keeps ``blurred > threshold`` (scikit-image's foreground).
         The two masks are complements.
     clear_border : bool, default=False
@@ -100,7 +100,8 @@ class OtsuMasker(TransformerMixin, BaseEstimator):
     fill_value : float, default=0.0
         Value in [0, 1] given to masked-out pixels.
     n_jobs : int or None, default=None
-        Threads working on blocks of images; None means 1, -1 all CPUs.
+        Threads working on blocks of images; None means 1, -1 all CPUs (as
+        in joblib), capped at the available CPUs and at the number of blocks.
 
     Attributes
     ----------
@@ -215,14 +216,12 @@ class OtsuMasker(TransformerMixin, BaseEstimator):
                     np.copyto(out[start:stop], images[start:stop], where=block_masks)
 
         starts = range(0, n, block)
-        n_jobs = self.n_jobs or 1
-        if n_jobs < 0:
-            n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
-        if n_jobs == 1 or len(starts) == 1:
+        n_jobs = resolve_n_jobs(self.n_jobs, n_tasks=len(starts))
+        if n_jobs == 1:
             for start in starts:
                 work(start)
         else:
-            with ThreadPoolExecutor(max_workers=min(n_jobs, len(starts))) as pool:
+            with ThreadPoolExecutor(max_workers=n_jobs) as pool:
                 list(pool.map(work, starts))
         return masks, thresholds, out
 
