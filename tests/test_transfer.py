@@ -16,7 +16,11 @@ from sklearn.preprocessing import FunctionTransformer
 
 from skcxr import TransferClassifier
 from skcxr.nn._transfer_net import AugmentBatches, TransferNet
-from tests._contract_checks import CLASSIFIER_CHECKS, image_contract_failures
+from tests._contract_checks import (
+    CLASSIFIER_CHECKS,
+    IMAGE_CONTRACT_REASON,
+    image_contract_failures,
+)
 
 TINY = dict(
     backbone="small_cnn",
@@ -30,7 +34,19 @@ TINY = dict(
 
 COMMON_ESTIMATORS = [TransferClassifier(**TINY)]
 
-EXPECTED_FAILED_CHECKS = image_contract_failures(*CLASSIFIER_CHECKS)
+EXPECTED_FAILED_CHECKS = {
+    **image_contract_failures(*CLASSIFIER_CHECKS),
+    **dict.fromkeys(
+        [
+            "check_classifiers_multilabel_representation_invariance",
+            "check_classifiers_multilabel_output_format_predict",
+            "check_classifiers_multilabel_output_format_predict_proba",
+            "check_classifiers_multilabel_output_format_decision_function",
+        ],
+        f"{IMAGE_CONTRACT_REASON}; covered on images by "
+        "tests/test_transfer_multilabel.py",
+    ),
+}
 
 
 def _data(n=48, size=32, n_classes=3, seed=0):
@@ -363,3 +379,124 @@ def test_paths_pipeline_grid_search_pickles(tmp_path):
     loaded = joblib.load(tmp_path / "search.joblib")
     np.testing.assert_array_equal(loaded.predict_proba(paths), expected)
     assert set(loaded.predict(paths)) <= {"normal", "bacteria"}
+
+
+def test_validation_split_matches_a_stratified_shuffle_split():
+    from skorch.dataset import Dataset, ValidSplit
+
+    from skcxr.nn._transfer_net import HoldoutSplit
+    from skcxr.utils._split import can_stratify
+
+    X, y = _data(n=60)
+    y_enc = np.searchsorted(np.unique(y), y)
+    data = Dataset(X[:, None], y_enc)
+    for fraction, labels in [(0.1, y_enc), (0.2, y_enc), (0.1, np.arange(60) % 7)]:
+        train, valid = HoldoutSplit(fraction, random_state=3)(data, labels)
+        stratified = can_stratify(labels, fraction)  # False for the 7 classes
+        expected = ValidSplit(fraction, stratified=stratified, random_state=3)(
+            data, labels
+        )
+        # the same rows as skorch's (Stratified)ShuffleSplit, in sorted order
+        np.testing.assert_array_equal(train.indices, np.sort(expected[0].indices))
+        np.testing.assert_array_equal(valid.indices, np.sort(expected[1].indices))
+
+
+def test_warmup_trains_the_head_first():
+    X, y = _data()
+    clf = TransferClassifier(
+        **{**TINY, "trainable": "all", "warmup_epochs": 2, "max_epochs": 3}
+    ).fit(X, y)
+    n_batches = -(-43 // TINY["batch_size"])  # 43 training rows after the hold-out
+    state = clf.net_.optimizer_.state
+    backbone = [p for p in clf.module_.backbone.parameters() if p in state]
+    head = list(clf.module_.head.parameters())
+    # Adam saw the backbone in the last epoch only, the head in all three
+    assert {int(state[p]["step"]) for p in backbone} == {n_batches}
+    assert {int(state[p]["step"]) for p in head} == {3 * n_batches}
+    assert len(backbone) == len(list(clf.module_.backbone.parameters()))
+    assert all(p.requires_grad for p in clf.module_.backbone.parameters())
+    # with the backbone frozen, the head is trained as with trainable="head"
+    frozen = TransferClassifier(**{**TINY, "trainable": 1, "warmup_epochs": 1}).fit(
+        X, y
+    )
+    assert frozen.n_trainable_blocks_ == 1
+    with pytest.raises(ValueError, match="warmup_epochs=2 leaves no epoch"):
+        TransferClassifier(**{**TINY, "trainable": "all", "warmup_epochs": 2}).fit(X, y)
+
+
+def test_backbone_lr_and_label_smoothing():
+    X, y = _data()
+    clf = TransferClassifier(
+        **{**TINY, "trainable": "all", "backbone_lr": 0.1, "label_smoothing": 0.1}
+    ).fit(X, y)
+    groups = clf.net_.optimizer_.param_groups
+    backbone = {id(p) for p in clf.module_.backbone.parameters()}
+    lrs = {all(id(p) in backbone for p in g["params"]): g["lr"] for g in groups}
+    assert lrs == {True: pytest.approx(1e-4), False: pytest.approx(1e-3)}
+    assert clf.net_.criterion_.label_smoothing == 0.1
+    # backbone_lr=0 keeps the pretrained (here: initial) backbone as it was
+    still = TransferClassifier(**{**TINY, "trainable": "all", "backbone_lr": 0.0})
+    still.fit(X, y)
+    with torch.random.fork_rng():
+        from skcxr.nn._backbones import build_backbone
+        from skcxr.utils._random import seed_from
+
+        torch.manual_seed(seed_from(0))
+        initial = build_backbone("small_cnn")
+    for (name, a), b in zip(
+        still.module_.backbone.state_dict().items(), initial.state_dict().values()
+    ):
+        if "running" not in name and "num_batches" not in name:
+            torch.testing.assert_close(a, b)
+    # default: one learning rate, no smoothing (the single-label behaviour so far)
+    plain = TransferClassifier(**{**TINY, "trainable": "all"}).fit(X, y)
+    assert len(plain.net_.optimizer_.param_groups) == 1
+    assert plain.net_.criterion_.label_smoothing == 0
+
+
+def test_images_smaller_than_the_backbone_needs(monkeypatch):
+    import re
+
+    from skcxr.models import _transfer
+    from skcxr.models._transfer import _runs_on
+    from skcxr.nn._backbones import build_backbone
+
+    def without_upsampling(name, **kwargs):
+        backbone = build_backbone(name, **kwargs)
+        backbone.min_size = 1  # a network that does not upsample small inputs
+        return backbone
+
+    monkeypatch.setattr(_transfer, "build_backbone", without_upsampling)
+    X, y = _data(n=12, size=16)
+    # densenet121 pools a 16x16 input down to nothing before its last block
+    params = {**TINY, "backbone": "densenet121", "max_epochs": 1}
+    with pytest.raises(ValueError, match=r"16x16 .* minimum size .*'densenet121'"):
+        TransferClassifier(**params).fit(X, y)
+    with pytest.raises(ValueError) as info:  # the training path (no feature cache)
+        TransferClassifier(**{**params, "trainable": "all"}).fit(X, y)
+    size = int(re.search(r"needs, (\d+)x\1 pixels", str(info.value)).group(1))
+    densenet = without_upsampling("densenet121")
+    assert _runs_on(densenet, (size, size)) and not _runs_on(densenet, (size - 1,) * 2)
+    assert f"ImageLoader(size={size})" in str(info.value)
+    with pytest.raises(ValueError, match=rf"resizer=16 .* {size}x{size} pixels"):
+        TransferClassifier(**{**params, "resizer": 16}).fit(X, y)
+
+
+def test_clear_errors_for_device_missing_labels_and_empty_data():
+    X, y = _data(n=12)
+    with pytest.raises(ValueError, match=r"device='tpu'.*'auto', 'cpu', 'cuda', "):
+        TransferClassifier(**{**TINY, "device": "tpu"}).fit(X, y)
+    for device in ["cuda:x", "gpu"]:
+        with pytest.raises(ValueError, match="cuda:N"):
+            TransferClassifier(**{**TINY, "device": device}).fit(X, y)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            TransferClassifier(**{**TINY, "device": "cuda:0"}).fit(X, y)
+    labels = y.astype(object)
+    labels[[2, 5]] = None
+    with pytest.raises(ValueError, match=r"2 missing label\(s\).*index \[2, 5\]"):
+        TransferClassifier(**TINY).fit(X, labels)
+    with pytest.raises(ValueError, match="missing label"):
+        TransferClassifier(**TINY).fit(X, [0.0, np.nan] * 6)
+    with pytest.raises(ValueError, match=r"0 sample\(s\)"):
+        TransferClassifier(**TINY).fit(X[:0], y[:0])

@@ -2,16 +2,20 @@
 
 import numpy as np
 import torch
-from skorch import NeuralNetClassifier
-from skorch.callbacks import EarlyStopping, LRScheduler
-from skorch.dataset import ValidSplit
+from skorch import NeuralNet, NeuralNetClassifier
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from torch import nn
+
+from ..utils._split import holdout_split
 
 __all__ = [
     "Head",
     "TransferNet",
     "TensorBatches",
     "AugmentBatches",
+    "HoldoutSplit",
+    "BackboneWarmup",
+    "SmoothedBCEWithLogitsLoss",
     "make_net",
     "fit_net",
     "pooled_features",
@@ -124,7 +128,7 @@ def pooled_features(backbone, key, images, *, device, batch_size):
 
 
 def _arrays(dataset):
-    """(X, y) arrays of a skorch Dataset or a Subset of one (from ValidSplit)."""
+    """(X, y) arrays of a skorch Dataset or a Subset of one (from HoldoutSplit)."""
     indices = None
     if isinstance(dataset, torch.utils.data.Subset):
         dataset, indices = dataset.dataset, np.asarray(dataset.indices)
@@ -188,8 +192,9 @@ class AugmentBatches:
         return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))[:, None]
 
 
-class _Net(NeuralNetClassifier):
-    """skorch classifier whose pickles hold the module once and load on any device."""
+class _PickleModuleOnce:
+    """Pickles hold the module once (not as both ``module`` and ``module_``) and
+    load on any device."""
 
     def __getstate__(self):
         module = self.__dict__.get("module")
@@ -210,6 +215,110 @@ class _Net(NeuralNetClassifier):
             self.module = self.module_
 
 
+class _Net(_PickleModuleOnce, NeuralNetClassifier):
+    """skorch classifier (softmax over classes) of a single-label fit."""
+
+
+class _MultiLabelNet(_PickleModuleOnce, NeuralNet):
+    """skorch net of a multi-label fit: one sigmoid output per label.
+
+    ``predict_proba`` returns the ``(n, n_labels)`` probabilities of the
+    positive class of every label.
+    """
+
+
+class SmoothedBCEWithLogitsLoss(nn.BCEWithLogitsLoss):
+    """``BCEWithLogitsLoss`` whose 0/1 targets are smoothed towards 1/2.
+
+    A target ``t`` becomes ``t * (1 - label_smoothing) + label_smoothing / 2``,
+    which is what ``CrossEntropyLoss(label_smoothing=...)`` does to a two-class
+    problem.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skcxr.nn._transfer_net import SmoothedBCEWithLogitsLoss
+    >>> logits, target = torch.zeros(2, 3), torch.ones(2, 3)
+    >>> plain = torch.nn.BCEWithLogitsLoss()(logits, target)
+    >>> bool(SmoothedBCEWithLogitsLoss(label_smoothing=0.1)(logits, target) == plain)
+    True
+    """
+
+    def __init__(self, *, label_smoothing=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def forward(self, input, target):
+        target = target.to(input.dtype)
+        if self.label_smoothing:
+            target = target * (1 - self.label_smoothing) + self.label_smoothing / 2
+        return super().forward(input, target)
+
+
+class HoldoutSplit:
+    """skorch ``train_split``: a hold-out of ``fraction`` of the samples.
+
+    :func:`skcxr.utils._split.holdout_split` chooses the rows: stratified on a
+    1-D ``y`` when every class can be represented on both sides, plain random
+    for a 2-D multi-label ``y``; ``groups`` (patient ids), when skorch passes
+    them, keep a patient's images on one side.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skorch.dataset import Dataset
+    >>> from skcxr.nn._transfer_net import HoldoutSplit
+    >>> X, y = np.zeros((10, 2), np.float32), np.array([0, 1] * 5)
+    >>> train, valid = HoldoutSplit(0.2, random_state=0)(Dataset(X, y), y)
+    >>> len(train), len(valid), sorted(y[valid.indices].tolist())
+    (8, 2, [0, 1])
+    """
+
+    def __init__(self, fraction, random_state=None):
+        self.fraction = fraction
+        self.random_state = random_state
+
+    def __call__(self, dataset, y=None, groups=None):
+        labels = np.zeros(len(dataset)) if y is None else np.asarray(y)
+        train, valid = holdout_split(
+            labels,
+            test_size=self.fraction,
+            groups=groups,
+            random_state=self.random_state,
+        )
+        return (
+            torch.utils.data.Subset(dataset, train),
+            torch.utils.data.Subset(dataset, valid),
+        )
+
+
+class BackboneWarmup(Callback):
+    """Keep the backbone parameters ``param_names`` frozen for the first
+    ``epochs`` epochs, so that the new head is trained before the gradients of
+    a random head reach the pretrained layers (linear probing then fine-tuning,
+    Kumar et al. 2022).
+
+    While frozen, their batch-norm layers stay in eval mode (see
+    :class:`TransferNet`); they are trainable again afterwards and at the end
+    of training, whatever happened.
+    """
+
+    def __init__(self, epochs, param_names):
+        self.epochs = epochs
+        self.param_names = param_names
+
+    def _set(self, net, trainable):
+        params = dict(net.module_.named_parameters())
+        for name in self.param_names:
+            params[name].requires_grad_(trainable)
+
+    def on_epoch_begin(self, net, **kwargs):
+        self._set(net, len(net.history) > self.epochs)
+
+    def on_train_end(self, net, **kwargs):
+        self._set(net, True)
+
+
 _OPTIMIZERS = {
     "adam": torch.optim.Adam,
     "rmsprop": torch.optim.RMSprop,
@@ -217,29 +326,22 @@ _OPTIMIZERS = {
 }
 
 
-def _valid_split(y, fraction, seed):
-    if not fraction:
-        return None
-    counts = np.bincount(y)
-    counts = counts[counts > 0]
-    n_valid = int(np.ceil(fraction * len(y)))
-    stratified = counts.min() >= 2 and len(counts) <= n_valid <= len(y) - len(counts)
-    return ValidSplit(
-        cv=float(fraction), stratified=bool(stratified), random_state=seed
-    )
-
-
 def make_net(
     module,
     *,
     n_classes,
-    y,
-    class_weight,
+    multilabel=False,
+    class_weight=None,
+    pos_weight=None,
+    label_smoothing=0.0,
     optimizer,
     lr,
+    backbone_lr=1.0,
     lr_schedule,
     lr_gamma,
     max_epochs,
+    warmup_epochs=0,
+    warmup_params=(),
     batch_size,
     validation_fraction,
     early_stopping,
@@ -249,10 +351,21 @@ def make_net(
     verbose,
     generator,
 ):
-    """The skorch net of a TransferClassifier fit."""
-    split = _valid_split(y, validation_fraction, seed)
+    """The skorch net of a TransferClassifier fit.
+
+    Single-label: softmax cross-entropy over ``n_classes`` (``class_weight``).
+    Multi-label: one sigmoid output per label and binary cross-entropy
+    (``pos_weight`` per label). ``backbone_lr`` multiplies the learning rate of
+    the parameters under ``backbone.``; ``warmup_params`` (parameter names)
+    stay frozen for the first ``warmup_epochs`` epochs.
+    """
+    split = HoldoutSplit(validation_fraction, seed) if validation_fraction else None
     monitor = "valid_loss" if split is not None else "train_loss"
     callbacks = []
+    if warmup_epochs and warmup_params:
+        callbacks.append(
+            ("warmup", BackboneWarmup(int(warmup_epochs), list(warmup_params)))
+        )
     if lr_schedule == "exponential":
         callbacks.append(("lr_schedule", LRScheduler("ExponentialLR", gamma=lr_gamma)))
     elif lr_schedule == "cosine":
@@ -276,17 +389,34 @@ def make_net(
             )
         )
     kwargs = {"optimizer__momentum": 0.9} if optimizer == "sgd" else {}
-    return _Net(
+    if backbone_lr != 1.0 and any(
+        name.startswith("backbone.") for name, _ in module.named_parameters()
+    ):
+        kwargs["optimizer__param_groups"] = [("backbone.*", {"lr": lr * backbone_lr})]
+    if multilabel:
+        cls = _MultiLabelNet
+        kwargs.update(
+            criterion=SmoothedBCEWithLogitsLoss,
+            criterion__pos_weight=pos_weight,
+            criterion__label_smoothing=label_smoothing,
+            predict_nonlinearity=torch.sigmoid,
+        )
+    else:
+        cls = _Net
+        kwargs.update(
+            criterion=nn.CrossEntropyLoss,
+            criterion__weight=class_weight,
+            criterion__label_smoothing=label_smoothing,
+            classes=list(range(n_classes)),
+        )
+    return cls(
         module,
-        criterion=nn.CrossEntropyLoss,
-        criterion__weight=class_weight,
         optimizer=_OPTIMIZERS[optimizer],
         lr=lr,
         max_epochs=max_epochs,
         batch_size=batch_size,
         train_split=split,
         callbacks=callbacks,
-        classes=list(range(n_classes)),
         iterator_train=TensorBatches,
         iterator_train__shuffle=True,
         iterator_train__generator=generator,
