@@ -12,9 +12,21 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_docs_build_runs_the_gallery(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html", "-q",
-         str(ROOT / "docs"), str(tmp_path / "html")],
-        capture_output=True, text=True, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-b",
+            "html",
+            "-q",
+            str(ROOT / "docs"),
+            str(tmp_path / "html"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     built = tmp_path / "html"

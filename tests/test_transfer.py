@@ -164,8 +164,8 @@ def test_frozen_backbone_does_not_change():
     first = clf.module_.backbone.get_submodule(clf.module_.backbone.blocks[0])
     # rebuild the same initial backbone and compare a frozen block
     with torch.random.fork_rng():
-        from skcxr.utils._random import seed_from
         from skcxr.nn._backbones import build_backbone
+        from skcxr.utils._random import seed_from
 
         torch.manual_seed(seed_from(0))
         initial = build_backbone("small_cnn")
@@ -274,7 +274,7 @@ def test_clone_and_params():
     with pytest.raises(NotFittedError):
         clf.predict(np.zeros((2, 16, 16), np.float32))
     with pytest.raises(NotFittedError):
-        clf.module_
+        _ = clf.module_
 
 
 def test_bad_input_and_params():

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from skorch.dataset import Dataset
 from sklearn.dummy import DummyClassifier
 from sklearn.metrics import accuracy_score, roc_auc_score
 from sklearn.model_selection import GridSearchCV, train_test_split
+from skorch.dataset import Dataset
 
 from skcxr import TransferClassifier
 from skcxr.datasets import make_chest_xrays

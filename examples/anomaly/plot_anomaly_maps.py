@@ -23,8 +23,7 @@ from sklearn.metrics import roc_auc_score
 
 from skcxr import CNNEmbedder, ReconstructionAnomalyDetector
 from skcxr.datasets import make_chest_xrays
-from skcxr.inspection import pointing_game
-from skcxr.inspection import AnomalyMapDisplay
+from skcxr.inspection import AnomalyMapDisplay, pointing_game
 
 X_train, _ = make_chest_xrays(
     100, classes=("normal",), size=64, difficulty=0.5, random_state=0

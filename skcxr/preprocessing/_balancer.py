@@ -12,8 +12,8 @@ from sklearn.utils import check_consistent_length, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 
-from ._augment import _check_factor_range, random_augment
 from ..utils._validation import restore_layout, validate_images
+from ._augment import _check_factor_range, random_augment
 
 __all__ = ["AugmentBalancer"]
 

@@ -8,9 +8,9 @@ from scipy import ndimage
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._otsu import _gaussian_blur, otsu_thresholds
 from ..utils._parallel import resolve_n_jobs
 from ..utils._validation import restore_layout, validate_images
+from ._otsu import _gaussian_blur, otsu_thresholds
 
 __all__ = ["OtsuMasker"]
 

@@ -37,7 +37,6 @@ class StudySettings:
     backbone: str = "efficientnet_lite0"
     head_epochs: int = 30
     finetune_epochs: int = 8
-    warmup_epochs: int = 3
     scratch_epochs: int = 20
     anomaly_epochs: int = 30
     batch_size: int = 32
@@ -56,7 +55,6 @@ class StudySettings:
             size=48,
             head_epochs=8,
             finetune_epochs=2,
-            warmup_epochs=1,
             scratch_epochs=3,
             anomaly_epochs=3,
             n_resamples=200,

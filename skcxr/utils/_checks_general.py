@@ -257,7 +257,7 @@ def check_image_shape_errors(name, estimator_orig):
     }
     for what, X_bad in bad.items():
         _raises_value_error(
-            lambda: _fit(clone(estimator), X_bad, y),
+            lambda X_bad=X_bad: _fit(clone(estimator), X_bad, y),
             f"{name}.fit on {what}",
             "(n_samples, H, W)",
         )
@@ -461,7 +461,8 @@ def check_image_invalid_values(name, estimator_orig):
         bad["negative values"] = flat - 0.5
     for what, X_bad in bad.items():
         _raises_value_error(
-            lambda: _fit(clone(estimator), X_bad, y), f"{name}.fit on {what}"
+            lambda X_bad=X_bad: _fit(clone(estimator), X_bad, y),
+            f"{name}.fit on {what}",
         )
         for method in _output_methods(estimator):
             _raises_value_error(
