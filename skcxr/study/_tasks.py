@@ -243,13 +243,14 @@ def anomaly_task(study, settings, random_state):
             random_state=random_state,
         ),
     }
-    rows, anomalies = [], {}
+    rows, anomalies, flags = [], {}, {}
     for name, detector in detectors.items():
         detector.fit(healthy)
         anomalies[name] = detector.reconstruction_error(X_test)
         row = {"task": "anomaly", "model": name}
         with_ci(row, "ROC AUC", sick, anomalies[name], roc_auc_score, **common)
-        flagged = detector.predict(X_test) == -1
+        # predict()'s rule (-1 above threshold_), without scoring the images again
+        flagged = flags[name] = anomalies[name] > detector.threshold_
         with_ci(row, "sensitivity", sick, flagged, _recall_of(True), **common)
         with_ci(row, "specificity", sick, flagged, _recall_of(False), **common)
         rows.append(row)
@@ -273,7 +274,7 @@ def anomaly_task(study, settings, random_state):
         rows.append(with_ci(row, "ROC AUC", sick, scores, roc_auc_score, **common))
 
     default_name, default = next(iter(detectors.items()))
-    flagged = default.predict(X_test) == -1
+    flagged = flags[default_name]
     maps = {}
     for label, picked in (
         ("correctly flagged", flagged & sick),
@@ -337,9 +338,10 @@ def ensemble_task(study, members, settings, random_state):
         )
         for name, model in (("uniform average", uniform), ("GA-weighted", ga))
     ]
+    ga_pred = ga.predict(X_test)
     comparison = paired_bootstrap(
         y_test,
-        ga.predict(X_test),
+        ga_pred,
         uniform.predict(X_test),
         _macro_f1(np.asarray(ga.classes_)),
         groups=groups,
@@ -353,7 +355,7 @@ def ensemble_task(study, members, settings, random_state):
         fitness_history=ga.fitness_history_,
         comparison=comparison,
         y_test=y_test,
-        test_pred=ga.predict(X_test),
+        test_pred=ga_pred,
     )
 
 
