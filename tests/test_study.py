@@ -111,3 +111,41 @@ def test_max_images_subsamples_whole_patients(tmp_path):
     kept, per_patient = np.unique(data.patients, return_counts=True)
     # whole patients, never part of one
     assert all(images_of[p] == n for p, n in zip(kept, per_patient))
+
+
+def test_explanations_are_scored_against_the_synthetic_lesions():
+    from skcxr import TransferClassifier
+    from skcxr.study._render import _score_with_chance
+    from skcxr.study._tasks import _explanation_scores
+
+    settings = StudySettings(n_samples=60, size=32, n_scored_explanations=4)
+    study = load_study_data(settings, random_state=0)
+    assert study.lesion_masks.shape == study.X.shape
+    X_test, y_test, _ = study.subset("test")
+    masks = study.lesions("test")
+    assert len(masks) == len(X_test)
+    # the generator draws a lesion on every diseased image and none on healthy ones
+    assert not masks[y_test == "normal"].any()
+    assert all(m.any() for m in masks[y_test != "normal"])
+    X_train, y_train, _ = study.subset("train")
+    model = TransferClassifier(
+        backbone="small_cnn", weights=None, max_epochs=2, random_state=0
+    ).fit(X_train, y_train)
+    # score every diseased test image, as if each one were predicted correctly
+    scores = _explanation_scores(study, model, X_test, y_test, y_test, settings)
+    assert scores["n_images"] == 4 and scores["tolerance"] == 2
+    methods = [row["method"] for row in scores["rows"]]
+    assert {"grad_cam", "occlusion", "smoothgrad"} <= set(methods)
+    shown = _score_with_chance(scores["rows"])
+    assert len(shown) == len(methods)
+    assert "pointing game" in shown[0] and "(" in shown[0]["pointing game"]
+    assert not any(key.endswith("chance") for key in shown[0])
+
+
+def test_real_data_has_no_lesions_to_score():
+    from skcxr.study._tasks import _explanation_scores
+
+    study = load_study_data(StudySettings(n_samples=30, size=32), random_state=0)
+    study.lesion_masks = None
+    X_test, y_test, _ = study.subset("test")
+    assert _explanation_scores(study, None, X_test, y_test, y_test, None) is None

@@ -29,7 +29,9 @@ class StudyData:
     ``split`` says where each image goes: ``"train"`` fits the models,
     ``"validation"`` chooses between them (and the ensemble's weights), and
     ``"test"`` is only scored. ``multilabel`` is the finding indicator matrix
-    of ChestX-ray14 (None elsewhere).
+    of ChestX-ray14 (None elsewhere). ``lesion_masks`` are the known lesions of
+    synthetic images, ``(n_images, H, W)`` booleans (None for real data), so
+    explanations can be scored against them.
     """
 
     X: np.ndarray
@@ -42,6 +44,7 @@ class StudyData:
     healthy: str
     multilabel: np.ndarray = None
     finding_names: list = field(default_factory=list)
+    lesion_masks: np.ndarray = None
 
     def part(self, name):
         """Boolean mask of the images in split ``name``."""
@@ -57,6 +60,12 @@ class StudyData:
             mask &= self.y != SEVERAL_FINDINGS
             y = self.y
         return self.X[mask], y[mask], self.patients[mask]
+
+    def lesions(self, name):
+        """The lesion masks aligned with ``subset(name)``, or None."""
+        if self.lesion_masks is None:
+            return None
+        return self.lesion_masks[self.part(name) & (self.y != SEVERAL_FINDINGS)]
 
     def split_rows(self):
         """One row per split: images, patients and images per class."""
@@ -141,11 +150,12 @@ def load_study_data(settings, *, data=None, layout="kermany", random_state=0):
 
     multilabel, finding_names = None, []
     if data is None:
-        X, y = make_chest_xrays(
+        X, y, lesion_masks = make_chest_xrays(
             settings.n_samples,
             classes=("normal", "bacteria", "virus"),
             size=settings.size,
             difficulty=settings.difficulty,
+            return_masks=True,
             random_state=random_state,
         )
         patients = np.arange(len(y)).astype(str)
@@ -157,7 +167,15 @@ def load_study_data(settings, *, data=None, layout="kermany", random_state=0):
             "image per synthetic patient"
         )
         return StudyData(
-            X, y, patients, split, paths, source, "synthetic", KERMANY_HEALTHY
+            X,
+            y,
+            patients,
+            split,
+            paths,
+            source,
+            "synthetic",
+            KERMANY_HEALTHY,
+            lesion_masks=lesion_masks,
         )
     if layout == "kermany":
         bunch = load_kermany(data, labels="three_class", return_X_y=False)

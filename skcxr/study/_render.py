@@ -229,6 +229,41 @@ def _explanation_section(report, result):
         result["regions"],
         caption="Which half drives the prediction (test images with a finding)",
     )
+    scores = result.get("scores")
+    if scores is not None:
+        report.paragraph(
+            "How well each method localises the known lesions of the synthetic "
+            f"images, on {scores['n_images']} correctly classified test images "
+            "with a finding: the pointing game (the map's maximum within "
+            f"{scores['tolerance']} px of the lesion), the share of the map's mass "
+            "inside the lesion (Wang et al. 2020), and the deletion (lower is "
+            "better) and insertion (higher is better) curves of Petsiuk et al. "
+            "2018; each score is followed by its chance level in parentheses (a "
+            "random point, a uniform map, a random pixel order)."
+        )
+        report.table(
+            _score_with_chance(scores["rows"]),
+            caption="Explanation methods scored against the known lesions",
+        )
+
+
+def _score_with_chance(rows):
+    """``score`` and ``score_chance`` columns shown as one ``"0.47 (0.19)"``
+    cell per score."""
+    shown = []
+    for row in rows:
+        out = {}
+        for key, value in row.items():
+            if key.endswith("_chance"):
+                continue
+            label = key.replace("_", " ")
+            if f"{key}_chance" in row:
+                value = f"{value:.3f} ({row[f'{key}_chance']:.3f})"
+            elif isinstance(value, float):
+                value = f"{value:.3g}"
+            out[label] = value
+        shown.append(out)
+    return shown
 
 
 def _error_overlap_section(report, overlap, images):

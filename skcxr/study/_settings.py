@@ -46,6 +46,7 @@ class StudySettings:
     validation_fraction: float = 0.2
     n_resamples: int = 1000
     n_explained: int = 4
+    n_scored_explanations: int = 16
 
     @classmethod
     def quick(cls):
@@ -59,6 +60,7 @@ class StudySettings:
             anomaly_epochs=3,
             n_resamples=200,
             n_explained=2,
+            n_scored_explanations=6,
         )
 
     def for_real_data(self):

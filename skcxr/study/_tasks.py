@@ -391,7 +391,37 @@ def explanation_task(study, name, model, settings):
             }
             for i, r, s in zip(index, attribution.top_region, silhouette)
         ]
-    return dict(name=name, heatmaps=heatmaps, regions=regions)
+    return dict(
+        name=name,
+        heatmaps=heatmaps,
+        regions=regions,
+        scores=_explanation_scores(study, model, X_test, y_test, pred, settings),
+    )
+
+
+def _explanation_scores(study, model, X_test, y_test, pred, settings):
+    """Every explanation method scored against the known lesions of the
+    correctly classified diseased test images (synthetic data only)."""
+    from ..inspection import evaluate_explanations
+
+    masks = study.lesions("test")
+    if masks is None:
+        return None
+    index = np.flatnonzero((pred == y_test) & (y_test != study.healthy))
+    index = index[: settings.n_scored_explanations]
+    if not index.size:
+        return None
+    # a quarter of a 4 x 4 Grad-CAM cell, the coarsest map compared
+    tolerance = max(2, X_test.shape[-1] // 16)
+    result = evaluate_explanations(
+        model,
+        X_test[index],
+        masks[index],
+        tolerance=tolerance,
+        method_params={"smoothgrad": {"n_samples": 10}},
+        random_state=0,
+    )
+    return dict(rows=result.rows, n_images=result.n_images, tolerance=tolerance)
 
 
 def estimate_run_time(study, settings):
