@@ -51,6 +51,84 @@ def test_flip_only_mirrors_about_half_of_the_images():
     assert 5 < mirrored.sum() < 35
 
 
+def test_vflip_only_turns_about_half_of_the_images_upside_down():
+    X = _images(n=40)
+    out = random_augment(X, np.random.default_rng(0), **{**OFF, "vflip": True})
+    same = np.array([np.array_equal(o, x) for o, x in zip(out, X)])
+    upside_down = np.array([np.array_equal(o, x[::-1]) for o, x in zip(out, X)])
+    assert np.all(same ^ upside_down)
+    assert 5 < upside_down.sum() < 35
+
+
+def test_both_flips_give_all_four_orientations():
+    X = _images(n=60)
+    out = random_augment(X, 1, **{**OFF, "flip": True, "vflip": True})
+    kinds = []
+    for o, x in zip(out, X):
+        views = [x, x[:, ::-1], x[::-1], x[::-1, ::-1]]
+        matches = [np.array_equal(o, v) for v in views]
+        assert sum(matches) == 1
+        kinds.append(matches.index(True))
+    assert set(kinds) == {0, 1, 2, 3}
+
+
+def _one_of_kinds(X, out):
+    """Which single transform made each output: 'flip', 'vflip' or 'brightness'."""
+    kinds = []
+    for o, x in zip(out, X):
+        candidates = {
+            "flip": np.array_equal(o, x[:, ::-1]),
+            "vflip": np.array_equal(o, x[::-1]),
+            "brightness": not np.array_equal(o, x)
+            and np.allclose(o / x, (o / x).flat[0], rtol=1e-5),
+        }
+        assert sum(candidates.values()) == 1, candidates
+        kinds.append(next(k for k, v in candidates.items() if v))
+    return kinds
+
+
+def test_one_of_applies_exactly_one_enabled_transform_per_image():
+    X = 0.1 + 0.4 * _images(n=60)  # no clipping at x1.5, no zero pixel
+    options = {**OFF, "flip": True, "vflip": True, "brightness": (1.2, 1.5)}
+    out = random_augment(X, 7, **options, policy="one_of")
+    kinds = _one_of_kinds(X, out)
+    counts = {k: kinds.count(k) for k in ("flip", "vflip", "brightness")}
+    assert all(c >= 10 for c in counts.values()), counts  # uniform: ~20 each
+    # a chosen flip is always applied, unlike policy "all" (probability 1/2)
+    assert not any(np.array_equal(o, x) for o, x in zip(out, X))
+    # deterministic for a seed, different for another
+    np.testing.assert_array_equal(random_augment(X, 7, **options, policy="one_of"), out)
+    other = random_augment(X, 8, **options, policy="one_of")
+    assert _one_of_kinds(X, other) != kinds
+
+
+def test_one_of_with_geometric_ops_changes_one_thing():
+    X = np.zeros((30, 21, 21), dtype=np.float32)
+    X[:, 10, 10] = 0.5
+    options = {**OFF, "shift": 0.3, "brightness": (1.5, 1.5)}
+    out = random_augment(X, 0, **options, policy="one_of")
+    peaks = out.reshape(len(out), -1).max(axis=1)
+    brightened = np.isclose(peaks, 0.75) & (out[:, 10, 10] == peaks)
+    shifted = peaks <= 0.5 + 1e-6  # moved (and maybe interpolated), not brighter
+    assert np.all(brightened ^ shifted)
+    assert 5 < brightened.sum() < 25
+
+
+def test_one_of_with_one_enabled_transform_is_that_transform_always():
+    X = _images(n=10)
+    out = random_augment(X, 0, **{**OFF, "vflip": True}, policy="one_of")
+    np.testing.assert_array_equal(out, X[:, ::-1])
+    none = random_augment(X, 0, **OFF, policy="one_of")
+    np.testing.assert_array_equal(none, X)
+
+
+def test_all_policy_without_vflip_is_unchanged_by_the_new_options():
+    X = _images()
+    default = random_augment(X, 3)
+    explicit = random_augment(X, 3, vflip=False, policy="all")
+    np.testing.assert_array_equal(default, explicit)
+
+
 def test_rotation_matches_scipy_affine_transform():
     X = _images(n=3, h=31, w=31)
     out = random_augment(X, np.random.default_rng(5), **{**OFF, "rotation": 30.0})
@@ -113,6 +191,9 @@ def test_shift_moves_a_bright_dot_within_bounds():
         ({"brightness": (0.0, 1.0)}, "brightness"),
         ({"contrast": "high"}, "contrast"),
         ({"flip": "yes"}, "flip"),
+        ({"vflip": 1}, "vflip"),
+        ({"policy": "any"}, "policy"),
+        ({"policy": None}, "policy"),
     ],
 )
 def test_bad_parameters_raise(kwargs, match):
@@ -134,6 +215,8 @@ def test_bad_images_and_rng_raise():
     w=st.integers(1, 12),
     seed=st.integers(0, 2**16),
     flip=st.booleans(),
+    vflip=st.booleans(),
+    policy=st.sampled_from(["all", "one_of"]),
     rotation=st.one_of(st.none(), st.floats(0, 180)),
     scale=st.one_of(st.none(), st.floats(0, 0.9)),
     shift=st.one_of(st.none(), st.floats(0, 0.9)),
@@ -141,13 +224,15 @@ def test_bad_images_and_rng_raise():
     contrast=st.one_of(st.none(), st.tuples(st.floats(0.1, 1), st.floats(1, 3))),
 )
 def test_property_output_is_valid_images(
-    n, h, w, seed, flip, rotation, scale, shift, brightness, contrast
+    n, h, w, seed, flip, vflip, policy, rotation, scale, shift, brightness, contrast
 ):
     X = np.random.default_rng(seed).random((n, h, w), dtype=np.float32)
     out = random_augment(
         X,
         np.random.default_rng(seed),
         flip=flip,
+        vflip=vflip,
+        policy=policy,
         rotation=rotation,
         scale=scale,
         shift=shift,
