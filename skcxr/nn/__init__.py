@@ -9,5 +9,10 @@ __getattr__, __dir__, __all__ = attach(
         "build_backbone": "._backbones",
         "list_backbones": "._backbones",
         "UserBackbone": "._backbones",
+        "WeightsLayout": "._backbones",
+        "SmallCNN": "._networks",
+        "FusedCNN": "._networks",
+        "SeparableCNN": "._networks",
+        "LearnableResizer": "._networks",
     },
 )

@@ -5,13 +5,19 @@ map ``(n, C, h, w)``; like the backbones of :mod:`skcxr.nn._backbones` it expose
 ``out_channels``, ``gradcam_layer`` (dotted name of the submodule a Grad-CAM hooks)
 and ``blocks`` (ordered names of its trainable blocks, input side first).
 
-* :class:`SmallCNN`: a few conv-BN-ReLU-max-pool blocks.
-* :class:`FusedCNN`: a shallow and a deep feature map, adaptively pooled to one
-  size and concatenated (the fused multi-level CNN).
-* :class:`SeparableCNN`: two regular 3x3 convolutions (which can start from
-  VGG16's first two) followed by depthwise-separable blocks.
+* :class:`SmallCNN`: a few conv-BN-ReLU-max-pool blocks (widths and depth).
+* :class:`FusedCNN`: the feature maps of two or more levels (shallow to deep),
+  adaptively pooled to one size and concatenated (the fused multi-level CNN;
+  three levels in the 4-class ChestX-ray14 study).
+* :class:`SeparableCNN`: VGG16's first block, or first two blocks, of regular
+  3x3 convolutions (which can start from VGG16's ImageNet weights) followed by
+  depthwise-separable blocks.
 * :class:`LearnableResizer`: Talebi & Milanfar's learnable resizer (bilinear
   resize plus a learned residual), to put in front of any backbone.
+
+Each network object is accepted as ``backbone=`` by the estimators (and by
+:func:`skcxr.nn.build_backbone`), which read its ``blocks``, ``gradcam_layer``
+and ``out_channels``.
 """
 
 from collections import OrderedDict
@@ -21,6 +27,19 @@ from torch import nn
 from torch.nn import functional as F
 
 __all__ = ["SmallCNN", "FusedCNN", "SeparableCNN", "LearnableResizer"]
+
+
+def _check_channels(channels):
+    """``channels`` as a non-empty tuple of positive ints (else a ValueError)."""
+    try:
+        out = tuple(int(c) for c in channels)
+    except TypeError:
+        out = ()
+    if not out or min(out) < 1:
+        raise ValueError(
+            f"channels must be a non-empty sequence of positive ints; got {channels!r}."
+        )
+    return out
 
 
 def _conv_block(in_channels, out_channels, *, pool=True):
@@ -49,6 +68,13 @@ def _separable_block(in_channels, out_channels):
 class SmallCNN(nn.Module):
     """Conv-BN-ReLU-max-pool blocks, ``channels`` giving their widths.
 
+    Parameters
+    ----------
+    channels : tuple of int, default=(16, 32, 64, 128)
+        Output channels of each block: ``len(channels)`` is the depth. Every
+        block halves the resolution (3x3 convolution, batch norm, ReLU, 2x2
+        max pooling).
+
     Examples
     --------
     >>> import torch
@@ -60,6 +86,7 @@ class SmallCNN(nn.Module):
 
     def __init__(self, channels=(16, 32, 64, 128)):
         super().__init__()
+        channels = _check_channels(channels)
         widths = (1, *channels)
         self.features = nn.Sequential(
             OrderedDict(
@@ -76,7 +103,24 @@ class SmallCNN(nn.Module):
 
 
 class FusedCNN(nn.Module):
-    """Shallow and deep feature maps pooled to ``fused_size`` and concatenated.
+    """Feature maps of several levels pooled to ``fused_size`` and concatenated.
+
+    The blocks (as in :class:`SmallCNN`) are split into ``levels`` consecutive
+    groups, shallow to deep; the output of every group is adaptively
+    average-pooled to ``fused_size x fused_size`` and the maps are
+    concatenated, so the head sees low-level texture and high-level shape
+    together (the fused multi-level CNN; three levels in the 4-class
+    ChestX-ray14 study).
+
+    Parameters
+    ----------
+    channels : tuple of int, default=(16, 32, 64, 128)
+        Output channels of each block (at least ``levels`` blocks).
+    fused_size : int, default=4
+        Side of the pooled maps.
+    levels : int, default=2
+        Number of fused levels. With 2 the groups are named ``shallow`` and
+        ``deep``; otherwise ``level0``, ``level1``, ...
 
     Examples
     --------
@@ -85,44 +129,77 @@ class FusedCNN(nn.Module):
     >>> net = FusedCNN(channels=(8, 16, 32), fused_size=2)
     >>> tuple(net(torch.rand(2, 1, 32, 32)).shape), net.out_channels
     ((2, 40, 2, 2), 40)
+    >>> three = FusedCNN(channels=(8, 16, 32), levels=3)
+    >>> three.out_channels, three.gradcam_layer
+    (56, 'level2')
     """
 
-    def __init__(self, channels=(16, 32, 64, 128), fused_size=4):
+    def __init__(self, channels=(16, 32, 64, 128), fused_size=4, *, levels=2):
         super().__init__()
-        half = max(1, len(channels) // 2)
-        shallow, deep = channels[:half], channels[half:] or channels[-1:]
-        widths = (1, *shallow)
-        self.shallow = nn.Sequential(
-            OrderedDict(
-                (f"block{i}", _conv_block(widths[i], widths[i + 1]))
-                for i in range(len(shallow))
+        channels = _check_channels(channels)
+        levels = int(levels)
+        if not 2 <= levels <= max(2, len(channels)):
+            raise ValueError(
+                f"levels must be between 2 and len(channels)={len(channels)}; "
+                f"got {levels}."
             )
-        )
-        widths = (shallow[-1], *deep)
-        self.deep = nn.Sequential(
-            OrderedDict(
-                (f"block{i}", _conv_block(widths[i], widths[i + 1]))
-                for i in range(len(deep))
+        if levels == 2:  # the historical split: first half, second half
+            half = max(1, len(channels) // 2)
+            groups = [channels[:half], channels[half:] or channels[-1:]]
+            names = ["shallow", "deep"]
+        else:
+            bounds = [round(i * len(channels) / levels) for i in range(levels + 1)]
+            groups = [channels[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+            names = [f"level{i}" for i in range(levels)]
+        self.levels = names
+        self.blocks = []
+        previous = 1
+        for name, group in zip(names, groups):
+            widths = (previous, *group)
+            self.add_module(
+                name,
+                nn.Sequential(
+                    OrderedDict(
+                        (f"block{i}", _conv_block(widths[i], widths[i + 1]))
+                        for i in range(len(group))
+                    )
+                ),
             )
-        )
+            self.blocks += [f"{name}.block{i}" for i in range(len(group))]
+            previous = group[-1]
         self.fused_size = int(fused_size)
-        self.out_channels = int(shallow[-1] + deep[-1])
-        self.gradcam_layer = "deep"
-        self.blocks = [f"shallow.block{i}" for i in range(len(shallow))] + [
-            f"deep.block{i}" for i in range(len(deep))
-        ]
+        self.out_channels = int(sum(group[-1] for group in groups))
+        self.gradcam_layer = names[-1]
 
     def forward(self, x):
-        low = self.shallow(x)
-        high = self.deep(low)
         size = self.fused_size
-        return torch.cat(
-            [F.adaptive_avg_pool2d(low, size), F.adaptive_avg_pool2d(high, size)], dim=1
-        )
+        maps = []
+        for name in self.levels:
+            x = getattr(self, name)(x)
+            maps.append(F.adaptive_avg_pool2d(x, size))
+        return torch.cat(maps, dim=1)
 
 
 class SeparableCNN(nn.Module):
-    """Two 3x3 convolutions (VGG16's first two when pretrained) + separable blocks.
+    """VGG16's first block(s) of 3x3 convolutions, then depthwise-separable blocks.
+
+    The stem mirrors VGG16's ``features``: block 1 (two 3x3 convolutions with
+    64 channels, ReLU, 2x2 max pooling) and, with ``vgg_blocks=2``, block 2 (two
+    3x3 convolutions with 128 channels, ReLU, pooling), so it can start from
+    VGG16's ImageNet weights (``build_backbone("separable_cnn",
+    weights="imagenet")``, or this object with ``weights="imagenet"``). Each
+    following block is a 3x3 depthwise convolution, a 1x1 pointwise one,
+    batch norm, ReLU and 2x2 max pooling.
+
+    Parameters
+    ----------
+    channels : tuple of int, default=(64, 128, 256)
+        Output channels of each depthwise-separable block.
+    vgg_blocks : {1, 2}, default=1
+        VGG16 blocks in the stem.
+    in_channels : int, default=1
+        Input channels of the first convolution (3 for the RGB network whose
+        state dict VGG16's weights fit).
 
     Examples
     --------
@@ -131,21 +208,34 @@ class SeparableCNN(nn.Module):
     >>> net = SeparableCNN(channels=(16, 32))
     >>> net(torch.rand(2, 1, 32, 32)).shape
     torch.Size([2, 32, 4, 4])
+    >>> SeparableCNN(channels=(16,), vgg_blocks=2)(torch.rand(2, 1, 32, 32)).shape
+    torch.Size([2, 16, 4, 4])
     """
 
-    def __init__(self, channels=(64, 128, 256)):
+    def __init__(self, channels=(64, 128, 256), *, vgg_blocks=1, in_channels=1):
         super().__init__()
-        # the stem mirrors VGG16's features[0..3] (conv 3x3 64, ReLU, conv 3x3 64, ReLU)
-        self.stem = nn.Sequential(
-            OrderedDict(
-                conv1=nn.Conv2d(1, 64, 3, padding=1),
-                relu1=nn.ReLU(inplace=True),
-                conv2=nn.Conv2d(64, 64, 3, padding=1),
-                relu2=nn.ReLU(inplace=True),
-                pool=nn.MaxPool2d(2, ceil_mode=True),
-            )
-        )
-        widths = (64, *channels)
+        channels = _check_channels(channels)
+        if vgg_blocks not in (1, 2):
+            raise ValueError(f"vgg_blocks must be 1 or 2; got {vgg_blocks!r}.")
+        self.vgg_blocks = int(vgg_blocks)
+        # VGG16's features[0..4] (block 1) and features[5..9] (block 2)
+        layers = [
+            ("conv1", nn.Conv2d(in_channels, 64, 3, padding=1)),
+            ("relu1", nn.ReLU(inplace=True)),
+            ("conv2", nn.Conv2d(64, 64, 3, padding=1)),
+            ("relu2", nn.ReLU(inplace=True)),
+            ("pool", nn.MaxPool2d(2, ceil_mode=True)),
+        ]
+        if self.vgg_blocks == 2:
+            layers += [
+                ("conv3", nn.Conv2d(64, 128, 3, padding=1)),
+                ("relu3", nn.ReLU(inplace=True)),
+                ("conv4", nn.Conv2d(128, 128, 3, padding=1)),
+                ("relu4", nn.ReLU(inplace=True)),
+                ("pool2", nn.MaxPool2d(2, ceil_mode=True)),
+            ]
+        self.stem = nn.Sequential(OrderedDict(layers))
+        widths = (64 * self.vgg_blocks, *channels)
         self.features = nn.Sequential(
             OrderedDict(
                 (f"block{i}", _separable_block(widths[i], widths[i + 1]))
@@ -189,6 +279,8 @@ class LearnableResizer(nn.Module):
     width : int, default=16
         Channels of the inner convolutions.
     n_res_blocks : int, default=1
+        Residual blocks (two 3x3 convolutions with batch norm) at the output
+        size; Talebi & Milanfar use up to 2.
 
     Examples
     --------
@@ -200,6 +292,8 @@ class LearnableResizer(nn.Module):
 
     def __init__(self, size, *, width=16, n_res_blocks=1):
         super().__init__()
+        if int(n_res_blocks) < 0:
+            raise ValueError(f"n_res_blocks must be >= 0; got {n_res_blocks!r}.")
         self.size = int(size)
         self.head = nn.Sequential(
             nn.Conv2d(1, width, 7, padding=3),
