@@ -1,0 +1,494 @@
+"""CPU inference engines (ONNX Runtime, OpenVINO) for fitted torch networks.
+
+A fitted network in eval mode is exported once to ONNX (in memory, with the
+TorchScript-based :func:`torch.onnx.export`, a dynamic batch axis and a fixed
+image size) and run by the chosen engine in 32-bit floats. Training never goes
+through here: autograd stays in torch.
+
+The estimators keep their runners in an :class:`EngineCache` stored in an
+attribute whose name starts with ``_engine``: the cache pickles and deep-copies
+as an empty cache, so a runner is rebuilt on demand after unpickling, and every
+entry remembers the network it was exported from, so a refit network (or a
+changed ``engine``) never reuses a stale one.
+"""
+
+import copy
+import io
+import os
+import threading
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "ENGINES",
+    "EngineCache",
+    "EngineRunner",
+    "Probabilities",
+    "check_engine",
+    "engine_pooled_features",
+    "engine_runner",
+    "export_onnx",
+    "n_cpu_threads",
+    "run_batched",
+    "set_engine",
+]
+
+ENGINES = ("torch", "onnxruntime", "openvino")
+
+# engine -> (module imported, pip extra)
+_PACKAGES = {
+    "onnxruntime": ("onnxruntime", "onnx"),
+    "openvino": ("openvino", "openvino"),
+}
+
+
+def n_cpu_threads():
+    """Number of CPUs this process may run on (its affinity mask).
+
+    Examples
+    --------
+    >>> from skcxr.nn._engines import n_cpu_threads
+    >>> n_cpu_threads() >= 1
+    True
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def _import(engine):
+    """Import the engine's package (and ``onnx``, which the export needs)."""
+    package, extra = _PACKAGES[engine]
+    hint = f"pip install skcxr[{extra}]"
+    try:
+        module = __import__(package)
+    except ImportError as exc:
+        raise ImportError(
+            f"engine={engine!r} needs the {package!r} package, which is not "
+            f"installed: {hint} (or use engine='torch')."
+        ) from exc
+    try:
+        import onnx  # noqa: F401  (torch.onnx.export writes through it)
+    except ImportError as exc:
+        raise ImportError(
+            f"engine={engine!r} exports the network with torch.onnx.export, which "
+            f"needs the 'onnx' package: {hint} (or use engine='torch')."
+        ) from exc
+    return module
+
+
+def check_engine(engine, device):
+    """Validate ``engine`` against ``device``; import its package.
+
+    Parameters
+    ----------
+    engine : {"torch", "onnxruntime", "openvino"}
+    device : str or torch.device
+        The estimator's ``device``. The engines run on the CPU: a CUDA or MPS
+        device with an engine other than ``"torch"`` is refused (``"auto"``
+        means the CPU when an engine is chosen).
+
+    Raises
+    ------
+    ValueError
+        An unknown engine, or an engine on a GPU device.
+    ImportError
+        The engine's package is missing (names the extra to install).
+
+    Examples
+    --------
+    >>> from skcxr.nn._engines import check_engine
+    >>> check_engine("torch", "cuda")
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}; got {engine!r}.")
+    if engine == "torch":
+        return
+    device = str(device)
+    if device not in ("auto", "cpu"):
+        raise ValueError(
+            f"engine={engine!r} runs on the CPU, but device={device!r}: use "
+            f"engine='torch' for inference on {device!r}, or device='cpu' with "
+            f"engine={engine!r}."
+        )
+    _import(engine)
+
+
+class _ConstantOffsetConv(nn.Module):
+    """A :class:`~skcxr.nn._backbones.FoldedConv` for one input size.
+
+    The folded normalisation adds an offset map that depends only on the input
+    size; computed once, it is a constant of the exported graph (tracing cannot
+    go through ``torch.func.functional_call``).
+    """
+
+    def __init__(self, conv, offset):
+        super().__init__()
+        self.conv = conv
+        self.register_buffer("offset", offset)
+
+    def forward(self, x):
+        return self.conv(x) + self.offset
+
+
+def _exportable(module, probe):
+    """A copy of ``module`` (eval mode) that ``torch.onnx.export`` can trace."""
+    from ._backbones import FoldedConv
+
+    module = copy.deepcopy(module).cpu().eval()
+    for param in module.parameters():
+        param.requires_grad_(False)
+    sizes = {}
+
+    def record(mod, args):
+        sizes.setdefault(mod, tuple(args[0].shape[-2:]))
+
+    handles = [
+        mod.register_forward_pre_hook(record)
+        for mod in module.modules()
+        if isinstance(mod, FoldedConv)
+    ]
+    try:
+        if handles:
+            with torch.inference_mode():
+                module(probe.clone())
+    finally:
+        for handle in handles:
+            handle.remove()
+    names = {mod: name for name, mod in module.named_modules(remove_duplicate=False)}
+    with torch.no_grad():
+        for mod, size in sizes.items():
+            ones = torch.ones((1, 1, *size))
+            offset = mod(ones) - mod.conv(ones)
+            module.set_submodule(names[mod], _ConstantOffsetConv(mod.conv, offset))
+    return module
+
+
+def export_onnx(module, input_shape):
+    """ONNX bytes of ``module`` for ``(batch, *input_shape)`` float32 inputs.
+
+    The batch axis is dynamic; the other axes are those of ``input_shape``.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Mapping one float32 tensor to one tensor; copied, not changed.
+    input_shape : tuple of int
+        The shape of one input, e.g. ``(1, H, W)``.
+
+    Returns
+    -------
+    bytes
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from skcxr.nn._engines import export_onnx
+    >>> onnx_bytes = export_onnx(nn.Conv2d(1, 2, 3), (1, 8, 8))
+    >>> len(onnx_bytes) > 0
+    True
+    """
+    probe = torch.rand((2, *input_shape), generator=torch.Generator().manual_seed(0))
+    module = _exportable(module, probe)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # shapes are traced as constants: fine for a fixed image size
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (probe,),
+            buffer,
+            dynamo=False,
+            input_names=["images"],
+            output_names=["output"],
+            dynamic_axes={"images": {0: "batch"}, "output": {0: "batch"}},
+            opset_version=17,
+        )
+    return buffer.getvalue()
+
+
+class EngineRunner:
+    """Run a torch network with ONNX Runtime or OpenVINO on the CPU.
+
+    The network is exported once, when the runner is built.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A network in eval mode mapping ``(n, *input_shape)`` float32 tensors
+        to one output tensor ``(n, ...)``; it is copied, not changed.
+    engine : {"onnxruntime", "openvino"}
+    input_shape : tuple of int
+        The shape of one input, e.g. ``(1, H, W)``: the exported graph takes
+        only this size (any batch size).
+    n_threads : int or None, default=None
+        Threads of one inference; ``None``: the CPUs of the process's
+        affinity mask.
+    precision : {"fp32"}, default="fp32"
+        Arithmetic of the engine: 32-bit floats (OpenVINO is told so with
+        ``INFERENCE_PRECISION_HINT="f32"``; it would otherwise pick bf16 on
+        CPUs that support it).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from torch import nn
+    >>> from skcxr.nn._engines import EngineRunner
+    >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten())
+    >>> runner = EngineRunner(net.eval(), "onnxruntime", input_shape=(1, 8, 8))
+    >>> runner(np.zeros((3, 1, 8, 8), np.float32)).shape  # doctest: +SKIP
+    (3, 144)
+    """
+
+    def __init__(
+        self, module, engine, *, input_shape, n_threads=None, precision="fp32"
+    ):
+        if engine not in _PACKAGES:
+            raise ValueError(
+                f"engine must be 'onnxruntime' or 'openvino'; got {engine!r}."
+            )
+        if precision != "fp32":
+            raise ValueError(f"precision must be 'fp32'; got {precision!r}.")
+        package = _import(engine)
+        self.engine = engine
+        self.precision = precision
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.n_threads = n_cpu_threads() if n_threads is None else int(n_threads)
+        onnx_bytes = export_onnx(module, self.input_shape)
+        if engine == "onnxruntime":
+            options = package.SessionOptions()
+            options.intra_op_num_threads = self.n_threads
+            options.inter_op_num_threads = 1
+            options.execution_mode = package.ExecutionMode.ORT_SEQUENTIAL
+            options.graph_optimization_level = (
+                package.GraphOptimizationLevel.ORT_ENABLE_ALL
+            )
+            self._session = package.InferenceSession(
+                onnx_bytes, options, providers=["CPUExecutionProvider"]
+            )
+        else:
+            core = package.Core()
+            self._compiled = core.compile_model(
+                core.read_model(onnx_bytes),
+                "CPU",
+                {
+                    "INFERENCE_PRECISION_HINT": "f32",
+                    "INFERENCE_NUM_THREADS": self.n_threads,
+                    "PERFORMANCE_HINT": "LATENCY",
+                },
+            )
+            self._requests = []  # idle infer requests, one per concurrent caller
+            self._lock = threading.Lock()
+
+    def __call__(self, batch):
+        """The network's output on ``batch``, a ``(n, *input_shape)`` array.
+
+        Returns
+        -------
+        ndarray of dtype float32
+        """
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if batch.shape[1:] != self.input_shape:
+            raise ValueError(
+                f"The {self.engine} engine was built for inputs of shape "
+                f"{self.input_shape}; got {batch.shape[1:]}."
+            )
+        if self.engine == "onnxruntime":
+            return self._session.run(None, {"images": batch})[0]
+        with self._lock:
+            request = (
+                self._requests.pop()
+                if self._requests
+                else self._compiled.create_infer_request()
+            )
+        try:
+            out = request.infer({0: batch})[0]
+            out = np.array(out, dtype=np.float32, copy=True)
+        finally:
+            with self._lock:
+                self._requests.append(request)
+        return out
+
+    def __reduce__(self):
+        raise TypeError(
+            "An EngineRunner holds a compiled engine and cannot be pickled; the "
+            "estimators rebuild theirs after unpickling."
+        )
+
+
+class EngineCache:
+    """Runners of an estimator, rebuilt on demand; pickles as an empty cache.
+
+    ``get(key, source, build)`` returns the runner stored under ``key`` if it
+    was built from the very object ``source`` (the fitted network), else
+    ``build()``'s, which it stores. The cache keeps ``source`` alive, so a
+    refit network (a new object) is never mistaken for the old one.
+
+    Examples
+    --------
+    >>> import pickle
+    >>> from skcxr.nn._engines import EngineCache
+    >>> cache = EngineCache()
+    >>> net = object()
+    >>> cache.get("k", net, lambda: 1), cache.get("k", net, lambda: 2)
+    (1, 1)
+    >>> pickle.loads(pickle.dumps(cache)).get("k", net, lambda: 3)
+    3
+    """
+
+    def __init__(self):
+        self._entries = {}
+        self._lock = threading.Lock()
+
+    def get(self, key, source, build):
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] is not source:
+                entry = (source, build())
+                self._entries[key] = entry
+            return entry[1]
+
+    def clear(self):
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self):
+        return len(self._entries)
+
+    def __reduce__(self):
+        return (EngineCache, ())
+
+    def __deepcopy__(self, memo):
+        return EngineCache()
+
+
+def engine_runner(
+    estimator, module, input_shape, *, key=(), build=None, attribute="_engine_cache"
+):
+    """The estimator's runner of ``module`` for its ``engine``, built once.
+
+    Stored in ``estimator.<attribute>`` (an :class:`EngineCache`), keyed on
+    ``engine``, ``key`` and the identity of ``module``. ``build`` (a callable
+    returning the network to export, default ``module`` itself) wraps the
+    network, e.g. in :class:`Probabilities`.
+    """
+    cache = getattr(estimator, attribute, None)
+    if not isinstance(cache, EngineCache):
+        cache = EngineCache()
+        setattr(estimator, attribute, cache)
+    engine = estimator.engine
+
+    def make():
+        network = module if build is None else build()
+        return EngineRunner(network, engine, input_shape=input_shape)
+
+    return cache.get((engine, *key), module, make)
+
+
+class Probabilities(nn.Module):
+    """Softmax (or, ``multilabel``, sigmoid) of a classifier network's logits."""
+
+    def __init__(self, network, *, multilabel=False):
+        super().__init__()
+        self.network = network
+        self.multilabel = multilabel
+
+    def forward(self, x):
+        logits = self.network(x)
+        if self.multilabel:
+            return torch.sigmoid(logits)
+        return torch.softmax(logits, dim=1)
+
+
+class _BothPools(nn.Module):
+    """A backbone's average- and max-pooled features, concatenated."""
+
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x):
+        fmap = self.backbone(x.contiguous(memory_format=torch.channels_last))
+        return torch.cat([fmap.mean(dim=(2, 3)), fmap.amax(dim=(2, 3))], dim=1)
+
+
+def engine_pooled_features(backbone, key, images, *, engine, batch_size):
+    """:func:`~skcxr.nn._transfer_net.pooled_features` run by ``engine``.
+
+    ``{"avg": (n, C), "max": (n, C)}`` of a frozen backbone (the network is
+    exported once, for this call). ``key`` identifies the backbone and its
+    weights for a joblib cache.
+    """
+    runner = EngineRunner(
+        _BothPools(backbone), engine, input_shape=(1, *images.shape[1:])
+    )
+    out = run_batched(runner, images, batch_size)
+    n_channels = out.shape[1] // 2
+    return {"avg": out[:, :n_channels], "max": out[:, n_channels:]}
+
+
+def run_batched(runner, images, batch_size, progress=None):
+    """``runner`` over ``(n, H, W)`` images in batches -> ``(n, ...)`` float32.
+
+    ``progress``: a description for a progress bar over batches, or None.
+    """
+    starts = range(0, len(images), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=progress, unit="batch")
+    out = None
+    for start in starts:
+        batch = images[start : start + batch_size][:, None]
+        result = runner(batch)
+        if out is None:
+            out = np.empty((len(images), *result.shape[1:]), np.float32)
+        out[start : start + len(batch)] = result
+    if out is None:
+        raise ValueError("No images to run.")
+    return out
+
+
+def set_engine(model, engine):
+    """Set ``engine`` on every estimator in ``model`` that has the parameter.
+
+    ``model`` (an estimator or a :class:`~sklearn.pipeline.Pipeline`, nested
+    estimators included) is changed in place; each engine's package is
+    imported and its device checked at once, so a missing package is reported
+    here rather than at the first prediction.
+
+    Parameters
+    ----------
+    model : estimator
+    engine : {"torch", "onnxruntime", "openvino"}
+
+    Returns
+    -------
+    list of str
+        The parameter names set (``"engine"``, ``"step__engine"``, ...); empty
+        when no step runs a network.
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skcxr import CNNEmbedder
+    >>> from skcxr.nn._engines import set_engine
+    >>> model = make_pipeline(StandardScaler(), CNNEmbedder())
+    >>> set_engine(model, "torch")
+    ['cnnembedder__engine']
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}; got {engine!r}.")
+    params = model.get_params(deep=True)
+    names = [n for n in params if n == "engine" or n.endswith("__engine")]
+    for name in names:
+        owner = model if name == "engine" else params[name[: -len("__engine")]]
+        check_engine(engine, getattr(owner, "device", "cpu"))
+    if names:
+        model.set_params(**{name: engine for name in names})
+    return names
