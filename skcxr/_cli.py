@@ -15,6 +15,8 @@ import numpy as np
 
 __all__ = ["main", "console_main"]
 
+MODEL_HELP = "a model file saved by 'skcxr study' (models/*.skops) or save_model"
+
 # glibc returns large tensors' memory to the OS after every free, so eager torch
 # on the CPU page-faults the same buffers in again and again: raising these
 # thresholds made training and inference 1.2-1.5x faster in benchmarks/.
@@ -70,6 +72,11 @@ def _parser():
         help="epochs of every network (head, fine-tuning, scratch, autoencoder)",
     )
     study.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
+    _add_engine(
+        study,
+        "for the frozen backbone's features, the embeddings and the PaDiM "
+        "detector (default: torch)",
+    )
     study.add_argument(
         "--max-images",
         type=int,
@@ -82,7 +89,7 @@ def _parser():
         help="class probabilities of image files",
         description="Write the class probabilities of image files as CSV.",
     )
-    predict.add_argument("model", help="a .joblib model saved by 'skcxr study'")
+    predict.add_argument("model", help=MODEL_HELP)
     predict.add_argument("images", nargs="+", help="image files (PNG, JPEG, DICOM...)")
     predict.add_argument(
         "-o", "--output", default="-", help="CSV file (default: " "standard output)"
@@ -102,6 +109,7 @@ def _parser():
         help="files read and predicted at a time, here or per Dask task "
         "(default: %(default)s)",
     )
+    _add_engine(predict, "(default: the one the model was saved with, torch)")
     _add_trust(predict)
 
     explain = commands.add_parser(
@@ -109,7 +117,7 @@ def _parser():
         help="a heatmap of what drives a prediction",
         description="Draw a Grad-CAM (or occlusion) heatmap over one image.",
     )
-    explain.add_argument("model", help="a .joblib model saved by 'skcxr study'")
+    explain.add_argument("model", help=MODEL_HELP)
     explain.add_argument("image", help="an image file")
     explain.add_argument("-o", "--output", default="heatmap.png", help="PNG file")
     explain.add_argument(
@@ -136,8 +144,31 @@ def _parser():
     serve.add_argument(
         "--detector", help="an anomaly detector from models/ to score every upload"
     )
+    _add_engine(serve, "(default: the one the model was saved with, torch)")
     _add_trust(serve)
     return parser
+
+
+def _add_engine(command, default):
+    command.add_argument(
+        "--engine",
+        choices=["torch", "onnxruntime", "openvino"],
+        help="CPU inference engine of the network(s): onnxruntime or openvino "
+        "(faster on a CPU; need 'pip install skcxr[onnx]' or "
+        f"'pip install skcxr[openvino]') {default}",
+    )
+
+
+def _set_engine(model, engine, path):
+    """Set ``--engine`` on every step of a loaded model that has one."""
+    from .nn._engines import set_engine
+
+    if engine is not None and not set_engine(model, engine):
+        print(
+            f"skcxr: note: no step of {path} runs a network; --engine {engine} "
+            "changes nothing",
+            file=sys.stderr,
+        )
 
 
 def _add_trust(command):
@@ -145,7 +176,9 @@ def _add_trust(command):
         "--trust",
         action="store_true",
         help="also read pickle/joblib model files, which run code while they load: "
-        "only for files you made yourself",
+        "only for files you made yourself (e.g. a model whose backbone is your own "
+        "torch module); the .skops files of 'skcxr study' and save_model need no "
+        "--trust",
     )
 
 
@@ -262,6 +295,7 @@ def _predict(args):
     if args.chunk_size < 1:
         raise ValueError(f"--chunk-size must be at least 1, got {args.chunk_size}")
     model = _load_model(args.model, args.trust)
+    _set_engine(model, args.engine, args.model)
     _check_files(args.images)
     columns, _ = _output_columns(model)
     rows = map_in_chunks(
@@ -302,6 +336,7 @@ def _study_settings(args):
         "size": args.size,
         "backbone": args.backbone,
         "device": args.device,
+        "engine": args.engine,
         "max_images": args.max_images,
         **{
             name: epochs
@@ -366,6 +401,9 @@ def _serve(args):
 
     model = _load_model(args.model, args.trust)
     detector = None if args.detector is None else _load_model(args.detector, args.trust)
+    _set_engine(model, args.engine, args.model)
+    if detector is not None:
+        _set_engine(detector, args.engine, args.detector)
     app = create_app(
         model, detector=detector, max_upload_mb=args.max_upload_mb, token=args.token
     )

@@ -150,7 +150,7 @@ def _png(image, heatmap, layer, alpha=0.45):
     return buffer
 
 
-def create_app(model, *, detector=None, max_upload_mb=20, token=None):
+def create_app(model, *, detector=None, max_upload_mb=20, token=None, engine=None):
     """The web app for a fitted model that reads image files.
 
     Parameters
@@ -166,6 +166,11 @@ def create_app(model, *, detector=None, max_upload_mb=20, token=None):
     token : str, default=None
         When set, every ``/api/`` request needs ``Authorization: Bearer TOKEN``
         (or a ``token`` form field), else status 401.
+    engine : {"torch", "onnxruntime", "openvino"} or None, default=None
+        When set, the inference engine of every step of ``model`` and
+        ``detector`` that has an ``engine`` parameter (set in place; see
+        :ref:`inference_engines`); None keeps the engines they were saved
+        with. Grad-CAM heatmaps always run in torch.
 
     Returns
     -------
@@ -183,6 +188,12 @@ def create_app(model, *, detector=None, max_upload_mb=20, token=None):
     >>> client.get("/healthz").get_json()["classes"]
     ['0', '1']
     """
+    if engine is not None:
+        from ..nn._engines import set_engine
+
+        for pipeline in (model, detector):
+            if pipeline is not None:
+                set_engine(pipeline, engine)
     predictor = _Predictor(model, detector)
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = int(max_upload_mb * 1024 * 1024)
