@@ -12,7 +12,19 @@ weights), batch size and thread count:
   plain eager loop found here, so its ratio is CNNEmbedder's own overhead;
 * ``torch.compile`` (only with ``--compile``; minutes of compilation on 2 cores,
   excluded from the timings);
-* ``CNNEmbedder.transform`` (input validation included).
+* ``CNNEmbedder.transform`` (input validation included), with ``engine="torch"``;
+* ``onnxruntime by hand`` / ``openvino by hand``: the same backbone (plus global
+  average pooling) exported with ``torch.onnx.export`` and run the way their
+  documentation shows (an ``InferenceSession`` with ``intra_op_num_threads``; a
+  model compiled for "CPU" with ``INFERENCE_PRECISION_HINT="f32"`` and
+  ``INFERENCE_NUM_THREADS``), one call per batch;
+* ``CNNEmbedder onnxruntime`` / ``CNNEmbedder openvino``: ``transform`` with
+  ``engine="onnxruntime"`` / ``"openvino"`` (FP32; the export happens at ``fit``,
+  outside the timings, like the hand-written engines' export).
+
+The engines are skipped when their packages are missing (``--no-engines`` skips
+them anyway). OpenVINO's reduced precision (bf16) needs a CPU with AVX512-BF16
+or AMX; the benchmark prints the CPU's ``OPTIMIZATION_CAPABILITIES``.
 
 Each configuration runs in one process, interleaved with the others, ``--repeats``
 times; the table reports medians (wall and CPU time) and the median of the
@@ -23,7 +35,9 @@ activation memory instead of returning it to the kernel and faulting it in
 again), alternating the two environments; minor page faults per pass are
 reported too. Importing skcxr never changes these process-wide settings.
 
-Run: ``python benchmarks/bench_embedder.py [--size 128 --n-images 64 ...]``
+Run: ``python benchmarks/bench_embedder.py [--size 128 --n-images 64 ...]``;
+``--size 224 --backbone resnet50 --weights none --processes 1`` for the larger
+network (the weights do not change the speed).
 """
 
 import argparse
@@ -48,15 +62,23 @@ def _worker(args):
 
     from skcxr import CNNEmbedder
     from skcxr.nn import build_backbone
+    from skcxr.utils._random import seed_from
 
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     images = rng.random((args.n_images, args.size, args.size), dtype=np.float32)
     bs = args.batch_size
 
-    nchw = build_backbone(args.backbone, weights="imagenet").eval()
-    cl = build_backbone(args.backbone, weights="imagenet").eval()
-    cl = cl.to(memory_format=torch.channels_last)
+    weights = None if args.weights == "none" else args.weights
+
+    def backbone():
+        # weights=None: the random weights CNNEmbedder(random_state=0) draws
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed_from(0))
+            return build_backbone(args.backbone, weights=weights).eval()
+
+    nchw = backbone()
+    cl = backbone().to(memory_format=torch.channels_last)
 
     def plain_eager():
         out = []
@@ -76,9 +98,14 @@ def _worker(args):
         return out
 
     model_dim = cl.out_channels
-    embedder = CNNEmbedder(
-        backbone=args.backbone, weights="imagenet", batch_size=bs, device="cpu"
-    ).fit(images[:1])
+    params = dict(
+        backbone=args.backbone,
+        weights=weights,
+        batch_size=bs,
+        device="cpu",
+        random_state=0,
+    )
+    embedder = CNNEmbedder(**params).fit(images[:1])
     folded = embedder.module_.network  # the backbone with its batch norms folded
     configs = {
         "torch eager NCHW": plain_eager,
@@ -86,6 +113,8 @@ def _worker(args):
         "torch cl + folded BN": lambda: plain_channels_last(folded),
         "CNNEmbedder": lambda: embedder.transform(images),
     }
+    if args.engines:
+        configs.update(_engine_configs(args, nchw, images, embedder))
     if args.compile:
         compiled = torch.compile(cl)
         with torch.inference_mode():
@@ -96,8 +125,12 @@ def _worker(args):
         configs["torch.compile"] = lambda: plain_channels_last(compiled)
 
     reference = plain_eager()
+    scale = float(np.abs(reference).max())
+    deviation = {}
     for name, run in configs.items():  # warm up, and check they agree
-        np.testing.assert_allclose(run(), reference, rtol=1e-3, atol=1e-3, err_msg=name)
+        got = run()
+        deviation[name] = float(np.abs(got - reference).max()) / scale
+        np.testing.assert_allclose(got, reference, rtol=1e-3, atol=1e-3 * scale)
     times = {name: [] for name in configs}
     cpu = {name: [] for name in configs}
     faults = {name: [] for name in configs}
@@ -111,7 +144,105 @@ def _worker(args):
             faults[name].append(
                 resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
             )
-    json.dump({"times": times, "cpu": cpu, "faults": faults}, sys.stdout)
+    json.dump(
+        {"times": times, "cpu": cpu, "faults": faults, "deviation": deviation},
+        sys.stdout,
+    )
+
+
+class _Pooled:
+    """``backbone`` + global average pooling, as a user would export it."""
+
+    def __new__(cls, backbone):
+        import torch
+
+        class Pooled(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.backbone = backbone
+
+            def forward(self, x):
+                return self.backbone(x).mean(dim=(2, 3))
+
+        return Pooled().eval()
+
+
+def _engine_configs(args, network, images, embedder):
+    """Hand-written ONNX Runtime / OpenVINO loops and CNNEmbedder's engines."""
+    import importlib.util
+    import io
+    import warnings
+
+    import torch
+    from sklearn.base import clone
+
+    from skcxr.nn._engines import _exportable
+
+    bs = args.batch_size
+    available = [
+        name
+        for name in ("onnxruntime", "openvino")
+        if importlib.util.find_spec(name) and importlib.util.find_spec("onnx")
+    ]
+    if not available:
+        return {}
+    probe = torch.from_numpy(images[:2])[:, None]
+    # FoldedConv (the gray first convolution) computes its normalisation offset
+    # with torch.func, which tracing cannot follow: the offset becomes a constant
+    module = _exportable(_Pooled(network), probe)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (probe,),
+            buffer,
+            dynamo=False,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
+        )
+    onnx_bytes = buffer.getvalue()
+
+    def loop(run):
+        def embed():
+            out = []
+            for start in range(0, len(images), bs):
+                out.append(run(np.ascontiguousarray(images[start : start + bs, None])))
+            return np.concatenate(out)
+
+        return embed
+
+    configs = {}
+    if "onnxruntime" in available:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = args.threads
+        session = ort.InferenceSession(
+            onnx_bytes, options, providers=["CPUExecutionProvider"]
+        )
+        configs["onnxruntime by hand"] = loop(lambda x: session.run(None, {"x": x})[0])
+    if "openvino" in available:
+        import openvino as ov
+
+        core = ov.Core()
+        print(
+            "openvino CPU capabilities:",
+            core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"),
+            file=sys.stderr,
+        )
+        compiled = core.compile_model(
+            core.read_model(onnx_bytes),
+            "CPU",
+            {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": args.threads},
+        )
+        configs["openvino by hand"] = loop(lambda x: compiled(x)[0])
+    for engine in available:
+        fitted = clone(embedder).set_params(engine=engine)
+        fitted.fit(images[:1])  # exports the network once
+        configs[f"CNNEmbedder {engine}"] = lambda e=fitted: e.transform(images)
+    return configs
 
 
 def _ratio(default, tuned):
@@ -126,10 +257,12 @@ def _run_worker(args, tuned):
     cmd = [sys.executable, __file__, "--worker"] + [
         f"--{k.replace('_', '-')}={v}"
         for k, v in vars(args).items()
-        if k not in ("worker", "processes", "compile")
+        if k not in ("worker", "processes", "compile", "engines")
     ]
     if args.compile:
         cmd.append("--compile")
+    if not args.engines:
+        cmd.append("--no-engines")
     done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
     return json.loads(done.stdout)
 
@@ -138,6 +271,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--backbone", "--model", dest="backbone", default="efficientnet_lite0"
+    )
+    parser.add_argument(
+        "--weights", default="imagenet", help="imagenet, none or a file"
     )
     parser.add_argument("--n-images", type=int, default=64)
     parser.add_argument("--size", type=int, default=128)
@@ -154,6 +290,12 @@ def main():
         "--compile",
         action="store_true",
         help="also time torch.compile (slow to compile)",
+    )
+    parser.add_argument(
+        "--no-engines",
+        dest="engines",
+        action="store_false",
+        help="skip ONNX Runtime and OpenVINO",
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -179,20 +321,26 @@ def main():
 
     label = {False: "glibc default", True: "tuned malloc env"}
     names = list(results[False][0]["times"])
+    deviation = results[False][0]["deviation"]
     for tuned in (False, True):
         times, cpu, faults = (collect(tuned, key) for key in ("times", "cpu", "faults"))
         emb = times["CNNEmbedder"]
         print(f"== {label[tuned]} ==")
         print(
-            f"{'configuration':<22}{'median s':>10}{'CPU s':>8}{'page faults':>13}"
-            f"{'CNNEmbedder speed-up':>22}"
+            f"{'configuration':<26}{'median s':>9}{'img/s':>8}{'CPU s':>8}"
+            f"{'faults':>8}{'vs CNNEmbedder':>15}{'vs by hand':>11}{'max rel diff':>13}"
         )
         for name in names:
             t = times[name]
-            speedup = "" if name == "CNNEmbedder" else f"{np.median(t / emb):.2f}x"
+            # > 1: this configuration is faster than CNNEmbedder (engine="torch")
+            speedup = f"{np.median(emb / t):.2f}x"
+            hand = ""
+            if name.startswith("CNNEmbedder ") and f"{name[12:]} by hand" in times:
+                hand = f"{np.median(times[f'{name[12:]} by hand'] / t):.2f}x"
             print(
-                f"{name:<22}{np.median(t):>10.3f}{np.median(cpu[name]):>8.3f}"
-                f"{np.median(faults[name]):>13.0f}{speedup:>22}"
+                f"{name:<26}{np.median(t):>9.3f}{args.n_images / np.median(t):>8.1f}"
+                f"{np.median(cpu[name]):>8.3f}{np.median(faults[name]):>8.0f}"
+                f"{speedup:>15}{hand:>11}{deviation[name]:>13.1e}"
             )
         print()
 

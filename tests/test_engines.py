@@ -1,0 +1,337 @@
+"""CPU inference engines (ONNX Runtime, OpenVINO) behind the estimators: same
+outputs as torch, pickling, cloning, set_params, clear errors, command line."""
+
+import csv
+import io
+import os
+import pickle
+import re
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+from skcxr import (
+    CNNEmbedder,
+    ImageLoader,
+    ReconstructionAnomalyDetector,
+    TransferClassifier,
+)
+from skcxr._cli import main
+from skcxr.datasets import load_sample_images, make_chest_xrays
+from skcxr.nn._engines import EngineCache, EngineRunner, check_engine, set_engine
+
+ENGINES = ["onnxruntime", "openvino"]
+
+
+def _needs(engine):
+    pytest.importorskip(engine)
+    pytest.importorskip("onnx")
+
+
+def _assert_close(got, expected, rtol=1e-4):
+    """Equal within ``rtol`` relative to the output's scale (its largest value)."""
+    scale = float(np.abs(expected).max())
+    assert got.shape == expected.shape
+    assert got.dtype == expected.dtype
+    assert float(np.abs(got - expected).max()) <= rtol * scale
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).random((10, 64, 64), dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def labelled():
+    X, y = make_chest_xrays(
+        30, classes=("normal", "bacteria", "virus"), size=32, random_state=0
+    )
+    return X, y
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    "backbone",
+    ["small_cnn", pytest.param("efficientnet_lite0", marks=pytest.mark.slow)],
+)
+def test_embedder_engine_equals_torch(engine, backbone, images):
+    _needs(engine)
+    embedder = CNNEmbedder(
+        backbone=backbone, weights=None, device="cpu", batch_size=4, random_state=0
+    ).fit(images)
+    expected = embedder.transform(images)
+    got = embedder.set_params(engine=engine).transform(images)
+    _assert_close(got, expected)
+    assert np.abs(expected).max() > 0
+    # a last batch smaller than batch_size went through the same graph
+    _assert_close(embedder.transform(images[:3]), expected[:3])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_classifier_engine_equals_torch_in_fit_and_predict(engine, labelled):
+    _needs(engine)
+    X, y = labelled
+    params = dict(
+        backbone="small_cnn", weights=None, device="cpu", max_epochs=3, random_state=0
+    )
+    reference = TransferClassifier(**params).fit(X, y)
+    expected = reference.predict_proba(X)
+    # the frozen backbone's features (the feature cache) through the engine
+    fitted = TransferClassifier(engine=engine, **params).fit(X, y)
+    assert fitted.used_feature_cache_
+    _assert_close(fitted.predict_proba(X), expected)
+    # predict_proba of the fitted network, switched after fit
+    _assert_close(reference.set_params(engine=engine).predict_proba(X), expected)
+    np.testing.assert_array_equal(reference.predict(X), fitted.predict(X))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_multilabel_classifier_engine_gives_sigmoid_probabilities(engine, labelled):
+    _needs(engine)
+    X, _ = labelled
+    Y = (np.random.default_rng(1).random((len(X), 3)) > 0.5).astype(int)
+    clf = TransferClassifier(
+        backbone="small_cnn", weights=None, device="cpu", max_epochs=2, random_state=0
+    ).fit(X, Y)
+    expected = clf.predict_proba(X)
+    _assert_close(clf.set_params(engine=engine).predict_proba(X), expected)
+
+
+@pytest.mark.parametrize(
+    "engine, method",
+    [("onnxruntime", "padim"), ("openvino", "padim"), ("onnxruntime", "patchcore")],
+)
+def test_anomaly_detector_engine_equals_torch(engine, method, images):
+    _needs(engine)
+    images = images[:8, ::2, ::2]
+    params = dict(
+        method=method, backbone="small_cnn", weights=None, device="cpu", n_features=20
+    )
+    reference = ReconstructionAnomalyDetector(random_state=0, **params).fit(images)
+    expected = reference.score_samples(images)
+    codes = reference.transform(images)
+    # features of fit and of scoring through the engine (the channel subset of
+    # PaDiM is chosen after the training features: applied outside the graph)
+    fitted = ReconstructionAnomalyDetector(random_state=0, engine=engine, **params)
+    fitted.fit(images)
+    _assert_close(fitted.score_samples(images), expected)
+    _assert_close(fitted.decision_scores_, reference.decision_scores_)
+    reference.set_params(engine=engine)
+    _assert_close(reference.score_samples(images), expected)
+    _assert_close(reference.transform(images), codes)
+
+
+def test_pickle_and_clone_keep_the_engine_and_rebuild_the_session(images):
+    _needs("onnxruntime")
+    embedder = CNNEmbedder(
+        backbone="small_cnn",
+        weights=None,
+        device="cpu",
+        engine="onnxruntime",
+        random_state=0,
+    ).fit(images)
+    expected = embedder.transform(images)
+    assert len(embedder._engine_cache) == 1
+    restored = pickle.loads(pickle.dumps(embedder))
+    assert restored.engine == "onnxruntime"
+    assert len(getattr(restored, "_engine_cache", ())) == 0  # nothing compiled kept
+    np.testing.assert_array_equal(restored.transform(images), expected)
+    assert len(restored._engine_cache) == 1  # rebuilt on first use
+    cloned = clone(embedder)
+    assert cloned.get_params()["engine"] == "onnxruntime"
+    np.testing.assert_array_equal(cloned.fit(images).transform(images), expected)
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(next(iter(embedder._engine_cache._entries.values()))[1])
+
+
+def test_set_params_switches_engines_and_refit_is_never_stale(images):
+    _needs("onnxruntime")
+    _needs("openvino")
+    embedder = CNNEmbedder(
+        backbone="small_cnn", weights=None, device="cpu", random_state=0
+    ).fit(images)
+    expected = embedder.transform(images)
+    for engine in ENGINES:
+        _assert_close(embedder.set_params(engine=engine).transform(images), expected)
+    assert {key[0] for key in embedder._engine_cache._entries} == set(ENGINES)
+    np.testing.assert_array_equal(
+        embedder.set_params(engine="torch").transform(images), expected
+    )
+    # a refit with other weights: the engine follows the new network
+    embedder.set_params(random_state=1, engine="onnxruntime").fit(images)
+    refit = embedder.set_params(engine="torch").transform(images)
+    assert not np.allclose(refit, expected)
+    _assert_close(embedder.set_params(engine="onnxruntime").transform(images), refit)
+
+
+def test_the_engine_cache_is_keyed_on_the_network_object():
+    cache, first, second = EngineCache(), object(), object()
+    assert cache.get("k", first, lambda: 1) == 1
+    assert cache.get("k", first, lambda: 2) == 1
+    assert cache.get("k", second, lambda: 3) == 3
+    assert len(pickle.loads(pickle.dumps(cache))) == 0
+
+
+@pytest.mark.parametrize(
+    "engine, blocked, extra",
+    [
+        ("onnxruntime", "onnxruntime", "skcxr[onnx]"),
+        ("openvino", "openvino", "skcxr[openvino]"),
+        ("onnxruntime", "onnx", "skcxr[onnx]"),
+    ],
+)
+def test_a_missing_package_names_the_extra(engine, blocked, extra, images, monkeypatch):
+    monkeypatch.setitem(sys.modules, blocked, None)  # import raises ImportError
+    embedder = CNNEmbedder(backbone="small_cnn", weights=None, device="cpu")
+    with pytest.raises(ImportError, match=re.escape(f"pip install {extra}")):
+        embedder.set_params(engine=engine).fit(images)
+    with pytest.raises(ImportError, match=engine):
+        check_engine(engine, "cpu")
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:1", "mps"])
+def test_an_engine_on_a_gpu_is_refused_clearly(device, images):
+    with pytest.raises(ValueError, match="runs on the CPU.*engine='torch'"):
+        check_engine("onnxruntime", device)
+    check_engine("torch", device)  # torch runs anywhere
+    embedder = CNNEmbedder(
+        backbone="small_cnn", weights=None, device="cuda", engine="openvino"
+    )
+    with pytest.raises(ValueError, match="device='cuda'"):
+        embedder.fit(images)
+
+
+def test_an_unknown_engine_is_refused_by_parameter_validation(images):
+    with pytest.raises(ValueError, match="engine"):
+        CNNEmbedder(engine="tensorrt").fit(images)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_runner_is_safe_to_call_from_threads(engine):
+    _needs(engine)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten()
+    ).eval()
+    runner = EngineRunner(net, engine, input_shape=(1, 12, 12), n_threads=1)
+    batches = [
+        np.random.default_rng(i).random((3, 1, 12, 12), np.float32) for i in range(8)
+    ]
+    with ThreadPoolExecutor(4) as pool:
+        outputs = list(pool.map(runner, batches))
+    for batch, out in zip(batches, outputs):
+        with torch.inference_mode():
+            expected = net(torch.from_numpy(batch)).numpy()
+        _assert_close(out, expected)
+    with pytest.raises(ValueError, match=r"\(1, 12, 12\)"):
+        runner(np.zeros((1, 1, 8, 8), np.float32))
+
+
+@pytest.mark.slow
+def test_export_leaves_the_network_unchanged():
+    _needs("onnxruntime")
+    from skcxr.nn import build_backbone
+
+    net = build_backbone("efficientnet_lite0", weights=None).eval()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    types = [type(m) for m in net.modules()]
+    EngineRunner(net, "onnxruntime", input_shape=(1, 64, 64))
+    assert [type(m) for m in net.modules()] == types
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+# ------------------------------------------------------------ command line
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory, labelled):
+    from skcxr.utils import save_model
+
+    X, y = labelled
+    classifier = TransferClassifier(
+        backbone="small_cnn", weights=None, device="cpu", max_epochs=2, random_state=0
+    ).fit(X, y)
+    path = tmp_path_factory.mktemp("model") / "model.skops"
+    save_model(Pipeline([("load", ImageLoader(size=32)), ("model", classifier)]), path)
+    return path
+
+
+def _predict_csv(argv, tmp_path, name):
+    out = tmp_path / name
+    assert main(["predict", *argv, "-o", str(out)]) == 0
+    with open(out) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_cli_predict_with_an_engine_writes_the_same_csv(saved_model, tmp_path, engine):
+    _needs(engine)
+    paths = list(load_sample_images()[0][:4])
+    plain = _predict_csv([str(saved_model), *paths], tmp_path, "torch.csv")
+    fast = _predict_csv(
+        [str(saved_model), *paths, "--engine", engine], tmp_path, "engine.csv"
+    )
+    assert [r["prediction"] for r in fast] == [r["prediction"] for r in plain]
+    columns = [c for c in plain[0] if c.startswith("p(")]
+    got = np.array([[float(r[c]) for c in columns] for r in fast])
+    expected = np.array([[float(r[c]) for c in columns] for r in plain])
+    np.testing.assert_allclose(got, expected, atol=2e-6)
+
+
+def test_cli_predict_engine_without_its_package_is_a_one_line_error(
+    saved_model, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    paths = list(load_sample_images()[0][:1])
+    argv = ["predict", str(saved_model), *paths, "--engine", "openvino"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("skcxr: error:") and "pip install skcxr[openvino]" in err
+
+
+def test_cli_study_and_serve_take_an_engine():
+    from skcxr._cli import _parser, _study_settings
+
+    args = _parser().parse_args(["study", "--quick", "--engine", "onnxruntime"])
+    assert _study_settings(args).engine == "onnxruntime"
+    assert _study_settings(_parser().parse_args(["study"])).engine == "torch"
+    args = _parser().parse_args(["serve", "m.skops", "--engine", "openvino"])
+    assert args.engine == "openvino"
+
+
+def test_serve_app_with_an_engine_predicts_like_torch(saved_model):
+    _needs("onnxruntime")
+    from PIL import Image
+
+    from skcxr.serve import create_app
+    from skcxr.utils import load_model
+
+    model = load_model(saved_model)
+    path = load_sample_images()[0][0]
+    expected = model.predict_proba([path])[0]
+    client = create_app(model, engine="onnxruntime").test_client()
+    assert model[-1].engine == "onnxruntime"
+    buffer = io.BytesIO()
+    Image.open(path).save(buffer, format="PNG")
+    buffer.seek(0)
+    response = client.post(
+        "/api/predict", data={"file": [(buffer, os.path.basename(path) + ".png")]}
+    )
+    assert response.status_code == 200
+    result = response.get_json()["results"][0]
+    got = [result["probabilities"][str(c)] for c in model[-1].classes_]
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_set_engine_reaches_every_step_that_has_it(images):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    embedder = CNNEmbedder(backbone="small_cnn", weights=None, device="cpu")
+    model = Pipeline([("embed", embedder), ("knn", KNeighborsClassifier(1))])
+    assert set_engine(model, "torch") == ["embed__engine"]
+    assert set_engine(KNeighborsClassifier(), "onnxruntime") == []
+    with pytest.raises(ValueError, match="engine must be one of"):
+        set_engine(model, "tensorrt")
