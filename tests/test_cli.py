@@ -53,7 +53,7 @@ def test_quick_study_writes_every_section_with_figures(quick_study):
                 assert low - 1e-9 <= float(value) <= high + 1e-9, (row["model"], key)
     assert "more than the resampling noise" in html
     for name in ("binary", "three-class", "anomaly", "ensemble"):
-        assert (quick_study / "models" / f"{name}.joblib").exists()
+        assert (quick_study / "models" / f"{name}.skops").exists()
     with open(quick_study / "splits.csv") as f:
         splits = list(csv.DictReader(f))
     assert {r["split"] for r in splits} == {"train", "validation", "test"}
@@ -62,7 +62,8 @@ def test_quick_study_writes_every_section_with_figures(quick_study):
 
 def _predict_rows(model, paths, tmp_path):
     out_csv = tmp_path / "p.csv"
-    assert main(["predict", str(model), *paths, "-o", str(out_csv), "--trust"]) == 0
+    # the study's models are in the safe format: no --trust needed
+    assert main(["predict", str(model), *paths, "-o", str(out_csv)]) == 0
     with open(out_csv) as f:
         return list(csv.DictReader(f))
 
@@ -73,7 +74,7 @@ def test_every_saved_model_reads_image_files(quick_study, tmp_path, name):
     from skcxr.datasets import load_sample_images
 
     paths, _ = load_sample_images()
-    rows = _predict_rows(quick_study / "models" / f"{name}.joblib", paths[:3], tmp_path)
+    rows = _predict_rows(quick_study / "models" / f"{name}.skops", paths[:3], tmp_path)
     assert [r["path"] for r in rows] == list(paths[:3])
     assert all(r["prediction"] and not r["error"] for r in rows)
 
@@ -88,9 +89,7 @@ def test_predict_keeps_one_row_per_input_with_an_error_column(
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
     inputs = [paths[0], str(broken), paths[1]]
-    rows = _predict_rows(
-        quick_study / "models" / "three-class.joblib", inputs, tmp_path
-    )
+    rows = _predict_rows(quick_study / "models" / "three-class.skops", inputs, tmp_path)
     assert [r["path"] for r in rows] == inputs
     assert rows[1]["prediction"] == "" and "broken.png" in rows[1]["error"]
     assert rows[0]["prediction"] and rows[2]["prediction"]
@@ -104,16 +103,15 @@ def test_explain_says_when_the_model_has_no_image_gradient(
     from skcxr.datasets import load_sample_images
 
     paths, _ = load_sample_images()
-    model = str(quick_study / "models" / "ensemble.joblib")
+    model = str(quick_study / "models" / "ensemble.skops")
     heatmap = tmp_path / "heatmap.png"
-    assert main(["explain", model, paths[0], "-o", str(heatmap), "--trust"]) == 2
+    assert main(["explain", model, paths[0], "-o", str(heatmap)]) == 2
     assert "--method occlusion" in capsys.readouterr().err
     argv = ["explain", model, paths[0], "-o", str(heatmap), "--method", "occlusion"]
-    argv.append("--trust")
     assert main(argv) == 0
     assert heatmap.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    anomaly = str(quick_study / "models" / "anomaly.joblib")
-    assert main(["explain", anomaly, paths[0], "-o", str(heatmap), "--trust"]) == 2
+    anomaly = str(quick_study / "models" / "anomaly.skops")
+    assert main(["explain", anomaly, paths[0], "-o", str(heatmap)]) == 2
     assert "anomaly detector" in capsys.readouterr().err
 
 
@@ -124,9 +122,9 @@ def test_predict_and_explain_work_on_the_shipped_real_images(
     from skcxr.datasets import load_sample_images
 
     paths, _ = load_sample_images()
-    model = str(quick_study / "models" / "three-class.joblib")
+    model = str(quick_study / "models" / "three-class.skops")
     out_csv = tmp_path / "p.csv"
-    assert main(["predict", model, *paths[:3], "-o", str(out_csv), "--trust"]) == 0
+    assert main(["predict", model, *paths[:3], "-o", str(out_csv)]) == 0
     with open(out_csv) as f:
         rows = list(csv.DictReader(f))
     assert [r["path"] for r in rows] == list(paths[:3])
@@ -135,7 +133,7 @@ def test_predict_and_explain_work_on_the_shipped_real_images(
         assert len(probabilities) == 3 and abs(sum(probabilities) - 1) < 1e-4
 
     heatmap = tmp_path / "heatmap.png"
-    assert main(["explain", model, paths[0], "-o", str(heatmap), "--trust"]) == 0
+    assert main(["explain", model, paths[0], "-o", str(heatmap)]) == 0
     assert heatmap.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "predicted" in capsys.readouterr().out
 
@@ -241,7 +239,7 @@ def test_study_runs_on_real_folder_layouts(tmp_path, layout, classes, positive):
     if layout == "chestxray14":
         findings = {r["finding"] for r in rows if r["task"] == "multi-label"}
         assert findings == {"Effusion", "Atelectasis"}
-        assert (out / "models" / "multi-label.joblib").exists()
+        assert (out / "models" / "multi-label.skops").exists()
     else:
         three_class = {k for r in rows if r["task"] == "three-class" for k in r if r[k]}
         assert {f"F1 {c}" for c in classes} <= three_class
@@ -258,9 +256,9 @@ def test_predict_on_a_dask_scheduler_writes_the_same_csv(quick_study, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
     inputs = [*paths[:4], str(broken), *paths[4:6]]
-    model = str(quick_study / "models" / "three-class.joblib")
+    model = str(quick_study / "models" / "three-class.skops")
     local, remote = tmp_path / "local.csv", tmp_path / "remote.csv"
-    common = ["--chunk-size", "3", "--trust"]
+    common = ["--chunk-size", "3"]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the workers: identical float rounding
     try:

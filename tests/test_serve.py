@@ -10,7 +10,6 @@ import sys
 import time
 import urllib.request
 
-import joblib
 import numpy as np
 import pytest
 from PIL import Image
@@ -19,6 +18,7 @@ from sklearn.pipeline import Pipeline
 from skcxr import ImageLoader, TransferClassifier
 from skcxr.datasets import load_sample_images, make_chest_xrays
 from skcxr.serve import create_app
+from skcxr.utils import save_model
 
 
 @pytest.fixture(scope="module")
@@ -155,8 +155,8 @@ def _free_port():
 
 @pytest.fixture
 def server(model, tmp_path):
-    path = tmp_path / "model.joblib"
-    joblib.dump(model, path)
+    path = tmp_path / "model.skops"  # the safe format: served without --trust
+    save_model(model, path)
     port = _free_port()
     process = subprocess.Popen(
         [
@@ -165,7 +165,6 @@ def server(model, tmp_path):
             "skcxr",
             "serve",
             str(path),
-            "--trust",
             "--port",
             str(port),
         ],
