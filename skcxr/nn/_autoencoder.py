@@ -1,4 +1,9 @@
-"""A small convolutional (variational) autoencoder for gray images, and its skorch net."""
+"""A small convolutional (variational) autoencoder for gray images, and its skorch net.
+
+The encoder is either trained with the decoder (Conv2d + MaxPool levels) or a
+frozen pretrained backbone (any network of :func:`skcxr.nn.build_backbone`,
+e.g. EfficientNet-B4) whose globally pooled feature map feeds the bottleneck.
+"""
 
 import math
 
@@ -21,6 +26,13 @@ class ConvAutoencoder(nn.Module):
     with ``eps`` from ``self.generator`` (set during fit), and uses ``mu`` in
     eval mode.
 
+    With ``encoder`` (a backbone: ``(n, 1, H, W)`` in [0, 1] to a feature map
+    with ``encoder.out_channels`` channels), the code is computed from its
+    globally averaged feature map instead of the convolutional encoder; the
+    backbone is frozen (no gradient, always in eval mode, its parameters left
+    out of :func:`reset_parameters`), so only the bottleneck and the decoder
+    learn.
+
     Examples
     --------
     >>> import torch
@@ -30,9 +42,16 @@ class ConvAutoencoder(nn.Module):
     >>> recon, mu, logvar = net(torch.rand(2, 1, 18, 18))
     >>> tuple(recon.shape), tuple(mu.shape), logvar is None
     ((2, 1, 18, 18), (2, 4), True)
+    >>> from skcxr.nn import SmallCNN, build_backbone
+    >>> frozen = build_backbone(SmallCNN(channels=(4, 8)))
+    >>> net = ConvAutoencoder((18, 18), 4, 2, 4, False, encoder=frozen).eval()
+    >>> tuple(net(torch.rand(2, 1, 18, 18))[0].shape)
+    (2, 1, 18, 18)
     """
 
-    def __init__(self, image_shape, latent_dim, depth, width, variational):
+    def __init__(
+        self, image_shape, latent_dim, depth, width, variational, encoder=None
+    ):
         super().__init__()
         self.image_shape = tuple(image_shape)
         self.depth = depth
@@ -50,10 +69,18 @@ class ConvAutoencoder(nn.Module):
             out = width * 2**level
             enc += [nn.Conv2d(channels, out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
             channels = out
-        self.encoder = nn.Sequential(*enc)
         flat = int(np.prod(self.code_shape))
-        self.to_mu = nn.Linear(flat, latent_dim)
-        self.to_logvar = nn.Linear(flat, latent_dim) if variational else None
+        self.frozen_encoder = encoder is not None
+        if self.frozen_encoder:
+            for param in encoder.parameters():
+                param.requires_grad_(False)
+            self.encoder = encoder.eval()
+            encoded = int(encoder.out_channels)
+        else:
+            self.encoder = nn.Sequential(*enc)
+            encoded = flat
+        self.to_mu = nn.Linear(encoded, latent_dim)
+        self.to_logvar = nn.Linear(encoded, latent_dim) if variational else None
         self.from_code = nn.Linear(latent_dim, flat)
         dec = []
         for level in reversed(range(depth)):
@@ -67,7 +94,18 @@ class ConvAutoencoder(nn.Module):
         dec += [nn.Conv2d(channels, 1, 3, padding=1), nn.Sigmoid()]
         self.decoder = nn.Sequential(*dec)
 
+    def train(self, mode=True):
+        super().train(mode)
+        if self.frozen_encoder:
+            self.encoder.eval()  # frozen: batch-norm statistics never move
+        return self
+
     def encode(self, x):
+        if self.frozen_encoder:
+            h = self.encoder(x)
+            h = h.mean(dim=(2, 3)) if h.ndim == 4 else h.flatten(1)
+            logvar = self.to_logvar(h) if self.variational else None
+            return self.to_mu(h), logvar
         pad_h = self.padded[0] - x.shape[-2]
         pad_w = self.padded[1] - x.shape[-1]
         if pad_h or pad_w:
@@ -95,6 +133,9 @@ class ConvAutoencoder(nn.Module):
 def reset_parameters(module, generator):
     """Re-draw every Conv2d/Linear parameter (PyTorch's default scheme) from ``generator``.
 
+    Frozen layers (weights with ``requires_grad=False``, e.g. a pretrained
+    encoder) are left as they are.
+
     Examples
     --------
     >>> import torch
@@ -107,14 +148,15 @@ def reset_parameters(module, generator):
     True
     """
     for layer in module.modules():
-        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+        if isinstance(layer, (nn.Conv2d, nn.Linear)) and layer.weight.requires_grad:
             with torch.no_grad():
                 nn.init.kaiming_uniform_(
                     layer.weight, a=math.sqrt(5), generator=generator
                 )
-                fan_in = layer.weight[0].numel()
-                bound = 1.0 / math.sqrt(fan_in)
-                nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+                if layer.bias is not None:
+                    fan_in = layer.weight[0].numel()
+                    bound = 1.0 / math.sqrt(fan_in)
+                    nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
 
 
 class AutoencoderNet(NeuralNet):

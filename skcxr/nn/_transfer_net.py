@@ -1,9 +1,22 @@
 """The torch modules and the skorch plumbing behind :class:`skcxr.TransferClassifier`."""
 
+import os
+
 import numpy as np
 import torch
+from sklearn.metrics import f1_score, roc_auc_score
+from sklearn.preprocessing import label_binarize
 from skorch import NeuralNet, NeuralNetClassifier
-from skorch.callbacks import Callback, EarlyStopping, LRScheduler
+from skorch.callbacks import (
+    Callback,
+    Checkpoint,
+    EarlyStopping,
+    EpochScoring,
+    LoadInitState,
+    LRScheduler,
+)
+from skorch.callbacks.scoring import PassthroughScoring, ScoringBase
+from skorch.history import History
 from torch import nn
 
 from ..utils._split import holdout_split
@@ -16,6 +29,10 @@ __all__ = [
     "HoldoutSplit",
     "BackboneWarmup",
     "SmoothedBCEWithLogitsLoss",
+    "BestCheckpoint",
+    "ResumeFromCheckpoint",
+    "ValidationScore",
+    "parameter_table",
     "make_net",
     "fit_net",
     "pooled_features",
@@ -194,7 +211,10 @@ class AugmentBatches:
 
 class _PickleModuleOnce:
     """Pickles hold the module once (not as both ``module`` and ``module_``) and
-    load on any device."""
+    load on any device.
+
+    For a net pickled on its own: :class:`~skcxr.TransferClassifier` stores
+    its net as plain data instead (see :mod:`skcxr.nn._state`)."""
 
     def __getstate__(self):
         module = self.__dict__.get("module")
@@ -319,8 +339,154 @@ class BackboneWarmup(Callback):
         self._set(net, True)
 
 
+class BestCheckpoint(Checkpoint):
+    """skorch ``Checkpoint`` into ``dirname`` that puts the best saved weights
+    back into the net when training ends (keeping the whole history).
+
+    skorch's own ``load_best=True`` would also load the saved history, which
+    stops at the best epoch.
+    """
+
+    def on_train_end(self, net, **kwargs):
+        params = self.get_formatted_files(net)["f_params"]
+        if os.path.exists(params):
+            net.load_params(f_params=params)
+
+
+class ResumeFromCheckpoint(LoadInitState):
+    """skorch ``LoadInitState``: start from the checkpoint when its folder has one.
+
+    After loading the weights, optimizer state and history:
+
+    - the "best so far" scores of the scoring callbacks are recomputed from the
+      loaded history (skorch's default loss scorers, notified before this
+      callback, would otherwise take the first resumed epoch for the best one
+      and overwrite the best checkpoint);
+    - for an epoch-indexed LR schedule (anything but reduce-on-plateau), the
+      learning rates go back to the ones of the last saved epoch (its
+      ``event_lr``), since the schedule, rebuilt by skorch at the saved epoch,
+      takes that epoch's step again. Put this callback before the
+      ``LRScheduler`` one.
+    """
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        if not len(net.history):
+            return
+        self._rewind_lr(net)
+        for _, callback in net.callbacks_:
+            name = getattr(callback, "name_", getattr(callback, "name", None))
+            lower = getattr(callback, "lower_is_better", None)
+            if not isinstance(callback, (ScoringBase, PassthroughScoring)):
+                continue
+            if lower is None:
+                continue
+            try:
+                scores = [s for s in net.history[:, name] if np.isfinite(s)]
+            except (KeyError, TypeError):
+                continue
+            if scores:
+                callback.best_score_ = min(scores) if lower else max(scores)
+
+    @staticmethod
+    def _rewind_lr(net):
+        last_lr = net.history[-1].get("event_lr")
+        stepped = any(
+            isinstance(cb, LRScheduler)
+            and cb.policy_ is not torch.optim.lr_scheduler.ReduceLROnPlateau
+            for _, cb in net.callbacks_
+        )
+        groups = net.optimizer_.param_groups
+        if not stepped or last_lr is None or not groups[0]["lr"]:
+            return
+        factor = last_lr / groups[0]["lr"]
+        for group in groups:
+            group["lr"] *= factor
+
+
+def checkpoint_epochs(folder):
+    """How many epochs the checkpoint in ``folder`` has trained (0 if none)."""
+    path = os.path.join(os.fspath(folder), "history.json")
+    if not os.path.exists(path):
+        return 0
+    return len(History.from_file(path))
+
+
+class ValidationScore:
+    """Scoring function of an ``EpochScoring`` on the validation split.
+
+    ``metric="auc"``: ROC AUC, one-vs-rest and macro-averaged over the classes
+    (or labels) that have both positive and negative validation samples (NaN when
+    none has); for two classes, the AUC of the positive class. ``metric="f1"``:
+    macro F1 of the predicted classes (multi-label: of the labels predicted with
+    probability > 0.5).
+    """
+
+    def __init__(self, metric, n_classes, multilabel):
+        self.metric = metric
+        self.n_classes = n_classes
+        self.multilabel = multilabel
+
+    def __call__(self, net, X, y):
+        proba = np.asarray(net.predict_proba(X), dtype=np.float64)
+        y = np.asarray(_arrays(X)[1] if y is None else y)
+        if self.metric == "f1":
+            pred = (proba > 0.5) if self.multilabel else proba.argmax(axis=1)
+            return float(f1_score(y, pred, average="macro", zero_division=0))
+        if self.multilabel:
+            Y, P = y, proba
+        else:
+            Y = label_binarize(y, classes=np.arange(self.n_classes))
+            P = proba[:, 1:] if self.n_classes == 2 else proba
+        keep = (Y.min(axis=0) == 0) & (Y.max(axis=0) == 1)
+        if not keep.any():
+            return float("nan")
+        return float(roc_auc_score(Y[:, keep], P[:, keep], average="macro"))
+
+
+def parameter_table(module, blocks=()):
+    """Trainable and non-trainable parameter counts per top-level block of ``module``.
+
+    ``blocks`` are dotted names of submodules counted as rows of their own (e.g.
+    ``backbone.blocks``, prefixed ``"backbone."``); every other parameter is
+    counted in the row of its top-level child (``"backbone"`` holds the backbone
+    parameters outside ``blocks``, such as a stem). A parameter is trainable when
+    it has ``requires_grad``. Batch-norm running statistics are buffers, not
+    parameters, and are not counted. Rows with no parameter are left out.
+
+    Returns
+    -------
+    rows : list of dict
+        ``{"block", "trainable", "non_trainable"}`` in module order; a list
+        :class:`pandas.DataFrame` reads.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from skcxr.nn._transfer_net import parameter_table
+    >>> net = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
+    >>> net[0].requires_grad_(False)
+    Linear(in_features=2, out_features=3, bias=True)
+    >>> parameter_table(net)
+    [{'block': '0', 'trainable': 0, 'non_trainable': 9}, {'block': '1', 'trainable': 4, 'non_trainable': 0}]
+    """
+    blocks = sorted(blocks, key=len, reverse=True)  # the most specific first
+    rows = {}
+    for name, param in module.named_parameters():
+        block = next(
+            (b for b in blocks if name == b or name.startswith(b + ".")),
+            name.split(".", 1)[0],
+        )
+        row = rows.setdefault(
+            block, {"block": block, "trainable": 0, "non_trainable": 0}
+        )
+        row["trainable" if param.requires_grad else "non_trainable"] += param.numel()
+    return list(rows.values())
+
+
 _OPTIMIZERS = {
     "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
     "rmsprop": torch.optim.RMSprop,
     "sgd": torch.optim.SGD,
 }
@@ -339,12 +505,17 @@ def make_net(
     backbone_lr=1.0,
     lr_schedule,
     lr_gamma,
+    lr_step_size=10,
+    lr_patience=2,
+    min_lr=0.0,
+    weight_decay=0.0,
     max_epochs,
     warmup_epochs=0,
     warmup_params=(),
     batch_size,
     validation_fraction,
     early_stopping,
+    checkpoint=None,
     augment,
     seed,
     device,
@@ -357,30 +528,67 @@ def make_net(
     Multi-label: one sigmoid output per label and binary cross-entropy
     (``pos_weight`` per label). ``backbone_lr`` multiplies the learning rate of
     the parameters under ``backbone.``; ``warmup_params`` (parameter names)
-    stay frozen for the first ``warmup_epochs`` epochs.
+    stay frozen for the first ``warmup_epochs`` epochs. With a validation split,
+    ``valid_auc`` and ``valid_f1`` (:class:`ValidationScore`) are recorded every
+    epoch. ``checkpoint`` (a folder): the best model by the monitored loss is
+    saved there and training resumes from it (:class:`ResumeFromCheckpoint`);
+    see :func:`fit_net` for the number of epochs then trained.
     """
     split = HoldoutSplit(validation_fraction, seed) if validation_fraction else None
     monitor = "valid_loss" if split is not None else "train_loss"
     callbacks = []
+    if split is not None:
+        for metric in ("auc", "f1"):
+            callbacks.append(
+                (
+                    f"valid_{metric}",
+                    EpochScoring(
+                        ValidationScore(metric, n_classes, multilabel),
+                        lower_is_better=False,
+                        on_train=False,
+                        name=f"valid_{metric}",
+                    ),
+                )
+            )
+    saver = None
+    if checkpoint is not None:  # loads before the LR schedule reads the history
+        saver = BestCheckpoint(monitor=f"{monitor}_best", dirname=os.fspath(checkpoint))
+        callbacks.append(("resume", ResumeFromCheckpoint(saver)))
     if warmup_epochs and warmup_params:
         callbacks.append(
             ("warmup", BackboneWarmup(int(warmup_epochs), list(warmup_params)))
         )
     if lr_schedule == "exponential":
         callbacks.append(("lr_schedule", LRScheduler("ExponentialLR", gamma=lr_gamma)))
+    elif lr_schedule == "step":
+        callbacks.append(
+            (
+                "lr_schedule",
+                LRScheduler("StepLR", step_size=lr_step_size, gamma=lr_gamma),
+            )
+        )
     elif lr_schedule == "cosine":
         callbacks.append(
-            ("lr_schedule", LRScheduler("CosineAnnealingLR", T_max=max_epochs))
+            (
+                "lr_schedule",
+                LRScheduler("CosineAnnealingLR", T_max=max_epochs, eta_min=min_lr),
+            )
         )
     elif lr_schedule == "plateau":
         callbacks.append(
             (
                 "lr_schedule",
                 LRScheduler(
-                    "ReduceLROnPlateau", monitor=monitor, factor=lr_gamma, patience=2
+                    "ReduceLROnPlateau",
+                    monitor=monitor,
+                    factor=lr_gamma,
+                    patience=lr_patience,
+                    min_lr=min_lr,
                 ),
             )
         )
+    if saver is not None:  # saves once the epoch's history row is complete
+        callbacks.append(("checkpoint", saver))
     if early_stopping is not None:
         callbacks.append(
             (
@@ -388,7 +596,9 @@ def make_net(
                 EarlyStopping(monitor=monitor, patience=early_stopping, load_best=True),
             )
         )
-    kwargs = {"optimizer__momentum": 0.9} if optimizer == "sgd" else {}
+    kwargs = {"optimizer__weight_decay": weight_decay}
+    if optimizer == "sgd":
+        kwargs["optimizer__momentum"] = 0.9
     if backbone_lr != 1.0 and any(
         name.startswith("backbone.") for name, _ in module.named_parameters()
     ):
@@ -431,8 +641,16 @@ def make_net(
 
 
 def fit_net(net, X, y):
-    """``net.fit(X, y)``, then drop training-only state that need not be pickled."""
-    net.fit(X, y)
+    """``net.fit(X, y)``, then drop training-only state that need not be pickled.
+
+    With a checkpoint callback whose folder holds a checkpoint, only the epochs
+    left of ``net.max_epochs`` after the saved history are trained.
+    """
+    epochs = net.max_epochs
+    for _, callback in net.callbacks or ():
+        if isinstance(callback, BestCheckpoint):
+            epochs = max(epochs - checkpoint_epochs(callback.dirname), 0)
+    net.fit(X, y, epochs=epochs)
     for _, callback in net.callbacks_:
         if isinstance(callback, LRScheduler):
             callback.lr_scheduler_ = None
