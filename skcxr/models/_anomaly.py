@@ -22,6 +22,7 @@ data contract of the user guide.
 """
 
 import copy
+import functools
 import math
 import os
 from numbers import Integral, Real
@@ -39,7 +40,7 @@ from sklearn.base import (
 from sklearn.metrics import roc_curve
 from sklearn.model_selection import KFold
 from sklearn.utils._available_if import available_if
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import EarlyStopping
 from skorch.dataset import ValidSplit
@@ -47,7 +48,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..nn._autoencoder import AutoencoderNet, ConvAutoencoder, reset_parameters
+from ..nn._engines import check_engine, engine_runner, run_batched
 from ..nn._ssim import ssim_error, ssim_map
+from ..nn._streaming import as_files, load_images, stream_map
 from ..nn._torch_utils import resolve_device
 from ..preprocessing._otsu import otsu_thresholds
 from ..utils._random import seed_from
@@ -100,6 +103,13 @@ def _translations(reference, images):
     rows = np.where(rows > height // 2, rows - height, rows)
     cols = np.where(cols > width // 2, cols - width, cols)
     return np.stack([rows, cols], axis=1).astype(np.float64)
+
+
+def _all_channels(extractor):
+    """A copy of a PatchFeatures extractor that keeps all its channels."""
+    extractor = copy.deepcopy(extractor)
+    extractor.channels = None
+    return extractor
 
 
 def _is_autoencoder(estimator):
@@ -180,6 +190,15 @@ class ReconstructionAnomalyDetector(
     variational : bool, default=False
         ``"autoencoder"``: train a VAE (reparameterisation trick in training,
         the mean at inference).
+    encoder : str, torch.nn.Module or None, default=None
+        ``"autoencoder"``: None trains the convolutional encoder with the
+        decoder. A backbone (a registry name such as ``"efficientnet_b4"``,
+        ``"timm:<name>"`` or a network object, see
+        :func:`skcxr.nn.build_backbone`) is instead used as a frozen encoder,
+        built with ``weights``: the code (and :meth:`transform`) comes from
+        its globally averaged last feature map (autoencoder features of a
+        frozen EfficientNet-B4, say); only the bottleneck and the decoder are
+        trained.
     beta : float, default=1.0
         Weight of the VAE's KL term ``MSE + beta * KL / (H * W)``.
     error : {"mse", "ssim", "masked_mse"}, default="mse"
@@ -200,6 +219,19 @@ class ReconstructionAnomalyDetector(
         ``"autoencoder"`` training epochs.
     batch_size : int, default=32
         Images per batch, for training and inference.
+    loader : ImageLoader, Pipeline or None, default=None
+        How file paths given as ``X`` (or ``X_val``) are read (arrays are used
+        as they are): an :class:`~skcxr.ImageLoader`, or a
+        :class:`~sklearn.pipeline.Pipeline` whose first step is one, followed
+        by per-image transformers applied to every batch (e.g.
+        ``make_pipeline(ImageLoader(size=224), OtsuMasker())``). None reads
+        with ``ImageLoader(size=224)`` in ``fit`` and at the fitted size
+        afterwards. Files are decoded in the loader's ``n_jobs`` background
+        worker processes. ``fit`` loads the (healthy) training images into
+        memory, leaving out unreadable ones when the loader's ``on_error`` is
+        "skip" or "warn"; scoring, :meth:`anomaly_map`, :meth:`transform` and
+        :meth:`reconstruct` read one batch at a time and return one row per
+        path (an unreadable file raises).
     lr : float, default=1e-3
         ``"autoencoder"``: Adam learning rate.
     early_stopping : bool, default=False
@@ -210,6 +242,16 @@ class ReconstructionAnomalyDetector(
     n_iter_no_change : int, default=5
     device : str, default="auto"
         ``"auto"`` uses CUDA when present. Networks are pickled on the CPU.
+    engine : {"torch", "onnxruntime", "openvino"}, default="torch"
+        Runs the patch methods' feature extraction (in ``fit`` and when
+        scoring): torch, or ``feature_extractor_`` exported once to ONNX and
+        run on the CPU by ONNX Runtime (``pip install skcxr[onnx]``) or
+        OpenVINO (``pip install skcxr[openvino]``) in 32-bit floats, usually
+        faster than torch on a CPU (features equal to torch's within 1e-4
+        relative to their scale). The autoencoder always runs in torch. With
+        an engine, ``device`` must be ``"cpu"`` or ``"auto"`` (which then
+        means the CPU for the feature extraction). See
+        :ref:`inference_engines`.
     verbose : int, default=0
         Print skorch's epoch table when positive.
     random_state : int, RandomState instance or None, default=None
@@ -301,6 +343,7 @@ class ReconstructionAnomalyDetector(
         "depth": [Interval(Integral, 1, 6, closed="both")],
         "width": [Interval(Integral, 1, None, closed="left")],
         "variational": ["boolean"],
+        "encoder": [str, nn.Module, None],
         "beta": [Interval(Real, 0, None, closed="left")],
         "error": [StrOptions(set(_ERRORS))],
         "threshold": [
@@ -309,11 +352,13 @@ class ReconstructionAnomalyDetector(
         ],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "loader": [None, HasMethods(["transform"])],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
+        "engine": [StrOptions({"torch", "onnxruntime", "openvino"})],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
     }
@@ -338,16 +383,19 @@ class ReconstructionAnomalyDetector(
         depth=3,
         width=16,
         variational=False,
+        encoder=None,
         beta=1.0,
         error="mse",
         threshold="mean",
         max_epochs=20,
         batch_size=32,
+        loader=None,
         lr=1e-3,
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=5,
         device="auto",
+        engine="torch",
         verbose=0,
         random_state=None,
     ):
@@ -368,16 +416,19 @@ class ReconstructionAnomalyDetector(
         self.depth = depth
         self.width = width
         self.variational = variational
+        self.encoder = encoder
         self.beta = beta
         self.error = error
         self.threshold = threshold
         self.max_epochs = max_epochs
         self.batch_size = batch_size
+        self.loader = loader
         self.lr = lr
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.device = device
+        self.engine = engine
         self.verbose = verbose
         self.random_state = random_state
 
@@ -413,6 +464,9 @@ class ReconstructionAnomalyDetector(
                 "set: pass fit(X, X_val=..., y_val=...) (y_val: +1 healthy, "
                 "-1 abnormal), or use threshold='mean' or a contamination."
             )
+        files = as_files(self, X, reset=True)  # file paths: loaded in workers
+        if files is not None:
+            X = load_images(*files, batch_size=self.batch_size)[0]
         images, _ = validate_images(self, X, reset=True)
         rng = np.random.default_rng(seed_from(self.random_state))
         if self.method == "autoencoder":
@@ -423,6 +477,9 @@ class ReconstructionAnomalyDetector(
         self.decision_scores_ = -anomalies
 
         if X_val is not None:
+            val_files = as_files(self, X_val, reset=False)  # one row per y_val
+            if val_files is not None:
+                X_val = stream_map(np.asarray, *val_files, self.batch_size)
             val_images, _ = validate_images(self, X_val, reset=False)
             outlier = self._check_y_val(y_val, len(val_images))
             val_anomalies = self._anomalies(val_images)
@@ -496,6 +553,7 @@ class ReconstructionAnomalyDetector(
             )
         # Construction draws default inits from the global RNG: fork it so the
         # caller's state is untouched, then re-draw from our own generator.
+        encoder = self._autoencoder_encoder(self.weights, init_seed)
         with torch.random.fork_rng(devices=[]):
             module = ConvAutoencoder(
                 self.image_shape_,
@@ -503,6 +561,7 @@ class ReconstructionAnomalyDetector(
                 self.depth,
                 self.width,
                 self.variational,
+                encoder=encoder,
             )
         reset_parameters(module, torch.Generator().manual_seed(init_seed))
         module.generator = torch.Generator(device=device).manual_seed(noise_seed)
@@ -529,6 +588,23 @@ class ReconstructionAnomalyDetector(
         self.history_ = net.history
         self._n_features_out = self.latent_dim
         return self._errors(images, self.error)
+
+    def _autoencoder_encoder(self, weights, seed=0):
+        """The frozen backbone encoder of ``encoder`` (None: the trained one).
+
+        ``weights=None`` draws its random weights from ``seed`` (torch's global
+        generator is left as it was).
+        """
+        if self.encoder is None:
+            return None
+        from ..nn._backbones import build_backbone, check_backbone_name
+
+        check_backbone_name(self.encoder, "encoder")
+        if weights is None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(seed))
+                return build_backbone(self.encoder, weights=None).eval()
+        return build_backbone(self.encoder, weights=weights).eval()
 
     def _build_extractor(self, rng):
         from ..nn._backbones import build_backbone, check_backbone_name
@@ -616,6 +692,22 @@ class ReconstructionAnomalyDetector(
         return cached[1]
 
     def _patch_features(self, images):
+        if self.method != "autoencoder":
+            check_engine(self.engine, self.device)
+        if self.engine != "torch":
+            # exported once per fitted extractor and engine, without the channel
+            # subset (chosen after the training features): applied here
+            extractor = self.feature_extractor_
+            runner = engine_runner(
+                self,
+                extractor,
+                (1, *images.shape[1:]),
+                build=lambda: _all_channels(extractor),
+            )
+            features = torch.from_numpy(run_batched(runner, images, self.batch_size))
+            if extractor.channels is not None:
+                features = features.index_select(1, extractor.channels)
+            return features
         device = resolve_device(self.device)
         extractor = self._extractor_on(device)
         out = []
@@ -742,6 +834,9 @@ class ReconstructionAnomalyDetector(
         ndarray of shape (n_samples, H, W), float32
         """
         check_is_fitted(self)
+        files = as_files(self, X, reset=False)  # file paths: read batch by batch
+        if files is not None:
+            return stream_map(self.anomaly_map, *files, self.batch_size)
         images, _ = validate_images(self, X, reset=False)
         if self.method != "autoencoder":
             return self._patch_maps(images, own_coordinates=True)
@@ -784,6 +879,10 @@ class ReconstructionAnomalyDetector(
                 f"error={error!r} is a reconstruction error of method='autoencoder'; "
                 f"this detector uses method={self.method!r}: call with error=None."
             )
+        files = as_files(self, X, reset=False)  # file paths: read batch by batch
+        if files is not None:
+            score = functools.partial(self.reconstruction_error, error=error)
+            return stream_map(score, *files, self.batch_size)
         images, _ = validate_images(self, X, reset=False)
         if self.method == "autoencoder":
             return self._errors(images, self.error if error is None else error)
@@ -844,6 +943,9 @@ class ReconstructionAnomalyDetector(
         ndarray of shape (n_samples, n_features_out), dtype float32
         """
         check_is_fitted(self)
+        files = as_files(self, X, reset=False)  # file paths: read batch by batch
+        if files is not None:
+            return stream_map(self.transform, *files, self.batch_size)
         images, _ = validate_images(self, X, reset=False)
         if self.method != "autoencoder":
             prepared, _ = self._prepare(images)
@@ -867,6 +969,9 @@ class ReconstructionAnomalyDetector(
         ndarray, float32 in [0, 1], same layout as ``X``
         """
         check_is_fitted(self)
+        files = as_files(self, X, reset=False)  # file paths: read batch by batch
+        if files is not None:
+            return stream_map(self.reconstruct, *files, self.batch_size)
         images, layout = validate_images(self, X, reset=False)
         with torch.inference_mode():
             out = [
@@ -875,13 +980,109 @@ class ReconstructionAnomalyDetector(
         return restore_layout(np.concatenate(out), layout)
 
     # ------------------------------------------------------------------- pickling
+    # One path for pickle, copy.deepcopy and skcxr.utils.save_model: networks
+    # are stored as plain data (arrays), the patch model as arrays, the
+    # training history as numbers; all are rebuilt from the parameters when
+    # loaded, on the CPU. Cache attributes (_engine*, _device_*) are not kept.
     def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_device_extractor", None)  # a device copy is rebuilt on demand
-        module = state.get("module_")
-        if module is not None and next(module.parameters()).is_cuda:
-            state["module_"] = copy.deepcopy(module).to("cpu")
+        from ..nn._state import (
+            drop_caches,
+            frozen_parameters,
+            history_to_data,
+            module_to_arrays,
+            tensors_to_data,
+        )
+
+        state = drop_caches(super().__getstate__())
+        module = state.pop("module_", None)
+        if module is not None:
+            state["module_"] = {
+                "arrays": module_to_arrays(module),
+                "frozen": frozen_parameters(module),
+            }
+        history = state.pop("history_", None)
+        if history is not None:
+            state["history_"] = history_to_data(history)
+        extractor = state.pop("feature_extractor_", None)
+        if extractor is not None:
+            state["feature_extractor_"] = {
+                "arrays": module_to_arrays(extractor),
+                "blocks": list(extractor.blocks),
+                "input_size": int(extractor.input_size),
+                "neighbourhood": int(extractor.neighbourhood),
+            }
+        patch_model = state.pop("patch_model_", None)
+        if patch_model is not None:
+            state["patch_model_"] = tensors_to_data(patch_model)
         return state
+
+    def __setstate__(self, state):
+        from ..nn._state import data_to_history, data_to_tensors
+        from ._patch_models import GaussianPatchModel, PatchMemory
+
+        state = dict(state)
+        if not isinstance(state.get("module_", state.get("feature_extractor_")), dict):
+            super().__setstate__(state)  # an older version's pickle: torch objects
+            return
+        module = state.pop("module_", None)
+        history = state.pop("history_", None)
+        extractor = state.pop("feature_extractor_", None)
+        patch_model = state.pop("patch_model_", None)
+        super().__setstate__(state)
+        if module is not None:
+            self.module_ = self._rebuild_autoencoder(module)
+        if history is not None:
+            self.history_ = data_to_history(history)
+        if extractor is not None:
+            self.feature_extractor_ = self._rebuild_extractor(extractor)
+        if patch_model is not None:
+            cls = GaussianPatchModel if self.method == "padim" else PatchMemory
+            self.patch_model_ = data_to_tensors(cls, patch_model)
+
+    def _rebuild_autoencoder(self, data):
+        """The autoencoder of ``fit`` rebuilt from the parameters (a backbone
+        ``encoder`` with random weights: nothing is downloaded or read), with
+        the saved arrays, on the CPU in eval mode."""
+        from ..nn._state import arrays_to_module, rebuild_quietly
+
+        module = rebuild_quietly(
+            lambda: ConvAutoencoder(
+                self.image_shape_,
+                self.latent_dim,
+                self.depth,
+                self.width,
+                self.variational,
+                encoder=self._autoencoder_encoder(None),
+            )
+        )
+        arrays_to_module(
+            module, data["arrays"], frozen=data["frozen"], what="autoencoder"
+        )
+        return module.eval()
+
+    def _rebuild_extractor(self, data):
+        """The patch feature extractor of ``fit``: the backbone built with
+        random weights (nothing is downloaded or read), then the saved arrays."""
+        from ..nn._backbones import build_backbone
+        from ..nn._patch_features import PatchFeatures
+        from ..nn._state import arrays_to_module, rebuild_quietly
+
+        network = rebuild_quietly(lambda: build_backbone(self.backbone, weights=None))
+        arrays = data["arrays"]
+        extractor = PatchFeatures(
+            network,
+            data["blocks"],
+            data["input_size"],
+            data["neighbourhood"],
+            channels=arrays.get("channels"),
+        )
+        arrays_to_module(
+            extractor,
+            arrays,
+            frozen=[name for name, _ in extractor.named_parameters()],
+            what=f"patch feature extractor (backbone={self.backbone!r})",
+        )
+        return extractor.eval()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -22,13 +22,28 @@ from sklearn.utils.validation import (
 )
 
 from ..nn._backbones import build_backbone, check_backbone_name
+from ..nn._engines import (
+    Probabilities,
+    check_engine,
+    engine_pooled_features,
+    engine_runner,
+    run_batched,
+)
 from ..nn._networks import LearnableResizer
+from ..nn._streaming import (
+    as_files,
+    load_images,
+    stream_map,
+    streamed_pooled_features,
+    weights_key,
+)
 from ..nn._torch_utils import resolve_device, torch_generator
 from ..nn._transfer_net import (
     Head,
     TransferNet,
     fit_net,
     make_net,
+    parameter_table,
     pooled_features,
 )
 from ..utils._random import seed_from
@@ -61,15 +76,21 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    backbone : str, default="efficientnet_lite0"
-        A name of :data:`skcxr.nn._backbones.BACKBONES`: "vgg16", "vgg19",
+    backbone : str or torch.nn.Module, default="efficientnet_lite0"
+        A name from :func:`skcxr.nn.list_backbones`: "vgg16", "vgg19",
         "resnet50", "resnet101", "resnet152", "densenet121", "inception_v3",
         "efficientnet_b0" .. "efficientnet_b4", "efficientnet_lite0",
-        "small_cnn", "fused_cnn", "separable_cnn".
+        "small_cnn", "fused_cnn", "separable_cnn", any timm model as
+        ``"timm:<name>"``; or a network object such as
+        ``skcxr.nn.FusedCNN(levels=3)`` or a :class:`skcxr.nn.UserBackbone`
+        (deep-copied at fit: the given one is never trained).
     weights : "imagenet", str, os.PathLike or None, default="imagenet"
         Pretrained ImageNet weights (offline for "efficientnet_lite0"; the
         torchvision ones are downloaded once into the torch hub cache), None
-        for a random initialisation, or a path to a state dict.
+        for a random initialisation, a path to a state dict in the
+        torchvision, CheXNet or torchxrayvision layout, or
+        ``"xrv:<name>"`` for torchxrayvision's chest X-ray weights (see the
+        backbones page of the user guide).
     head_sizes : tuple of int, default=(128,)
         Widths of the dense ReLU layers between pooling and the output layer.
     dropout : float, default=0.2
@@ -85,8 +106,9 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     resizer : int or None, default=None
         Put a :class:`~skcxr.nn._networks.LearnableResizer` to this size in front
         of the backbone (always trained).
-    optimizer : {"adam", "rmsprop", "sgd"}, default="adam"
-        SGD uses momentum 0.9.
+    optimizer : {"adam", "adamw", "rmsprop", "sgd"}, default="adam"
+        SGD uses momentum 0.9. "adamw" is Adam with decoupled weight decay
+        (Loshchilov & Hutter 2019; see ``weight_decay``).
     lr : float, default=1e-3
         Learning rate of the head (and of the backbone, times ``backbone_lr``).
     backbone_lr : float, default=1.0
@@ -94,11 +116,29 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         optimizer parameter group): values below 1 change pretrained layers
         more gently than the new head (discriminative learning rates,
         Howard & Ruder 2018). No effect with ``trainable="head"``.
-    lr_schedule : {"exponential", "plateau", "cosine"} or None, default=None
-        Per-epoch exponential decay by ``lr_gamma``; reduce-on-plateau of the
-        validation loss (factor ``lr_gamma``, patience 2); cosine annealing
-        over ``max_epochs``.
+    lr_schedule : {"exponential", "step", "plateau", "cosine"} or None, default=None
+        Per-epoch exponential decay by ``lr_gamma``; step decay (times
+        ``lr_gamma`` every ``lr_step_size`` epochs, torch's ``StepLR``);
+        reduce-on-plateau of the validation loss (training loss without a
+        validation split; factor ``lr_gamma`` after ``lr_patience`` epochs
+        without improvement, down to ``min_lr``); cosine annealing over
+        ``max_epochs`` down to ``min_lr``. The learning rate of each epoch is
+        recorded in ``history_`` as ``event_lr``.
     lr_gamma : float, default=0.9
+        Decay factor of the "exponential", "step" and "plateau" schedules.
+    lr_step_size : int, default=10
+        Epochs between two decays of ``lr_schedule="step"``.
+    lr_patience : int, default=2
+        Epochs without improvement of the monitored loss before
+        ``lr_schedule="plateau"`` lowers the learning rate.
+    min_lr : float, default=0.0
+        Floor of the learning rate of the "plateau" and "cosine" schedules.
+    weight_decay : float, default=0.0
+        Weight decay of all trained parameters, applied by the optimizer
+        (``weight_decay=`` of the torch optimizer): an L2 penalty
+        ``weight_decay / 2 * ||w||^2`` added to the loss for "adam", "rmsprop"
+        and "sgd" (what Keras' ``l2(weight_decay / 2)`` regulariser adds,
+        here on every parameter), decoupled from the gradient step for "adamw".
     max_epochs : int, default=10
     warmup_epochs : int, default=0
         When backbone layers are trained (``trainable`` not "head" or 0), the
@@ -115,6 +155,20 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         represented on both sides; a random hold-out for multi-label ``y``.
     early_stopping : int or None, default=None
         Patience in epochs; the best epoch's weights are restored.
+    checkpoint : str, os.PathLike or None, default=None
+        A folder (created if missing) where skorch's ``Checkpoint`` saves the
+        best model so far (lowest validation loss, or training loss without a
+        validation split): ``params.pt``, ``optimizer.pt``, ``criterion.pt``
+        and ``history.json``. Nothing is written outside that folder. When the
+        folder already holds a checkpoint, ``fit`` resumes from it (skorch's
+        ``LoadInitState``): the saved weights, optimizer state and history are
+        loaded and only the ``max_epochs - len(history)`` remaining epochs are
+        trained; the LR schedule continues from the saved epoch. Use a new
+        folder (or empty it) to train from scratch; the checkpoint must come
+        from the same estimator settings and data, so do not share one folder
+        between the fits of a grid search. The fitted estimator ends
+        with the weights of the best checkpoint. With ``trainable="head"`` and
+        the feature cache, only the head is saved.
     class_weight : "balanced", dict or None, default=None
         Weights of the cross-entropy loss per class (single-label ``y``).
     pos_weight : "balanced", array-like of shape (n_labels,) or None, default=None
@@ -132,13 +186,40 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         Train-time augmentation of training batches only, drawn anew every
         epoch: True for the defaults of :func:`skcxr.preprocessing._augment.random_augment`
         (flip, rotation, scale, shift, brightness, contrast), or a dict of its
-        keyword arguments. Disables the feature cache.
+        keyword arguments, e.g. ``{"vflip": True}`` to add vertical flips or
+        ``{"policy": "one_of"}`` for one randomly chosen transform per image.
+        Disables the feature cache.
+    loader : ImageLoader, Pipeline or None, default=None
+        How file paths given as ``X`` are read (arrays are used as they are):
+        an :class:`~skcxr.ImageLoader`, or a
+        :class:`~sklearn.pipeline.Pipeline` whose first step is one, followed
+        by per-image transformers applied to every batch (e.g.
+        ``make_pipeline(ImageLoader(size=224), OtsuMasker())``). None reads
+        with ``ImageLoader(size=224)`` in ``fit`` and at the fitted size
+        afterwards. Files are decoded one batch at a time in the loader's
+        ``n_jobs`` background worker processes; with the frozen backbone only
+        its pooled features are kept (cached in ``memory``, keyed by the
+        files' paths, times and sizes and the loader), otherwise the
+        training images are loaded into memory. Unreadable files follow the
+        loader's ``on_error`` in ``fit`` ("skip" drops their ``y`` rows);
+        :meth:`predict` and :meth:`predict_proba` return one row per path or
+        raise.
     memory : str, joblib.Memory or None, default=None
         Cache of the frozen backbone's pooled features, keyed by backbone,
         weights and images, so that a grid search over head parameters reuses
         them.
     device : {"auto", "cpu", "cuda", "cuda:N", "mps"}, default="auto"
         "auto" uses CUDA when available.
+    engine : {"torch", "onnxruntime", "openvino"}, default="torch"
+        Runs the frozen backbone's feature extraction in ``fit`` (the feature
+        cache, for in-memory images) and :meth:`predict` /
+        :meth:`predict_proba`: torch, or the network exported once to ONNX and
+        run on the CPU by ONNX Runtime (``pip install skcxr[onnx]``) or
+        OpenVINO (``pip install skcxr[openvino]``) in 32-bit floats, usually
+        faster than torch on a CPU (outputs equal to torch's within 1e-4
+        relative to their scale). Training always runs in torch. With an
+        engine, ``device`` must be ``"cpu"`` or ``"auto"`` (which then means
+        the CPU for these steps). See :ref:`inference_engines`.
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation, the split, the shuffling, dropout and
         augmentation (reproducible on CPU); global random state is restored.
@@ -164,11 +245,25 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         (logits).
     history_ : skorch.callbacks.History
         Per-epoch ``train_loss``, ``valid_loss``, ``valid_acc`` (single-label
-        only), ``dur``.
+        only), ``valid_auc`` and ``valid_f1`` (ROC AUC and macro F1 on the
+        validation split: one-vs-rest macro AUC over the classes for more than
+        two classes, macro AUC over the labels for multi-label ``y``, over
+        those with both positive and negative validation samples, NaN if
+        none), ``event_lr`` (with ``lr_schedule``), ``event_cp`` (with
+        ``checkpoint``), ``dur``. Without a validation split
+        (``validation_fraction=0``) there is no ``valid_*`` column.
     used_feature_cache_ : bool
         Whether the head was trained on cached backbone features.
     n_trainable_blocks_ : int
         How many of ``module_.backbone.blocks`` were trained.
+    parameter_table_ : list of dict
+        One row per top-level block of ``module_``: ``"block"`` (``"resizer"``,
+        ``"backbone"`` for the backbone parameters outside its blocks, then
+        ``"backbone.<block>"`` for each of ``module_.backbone.blocks``, then
+        ``"head"``), ``"trainable"`` and ``"non_trainable"`` parameter counts as
+        set by ``trainable`` (Keras' ``model.summary()`` counts, without the
+        batch-norm running statistics, which are buffers);
+        ``pandas.DataFrame(clf.parameter_table_)`` shows it as a table.
     n_features_in_ : int
     image_shape_ : tuple of int
 
@@ -194,7 +289,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "backbone": [str],
+        "backbone": [str, torch.nn.Module],
         "weights": [StrOptions({"imagenet"}), str, os.PathLike, None],
         "head_sizes": ["array-like"],
         "dropout": [Interval(Real, 0, 1, closed="left")],
@@ -204,22 +299,32 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             Interval(Integral, 0, None, closed="left"),
         ],
         "resizer": [None, Interval(Integral, 4, None, closed="left")],
-        "optimizer": [StrOptions({"adam", "rmsprop", "sgd"})],
+        "optimizer": [StrOptions({"adam", "adamw", "rmsprop", "sgd"})],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "backbone_lr": [Interval(Real, 0, None, closed="left")],
-        "lr_schedule": [None, StrOptions({"exponential", "plateau", "cosine"})],
+        "lr_schedule": [
+            None,
+            StrOptions({"exponential", "step", "plateau", "cosine"}),
+        ],
         "lr_gamma": [Interval(Real, 0, 1, closed="right")],
+        "lr_step_size": [Interval(Integral, 1, None, closed="left")],
+        "lr_patience": [Interval(Integral, 0, None, closed="left")],
+        "min_lr": [Interval(Real, 0, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "warmup_epochs": [Interval(Integral, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "early_stopping": [None, Interval(Integral, 1, None, closed="left")],
+        "checkpoint": [None, str, os.PathLike],
         "class_weight": [None, StrOptions({"balanced"}), dict],
         "pos_weight": [None, StrOptions({"balanced"}), "array-like"],
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "augment": [None, "boolean", dict],
+        "loader": [None, HasMethods(["transform"])],
         "memory": [None, str, HasMethods(["cache"])],
         "device": [str],
+        "engine": [StrOptions({"torch", "onnxruntime", "openvino"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -239,17 +344,24 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         backbone_lr=1.0,
         lr_schedule=None,
         lr_gamma=0.9,
+        lr_step_size=10,
+        lr_patience=2,
+        min_lr=0.0,
+        weight_decay=0.0,
         max_epochs=10,
         warmup_epochs=0,
         batch_size=32,
         validation_fraction=0.1,
         early_stopping=None,
+        checkpoint=None,
         class_weight=None,
         pos_weight=None,
         label_smoothing=0.0,
         augment=None,
+        loader=None,
         memory=None,
         device="auto",
+        engine="torch",
         random_state=None,
         verbose=0,
     ):
@@ -265,17 +377,24 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.backbone_lr = backbone_lr
         self.lr_schedule = lr_schedule
         self.lr_gamma = lr_gamma
+        self.lr_step_size = lr_step_size
+        self.lr_patience = lr_patience
+        self.min_lr = min_lr
+        self.weight_decay = weight_decay
         self.max_epochs = max_epochs
         self.warmup_epochs = warmup_epochs
         self.batch_size = batch_size
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
+        self.checkpoint = checkpoint
         self.class_weight = class_weight
         self.pos_weight = pos_weight
         self.label_smoothing = label_smoothing
         self.augment = augment
+        self.loader = loader
         self.memory = memory
         self.device = device
+        self.engine = engine
         self.random_state = random_state
         self.verbose = verbose
 
@@ -298,6 +417,11 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         ):
             raise ValueError(
                 f"head_sizes must be a sequence of positive ints; got {sizes!r}."
+            )
+        if self.lr_schedule in ("plateau", "cosine") and self.min_lr >= self.lr:
+            raise ValueError(
+                f"min_lr={self.min_lr} must be below lr={self.lr}: it is the floor "
+                f"the {self.lr_schedule!r} schedule lowers the learning rate to."
             )
         if self.warmup_epochs and self.warmup_epochs >= self.max_epochs:
             raise ValueError(
@@ -389,7 +513,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, H, W), (n_samples, 1, H, W) or (n_samples, H*W)
-            Gray images in [0, 1].
+            Gray images in [0, 1], or a 1-D list of image file paths (read
+            through ``loader``).
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels, or a multi-label indicator matrix (one 0/1 column per
             finding).
@@ -399,12 +524,17 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self
         """
         y_enc = self._check_targets(y)
-        images, _ = validate_images(self, X, reset=True)
-        check_consistent_length(images, y_enc)
+        files = as_files(self, X, reset=True)  # file paths: (reader, paths)
+        if files is None:
+            images, _ = validate_images(self, X, reset=True)
+        check_consistent_length(images if files is None else files[1], y_enc)
         head_sizes = self._check_params()
         seed = seed_from(self.random_state)
         device = resolve_device(self.device)
         cache = self._use_cache()
+        if files is not None and not cache:  # trained through the backbone
+            images, rows = load_images(*files, batch_size=max(self.batch_size, 64))
+            y_enc = y_enc[rows]
 
         with torch.random.fork_rng(devices=_cuda_devices(device)):
             torch.manual_seed(seed)
@@ -419,9 +549,14 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             warmup = []
             if cache:
                 try:
-                    inputs = self._cached_features(backbone, images, device, seed)
+                    if files is None:
+                        inputs = self._cached_features(backbone, images, device, seed)
+                    else:
+                        inputs, y_enc = self._streamed_features(
+                            backbone, files, device, seed, y_enc
+                        )
                 except RuntimeError as exc:
-                    self._check_image_size(backbone, images.shape[1:], exc)
+                    self._check_image_size(backbone, self.image_shape_, exc)
                     raise
                 module = head
             else:
@@ -443,12 +578,17 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 backbone_lr=self.backbone_lr,
                 lr_schedule=self.lr_schedule,
                 lr_gamma=self.lr_gamma,
+                lr_step_size=self.lr_step_size,
+                lr_patience=self.lr_patience,
+                min_lr=self.min_lr,
+                weight_decay=self.weight_decay,
                 max_epochs=self.max_epochs,
                 warmup_epochs=self.warmup_epochs,
                 warmup_params=warmup,
                 batch_size=self.batch_size,
                 validation_fraction=self.validation_fraction,
                 early_stopping=self.early_stopping,
+                checkpoint=self.checkpoint,
                 augment=None if cache else self.augment,
                 seed=seed,
                 device=device,
@@ -458,7 +598,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             try:
                 fit_net(net, inputs, y_enc)
             except RuntimeError as exc:
-                self._check_image_size(backbone, images.shape[1:], exc)
+                self._check_image_size(backbone, self.image_shape_, exc)
                 raise
         if cache:  # the trained head goes back onto its backbone
             net.module_ = full.to(net.device)
@@ -467,6 +607,9 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.net_ = net
         self.used_feature_cache_ = cache
         self.n_trainable_blocks_ = n_blocks
+        self.parameter_table_ = parameter_table(
+            net.module_, [f"backbone.{b}".rstrip(".") for b in backbone.blocks]
+        )
         return self
 
     def _check_image_size(self, backbone, image_shape, exc):
@@ -562,6 +705,19 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         else:
             stat = os.stat(weights)
             key = (os.path.abspath(os.fspath(weights)), stat.st_mtime_ns, stat.st_size)
+        check_engine(self.engine, self.device)
+        if self.engine != "torch":  # keyed by engine: outputs differ by ~1e-6
+            compute = check_memory(self.memory).cache(
+                engine_pooled_features, ignore=["backbone", "batch_size"]
+            )
+            features = compute(
+                backbone,
+                (self.backbone, *key),
+                images,
+                engine=self.engine,
+                batch_size=max(self.batch_size, 64),
+            )
+            return features[self.pooling]
         compute = check_memory(self.memory).cache(
             pooled_features, ignore=["backbone", "device", "batch_size"]
         )
@@ -573,6 +729,18 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             batch_size=max(self.batch_size, 64),
         )
         return features[self.pooling]
+
+    def _streamed_features(self, backbone, files, device, seed, y_enc):
+        """Pooled features of image files (cached) and the targets of those read."""
+        features, rows = streamed_pooled_features(
+            backbone,
+            weights_key(self.backbone, self.weights, seed),
+            *files,
+            device=device,
+            batch_size=max(self.batch_size, 64),
+            memory=self.memory,
+        )
+        return features[self.pooling], y_enc[rows]
 
     # -------------------------------------------------------------- predict
     def _images(self, X):
@@ -586,7 +754,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, H, W), (n_samples, 1, H, W) or (n_samples, H*W)
-            Images of the size seen in ``fit``.
+            Images of the size seen in ``fit``, or a 1-D list of image file
+            paths (read through ``loader``, batch by batch).
 
         Returns
         -------
@@ -598,8 +767,24 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             them (not a list of per-label arrays as
             :class:`~sklearn.multioutput.MultiOutputClassifier`).
         """
+        files = as_files(self, X, reset=False)  # file paths: read batch by batch
+        if files is not None:
+            return stream_map(self.predict_proba, *files, self.batch_size)
         images = self._images(X)
-        proba = self.net_.predict_proba(images).astype(np.float64)
+        check_engine(self.engine, self.device)
+        if self.engine != "torch":  # exported once per fitted module_ and engine
+            module = self.net_.module_
+            runner = engine_runner(
+                self,
+                module,
+                (1, *self.image_shape_),
+                key=(self.multilabel_,),
+                build=lambda: Probabilities(module, multilabel=self.multilabel_),
+            )
+            proba = run_batched(runner, images[:, 0], self.batch_size)
+        else:
+            proba = self.net_.predict_proba(images)
+        proba = proba.astype(np.float64)
         if self.multilabel_:
             return proba
         return proba / proba.sum(axis=1, keepdims=True)
@@ -610,7 +795,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, H, W), (n_samples, 1, H, W) or (n_samples, H*W)
-            Images of the size seen in ``fit``.
+            Images of the size seen in ``fit``, or a 1-D list of image file
+            paths (read through ``loader``, batch by batch).
 
         Returns
         -------
@@ -640,6 +826,125 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         tags.non_deterministic = False
         tags.classifier_tags.multi_label = True
         return tags
+
+    # ------------------------------------------------------------ pickling
+    # One path for pickle, copy.deepcopy and skcxr.utils.save_model: the fitted
+    # net is stored as plain data (the network's arrays, the frozen parameter
+    # names, the loss weights and the history) and rebuilt from the parameters
+    # when loaded; cache attributes (_engine*, _device_*) are not kept.
+    def __getstate__(self):
+        from ..nn._state import (
+            drop_caches,
+            frozen_parameters,
+            history_to_data,
+            module_to_arrays,
+        )
+
+        state = drop_caches(super().__getstate__())
+        net = state.pop("net_", None)
+        if net is not None:
+            weights = {}
+            for name in ("criterion__weight", "criterion__pos_weight"):
+                value = getattr(net, name, None)
+                if value is not None:
+                    weights[name] = np.asarray(torch.as_tensor(value).cpu())
+            state["net_"] = {
+                "module": module_to_arrays(net.module_),
+                "frozen": frozen_parameters(net.module_),
+                "loss_weights": weights,
+                "history": history_to_data(net.history),
+                "device": str(net.device),
+            }
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        net = state.pop("net_", None)
+        super().__setstate__(state)
+        if net is not None:  # a pickle of an older version holds the net itself
+            self.net_ = self._rebuild_net(net) if isinstance(net, dict) else net
+
+    def _rebuild_net(self, data):
+        """The skorch net of ``fit``, rebuilt from the parameters and ``data``.
+
+        The network is built with random weights (nothing is downloaded or
+        read), the saved arrays are loaded into it, and the net comes from
+        the same factory as in ``fit`` (:func:`~skcxr.nn._transfer_net.make_net`),
+        initialised, on the device it was on (the CPU, with a warning, when
+        this machine lacks it). The
+        optimizer state (e.g. Adam's moments) is not saved: training the
+        loaded net further starts with a fresh optimizer.
+        """
+        import inspect
+        import warnings
+
+        from ..nn._state import (
+            arrays_to_module,
+            available_device,
+            data_to_history,
+            rebuild_quietly,
+        )
+
+        def build():
+            backbone = build_backbone(self.backbone, weights=None)
+            resizer = None if self.resizer is None else LearnableResizer(self.resizer)
+            sizes = tuple(int(s) for s in self.head_sizes)
+            head = Head(backbone.out_channels, sizes, self.dropout, len(self.classes_))
+            return TransferNet(backbone, head, pooling=self.pooling, resizer=resizer)
+
+        full = arrays_to_module(
+            rebuild_quietly(build),
+            data["module"],
+            frozen=data["frozen"],
+            what=f"TransferClassifier network (backbone={self.backbone!r})",
+        )
+        full = full.to(memory_format=torch.channels_last)  # once, after loading
+        saved = data.get("device", resolve_device(self.device))
+        device = available_device(saved)
+        if device != saved:
+            from skorch.exceptions import DeviceWarning
+
+            warnings.warn(
+                f"The model was on device {saved!r}, which this machine "
+                "does not have; it is loaded on the CPU.",
+                DeviceWarning,
+                stacklevel=2,
+            )
+        weights = {k: torch.as_tensor(v) for k, v in data["loss_weights"].items()}
+        seed = seed_from(self.random_state)
+        # every make_net option that is an estimator parameter, as fit passes it
+        params = self.get_params(deep=False)
+        options = {
+            name: params[name]
+            for name in inspect.signature(make_net).parameters
+            if name in params
+        }
+        options.update(
+            n_classes=len(self.classes_),
+            multilabel=self.multilabel_,
+            class_weight=weights.get("criterion__weight"),
+            pos_weight=weights.get("criterion__pos_weight"),
+            warmup_params=(
+                []
+                if self.used_feature_cache_
+                else [
+                    name
+                    for name, p in full.named_parameters()
+                    if name.startswith("backbone.") and p.requires_grad
+                ]
+            ),
+            augment=None if self.used_feature_cache_ else self.augment,
+            # loading never touches the file system (skorch's Checkpoint would
+            # create its folder); further training does not resume from it
+            checkpoint=None,
+            seed=seed,
+            device=device,
+            generator=torch_generator(seed),
+        )
+        net = make_net(full, **options).initialize()
+        net.history = data_to_history(data["history"])
+        net.module_.eval()
+        return net
 
 
 def _runs_on(backbone, image_shape):
