@@ -78,6 +78,14 @@ def _classification_section(report, result):
         )
         + f"; kept: {result['best']}."
     )
+    report.table(
+        _parameter_rows(result["parameters"]),
+        caption="Parameters per network (trainable as set by its trainable option)",
+    )
+    report.table(
+        result["parameters"][result["best"]],
+        caption=f"Parameters per block of the kept network ({result['best']})",
+    )
     frozen, tuned = (
         next(r["macro F1"] for r in result["rows"] if r["model"].startswith(kind))
         for kind in ("frozen", "fine-tuned")
@@ -98,6 +106,25 @@ def _classification_section(report, result):
         ax.set_title(name)
     fig.tight_layout()
     report.figure(fig, "Training curves (skorch history)")
+
+
+def _parameter_rows(tables):
+    """One row per network: its trainable and frozen parameter counts."""
+    rows = []
+    for name, table in tables.items():
+        trainable = sum(row["trainable"] for row in table)
+        frozen = sum(row["non_trainable"] for row in table)
+        rows.append(
+            {
+                "model": name,
+                "trainable params": trainable,
+                "non-trainable params": frozen,
+                "total": trainable + frozen,
+                "blocks trained": sum(row["trainable"] > 0 for row in table),
+                "blocks": len(table),
+            }
+        )
+    return rows
 
 
 def _multilabel_section(report, result):

@@ -15,10 +15,10 @@ import os
 import time
 from dataclasses import dataclass
 
-import joblib
 import numpy as np
 from sklearn.pipeline import Pipeline
 
+from ..utils._model_io import save_model
 from . import _tasks as tasks
 from ._data import load_study_data
 from ._render import render_report
@@ -162,7 +162,9 @@ def run_study(
 
     Writes ``report.html``, ``metrics.csv`` (every metric with its 95% CI
     bounds), ``splits.csv`` (path, patient, label and split of every image),
-    ``settings.toml`` and ``models/*.joblib`` (each a pipeline from image files).
+    ``settings.toml`` and ``models/*.skops`` (each a pipeline from image files,
+    in the safe format of :func:`skcxr.utils.save_model`, which ``skcxr
+    predict``, ``explain`` and ``serve`` load without running code from it).
 
     Parameters
     ----------
@@ -194,7 +196,7 @@ def run_study(
         settings, data=data, layout=layout, random_state=random_state, log=log
     )
     for name, model in results.path_models().items():
-        joblib.dump(model, os.path.join(out_dir, "models", f"{name}.joblib"))
+        save_model(model, os.path.join(out_dir, "models", f"{name}.skops"))
     results.data.write_splits_csv(os.path.join(out_dir, "splits.csv"))
     with open(os.path.join(out_dir, "settings.toml"), "w", encoding="utf-8") as f:
         f.write(settings.to_toml())

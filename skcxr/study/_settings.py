@@ -41,6 +41,7 @@ class StudySettings:
     anomaly_epochs: int = 30
     batch_size: int = 32
     device: str = "auto"
+    engine: str = "torch"
     max_images: int = 0
     test_fraction: float = 0.2
     validation_fraction: float = 0.2

@@ -66,6 +66,7 @@ def classifier_configs(settings, random_state):
             backbone=backbone,
             weights="imagenet",
             trainable="head",
+            engine=settings.engine,
             head_sizes=(64,),
             max_epochs=settings.head_epochs,
             lr=3e-3,
@@ -133,6 +134,7 @@ def classification_task(study, task, to_labels, configs, settings, random_state)
         rows=rows,
         models=models,
         histories=histories,
+        parameters={name: model.parameter_table_ for name, model in models.items()},
         fit_seconds=fit_seconds,
         validation_macro_f1=validation,
         best=best,
@@ -179,7 +181,10 @@ def embedding_task(study, tasks, settings, random_state):
     X_train, y_train, _ = study.subset("train")
     X_test, y_test, groups = study.subset("test")
     embedder = CNNEmbedder(
-        backbone=settings.backbone, weights="imagenet", device=settings.device
+        backbone=settings.backbone,
+        weights="imagenet",
+        device=settings.device,
+        engine=settings.engine,
     ).fit(X_train)
     train_codes = embedder.transform(X_train)
     rows, models = [], {}
@@ -232,7 +237,10 @@ def anomaly_task(study, settings, random_state):
     common = dict(groups=groups, settings=settings, random_state=random_state)
     detectors = {
         "PaDiM patch Gaussians (default)": ReconstructionAnomalyDetector(
-            threshold=0.05, device=settings.device, random_state=random_state
+            threshold=0.05,
+            device=settings.device,
+            engine=settings.engine,
+            random_state=random_state,
         ),
         "autoencoder, lung-masked error": ReconstructionAnomalyDetector(
             method="autoencoder",
@@ -256,7 +264,10 @@ def anomaly_task(study, settings, random_state):
         rows.append(row)
     # the baselines a user would write in three lines of scikit-learn
     embedder = CNNEmbedder(
-        backbone=settings.backbone, weights="imagenet", device=settings.device
+        backbone=settings.backbone,
+        weights="imagenet",
+        device=settings.device,
+        engine=settings.engine,
     ).fit(healthy)
     healthy_codes, test_codes = embedder.transform(healthy), embedder.transform(X_test)
     baselines = {
