@@ -83,6 +83,13 @@ def _parser():
         help="study a stratified, patient-grouped subsample of about this many "
         "images (a first run on a large folder)",
     )
+    study.add_argument(
+        "--streaming",
+        choices=("auto", "always", "never"),
+        help="read --data images from the files batch by batch instead of loading "
+        "them all (auto, the default: when their float32 array would exceed 25%% "
+        "of the available memory)",
+    )
 
     predict = commands.add_parser(
         "predict",
@@ -338,6 +345,7 @@ def _study_settings(args):
         "device": args.device,
         "engine": args.engine,
         "max_images": args.max_images,
+        "streaming": args.streaming,
         **{
             name: epochs
             for name in (

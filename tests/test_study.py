@@ -149,3 +149,31 @@ def test_real_data_has_no_lesions_to_score():
     study.lesion_masks = None
     X_test, y_test, _ = study.subset("test")
     assert _explanation_scores(study, None, X_test, y_test, y_test, None) is None
+
+
+@pytest.mark.parametrize("streaming", ["always", "never"])
+def test_a_folder_is_streamed_from_its_files_when_asked(tmp_path, streaming):
+    from skcxr.datasets import make_chest_xrays, write_chest_xrays
+
+    X, y = make_chest_xrays(40, size=32, random_state=0)
+    write_chest_xrays(tmp_path, X, y, random_state=0)
+    settings = StudySettings.quick().updated(
+        {"size": 32, "streaming": streaming}, source="test"
+    )
+    said = []
+    data = load_study_data(settings, data=tmp_path, random_state=0, log=said.append)
+    X_train, y_train, _ = data.subset("train")
+    if streaming == "always":
+        # the models get the file paths and read them through the study's loader
+        assert X_train.dtype.kind == "U" and data.loader is not None
+        assert any("streaming from files" in line for line in said)
+        images = data.pixels(X_train[:3])
+        assert images.shape == (3, 32, 32) and images.dtype == np.float32
+    else:
+        assert data.loader is None and not said
+        np.testing.assert_array_equal(data.pixels(X_train[:3]), X_train[:3])
+
+
+def test_streaming_setting_is_checked():
+    with pytest.raises(ValueError, match="streaming"):
+        StudySettings().updated({"streaming": "sometimes"}, source="test")

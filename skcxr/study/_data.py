@@ -45,6 +45,11 @@ class StudyData:
     multilabel: np.ndarray = None
     finding_names: list = field(default_factory=list)
     lesion_masks: np.ndarray = None
+    loader: object = None  # an ImageLoader when X holds file paths (streaming)
+
+    def pixels(self, X):
+        """Images of ``X``: ``X`` itself, or the files read when streaming."""
+        return X if self.loader is None else self.loader.transform(X)
 
     def part(self, name):
         """Boolean mask of the images in split ``name``."""
@@ -129,7 +134,9 @@ def _subsample(y, patients, max_images, random_state):
     return np.sort(keep)
 
 
-def load_study_data(settings, *, data=None, layout="kermany", random_state=0):
+def load_study_data(
+    settings, *, data=None, layout="kermany", random_state=0, log=print
+):
     """Load the synthetic default or a real folder and split it by patient.
 
     Parameters
@@ -140,6 +147,8 @@ def load_study_data(settings, *, data=None, layout="kermany", random_state=0):
         per synthetic patient.
     layout : {"kermany", "chestxray14"}, default="kermany"
     random_state : int, default=0
+    log : callable, default=print
+        Told whether the images are loaded or streamed from the files.
 
     Returns
     -------
@@ -211,7 +220,23 @@ def load_study_data(settings, *, data=None, layout="kermany", random_state=0):
     if official_test is not None and not official_test.any():
         official_test = None  # a folder without its official test images
     split = _assign_splits(y, patients, official_test, settings, random_state)
-    X = ImageLoader(size=settings.size, n_jobs=-1).fit_transform(paths)
+    from ..nn._streaming import should_stream
+
+    loader = ImageLoader(size=settings.size, n_jobs=-1)
+    stream, array, available = should_stream(
+        len(paths), settings.size, mode=settings.streaming
+    )
+    if stream:
+        X = np.asarray(paths)  # the models read the files through `loader`
+        free = "unknown" if available is None else f"{available / 2**30:.1f} GiB"
+        log(
+            f"streaming from files (streaming={settings.streaming!r}): {len(y)} "
+            f"images at {settings.size} px would take {array / 2**30:.1f} GiB as "
+            f"float32 ({free} available); batches are decoded in "
+            "worker processes"
+        )
+    else:
+        X, loader = loader.fit_transform(paths), None
     test_rule = "official test split" if official_test is not None else "no official"
     source = (
         f"{layout} folder {os.fspath(data)!r}: {len(y)} images of "
@@ -229,4 +254,5 @@ def load_study_data(settings, *, data=None, layout="kermany", random_state=0):
         healthy,
         multilabel,
         finding_names,
+        loader=loader,
     )

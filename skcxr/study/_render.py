@@ -50,9 +50,9 @@ def _data_section(report, results):
     index = np.concatenate(
         [np.flatnonzero(y_train == c)[:4] for c in np.unique(y_train)]
     )
-    display = ImageGridDisplay(X_train[index], titles=list(y_train[index])).plot(
-        ncols=4
-    )
+    display = ImageGridDisplay(
+        data.pixels(X_train[index]), titles=list(y_train[index])
+    ).plot(ncols=4)
     report.figure(display.figure_, "Training images, four per class")
     report.table(results.settings.as_rows(), caption="Settings of this run")
 
@@ -318,6 +318,8 @@ def render_report(results, path):
     _ensemble_section(report, results.ensemble)
     _explanation_section(report, results.explanation)
     X_test, _, _ = results.data.subset("test")
-    _error_overlap_section(report, results.error_overlap, X_test)
+    # example images need pixels; when streaming, the counts table alone
+    streamed = results.data.loader is not None
+    _error_overlap_section(report, results.error_overlap, None if streamed else X_test)
     report.write(path)
     return path

@@ -89,7 +89,7 @@ def compute_study(settings, *, data=None, layout="kermany", random_state=0, log=
     step = _progress(log)
     step("loading data")
     study = load_study_data(
-        settings, data=data, layout=layout, random_state=random_state
+        settings, data=data, layout=layout, random_state=random_state, log=step
     )
     step(f"data: {study.source}")
     estimate = tasks.estimate_run_time(study, settings)
@@ -109,7 +109,7 @@ def compute_study(settings, *, data=None, layout="kermany", random_state=0, log=
             study,
             task,
             to_labels,
-            tasks.classifier_configs(settings, random_state),
+            tasks.classifier_configs(settings, random_state, loader=study.loader),
             settings,
             random_state,
         )

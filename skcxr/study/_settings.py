@@ -43,6 +43,9 @@ class StudySettings:
     device: str = "auto"
     engine: str = "torch"
     max_images: int = 0
+    # "auto": read a --data folder batch by batch from the files when its float32
+    # images would exceed 25% of the available memory; "always" / "never"
+    streaming: str = "auto"
     test_fraction: float = 0.2
     validation_fraction: float = 0.2
     n_resamples: int = 1000
@@ -98,6 +101,11 @@ class StudySettings:
                     f"{value!r}."
                 )
             changes[name] = value
+        if changes.get("streaming", "auto") not in ("auto", "always", "never"):
+            raise ValueError(
+                f"{source}: setting 'streaming' must be 'auto', 'always' or "
+                f"'never', got {changes['streaming']!r}."
+            )
         return dataclasses.replace(self, **changes)
 
     @classmethod

@@ -47,7 +47,7 @@ def binary_labels(y, healthy):
     return np.where(y == healthy, healthy, positive)
 
 
-def classifier_configs(settings, random_state):
+def classifier_configs(settings, random_state, loader=None):
     """Three ways to train a CNN: frozen pretrained backbone, fine-tuned
     backbone and a small CNN from scratch (cosine learning-rate schedule and
     label smoothing, which ended the epoch-to-epoch swings of its validation
@@ -59,6 +59,7 @@ def classifier_configs(settings, random_state):
         validation_fraction=0.15,
         batch_size=settings.batch_size,
         device=settings.device,
+        loader=loader,
     )
     backbone = settings.backbone
     return {
@@ -159,6 +160,7 @@ def multilabel_task(study, settings, random_state):
         pos_weight="balanced",
         batch_size=settings.batch_size,
         device=settings.device,
+        loader=study.loader,
         random_state=random_state,
     ).fit(X_train, Y_train)
     rows = evaluate_multilabel(
@@ -185,6 +187,7 @@ def embedding_task(study, tasks, settings, random_state):
         weights="imagenet",
         device=settings.device,
         engine=settings.engine,
+        loader=study.loader,
     ).fit(X_train)
     train_codes = embedder.transform(X_train)
     rows, models = [], {}
@@ -240,6 +243,7 @@ def anomaly_task(study, settings, random_state):
             threshold=0.05,
             device=settings.device,
             engine=settings.engine,
+            loader=study.loader,
             random_state=random_state,
         ),
         "autoencoder, lung-masked error": ReconstructionAnomalyDetector(
@@ -248,6 +252,7 @@ def anomaly_task(study, settings, random_state):
             threshold=0.05,
             max_epochs=settings.anomaly_epochs,
             device=settings.device,
+            loader=study.loader,
             random_state=random_state,
         ),
     }
@@ -268,6 +273,7 @@ def anomaly_task(study, settings, random_state):
         weights="imagenet",
         device=settings.device,
         engine=settings.engine,
+        loader=study.loader,
     ).fit(healthy)
     healthy_codes, test_codes = embedder.transform(healthy), embedder.transform(X_test)
     baselines = {
@@ -298,7 +304,7 @@ def anomaly_task(study, settings, random_state):
             low = amap.min(axis=(1, 2), keepdims=True)
             span = np.maximum(amap.max(axis=(1, 2), keepdims=True) - low, 1e-12)
             maps[label] = dict(
-                images=X_test[index],
+                images=study.pixels(X_test[index]),
                 maps=(amap - low) / span,
                 titles=[f"true {t}" for t in y_test[index]],
             )
@@ -381,9 +387,10 @@ def explanation_task(study, name, model, settings):
     for label, picked in (("correct", pred == y_test), ("wrong", pred != y_test)):
         index = np.flatnonzero(picked)[: settings.n_explained]
         if index.size:
+            images = study.pixels(X_test[index])
             heatmaps[label] = dict(
-                images=X_test[index],
-                maps=grad_cam(model, X_test[index]),
+                images=images,
+                maps=grad_cam(model, images),
                 titles=[
                     f"true {t} / pred {p}" for t, p in zip(y_test[index], pred[index])
                 ],
@@ -391,8 +398,9 @@ def explanation_task(study, name, model, settings):
     index = np.flatnonzero(y_test != study.healthy)[: 4 * settings.n_explained]
     regions = []
     if index.size:
-        attribution = region_attribution(model, X_test[index], regions="halves")
-        silhouette = silhouette_side(X_test[index])
+        images = study.pixels(X_test[index])
+        attribution = region_attribution(model, images, regions="halves")
+        silhouette = silhouette_side(images)
         regions = [
             {
                 "image": int(i),
@@ -423,10 +431,10 @@ def _explanation_scores(study, model, X_test, y_test, pred, settings):
     if not index.size:
         return None
     # a quarter of a 4 x 4 Grad-CAM cell, the coarsest map compared
-    tolerance = max(2, X_test.shape[-1] // 16)
+    tolerance = max(2, settings.size // 16)
     result = evaluate_explanations(
         model,
-        X_test[index],
+        study.pixels(X_test[index]),
         masks[index],
         tolerance=tolerance,
         method_params={"smoothgrad": {"n_samples": 10}},
@@ -447,7 +455,7 @@ def estimate_run_time(study, settings):
     from ..models import CNNEmbedder
 
     X_train, _, _ = study.subset("train")
-    sample = X_train[: min(16, len(X_train))]
+    sample = study.pixels(X_train[: min(16, len(X_train))])
     embedder = CNNEmbedder(
         backbone=settings.backbone, weights="imagenet", device=settings.device
     ).fit(sample)
