@@ -133,9 +133,9 @@ def pooled_features(backbone, key, images, *, device, batch_size):
     out = {"avg": [], "max": []}
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
-            x = torch.from_numpy(
-                np.ascontiguousarray(images[start : start + batch_size])
-            )
+            # a writable contiguous batch: read-only memmaps are copied per batch
+            batch = images[start : start + batch_size]
+            x = torch.from_numpy(np.require(batch, requirements=("C", "W")))
             x = x[:, None].to(device).contiguous(memory_format=torch.channels_last)
             fmap = backbone(x)
             for pooling in out:
