@@ -1,6 +1,7 @@
 """The torch modules and the skorch plumbing behind :class:`skcxr.TransferClassifier`."""
 
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -152,7 +153,11 @@ def _arrays(dataset):
     X, y = dataset.X, dataset.y
     if indices is not None:
         X, y = X[indices], (None if y is None else y[indices])
-    X = torch.as_tensor(np.ascontiguousarray(X))
+    with warnings.catch_warnings():
+        # a read-only input (e.g. a memmap) is shared, not copied: batches are
+        # only ever read from it
+        warnings.filterwarnings("ignore", message="The given NumPy array is not")
+        X = torch.as_tensor(np.ascontiguousarray(X))
     y = None if y is None else torch.as_tensor(np.asarray(y))
     return X, y
 
