@@ -246,12 +246,17 @@ def _read_error(loader, path):
 
 def _output_columns(model):
     """Column names and a function images -> rows of the CSV for any saved model."""
+    from .models import GAWeightedVoter, TransferClassifier
+
     estimator = model[-1]
     if hasattr(estimator, "score_samples") and not hasattr(estimator, "classes_"):
         # an outlier detector: +1 inlier (healthy-looking), -1 outlier
         def rows(images):
-            labels = estimator.predict(images)
             scores = estimator.score_samples(images)
+            if hasattr(estimator, "offset_"):  # predict()'s rule, scoring once
+                labels = np.where(scores - estimator.offset_ < 0, -1, 1)
+            else:
+                labels = estimator.predict(images)
             return [
                 ["normal" if label == 1 else "anomalous", f"{score:.6f}"]
                 for label, score in zip(labels, scores)
@@ -261,11 +266,18 @@ def _output_columns(model):
     classes = np.asarray(estimator.classes_)
     proba_columns = [f"p({c})" for c in classes]
 
+    # skcxr's classifiers predict from their probabilities: derive the labels
+    # from them instead of running the network a second time
+    from_proba = isinstance(estimator, (TransferClassifier, GAWeightedVoter))
+
     def rows(images):
         proba = estimator.predict_proba(images)
-        pred = estimator.predict(images)
-        if np.ndim(pred) == 2:  # multi-label: every finding above 0.5
-            pred = ["|".join(str(c) for c in classes[row == 1]) for row in pred]
+        if getattr(estimator, "multilabel_", False):  # every finding above 0.5
+            pred = ["|".join(str(c) for c in classes[row > 0.5]) for row in proba]
+        elif from_proba:
+            pred = classes[np.argmax(proba, axis=1)]
+        else:
+            pred = estimator.predict(images)
         return [[p, *(f"{v:.6f}" for v in probs)] for p, probs in zip(pred, proba)]
 
     return ["prediction", *proba_columns], rows
