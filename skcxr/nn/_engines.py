@@ -14,13 +14,14 @@ changed ``engine``) never reuses a stale one.
 
 import copy
 import io
-import os
 import threading
 import warnings
 
 import numpy as np
 import torch
 from torch import nn
+
+from ..utils._parallel import available_cpus
 
 __all__ = [
     "ENGINES",
@@ -31,7 +32,6 @@ __all__ = [
     "engine_pooled_features",
     "engine_runner",
     "export_onnx",
-    "n_cpu_threads",
     "run_batched",
     "set_engine",
 ]
@@ -43,21 +43,6 @@ _PACKAGES = {
     "onnxruntime": ("onnxruntime", "onnx"),
     "openvino": ("openvino", "openvino"),
 }
-
-
-def n_cpu_threads():
-    """Number of CPUs this process may run on (its affinity mask).
-
-    Examples
-    --------
-    >>> from skcxr.nn._engines import n_cpu_threads
-    >>> n_cpu_threads() >= 1
-    True
-    """
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
 
 
 def _import(engine):
@@ -257,7 +242,7 @@ class EngineRunner:
         self.engine = engine
         self.precision = precision
         self.input_shape = tuple(int(s) for s in input_shape)
-        self.n_threads = n_cpu_threads() if n_threads is None else int(n_threads)
+        self.n_threads = available_cpus() if n_threads is None else int(n_threads)
         onnx_bytes = export_onnx(module, self.input_shape)
         if engine == "onnxruntime":
             options = package.SessionOptions()
