@@ -305,6 +305,33 @@ def layer_gradients(estimator, images, *, target, layer, batch_size, device):
                 captured.clear()
 
 
+def class_activation_maps(
+    estimator, X, channel_weights, *, target, layer, batch_size, device
+):
+    """Class activation maps of ``X``, ``(n, H, W)`` float32 in [0, 1]: the
+    ReLU of the layer's activations summed over channels with the weights
+    ``channel_weights(acts, grads)`` (``(b, C, 1, 1)``) gives, upsampled to
+    the image size and divided by each map's maximum."""
+    import torch.nn.functional as F
+
+    images = check_model_images(estimator, X)
+    n, height, width = images.shape
+    out = np.empty((n, height, width), dtype=np.float32)
+    batches = layer_gradients(
+        estimator,
+        images,
+        target=target,
+        layer=layer,
+        batch_size=batch_size,
+        device=device,
+    )
+    for start, acts, grads in batches:
+        weights = channel_weights(acts, grads)
+        cam = F.relu((weights * acts).sum(1, keepdim=True))
+        out[start : start + len(acts)] = upsample_maps(cam, (height, width))
+    return out
+
+
 def upsample_maps(cam, size):
     """Bilinear upsampling of ``(b, 1, h, w)`` maps to ``size``, clipped at 0 and
     divided by each map's maximum: a float32 array ``(b, H, W)`` in [0, 1]."""

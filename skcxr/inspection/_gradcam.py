@@ -31,19 +31,17 @@ Reference: Selvaraju et al. 2017, "Grad-CAM: Visual Explanations from Deep
 Networks via Gradient-based Localization", ICCV.
 """
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.utils._param_validation import validate_params
 
-from ._common import (
-    POSITIVE_INT,
-    check_model_images,
-    layer_gradients,
-    upsample_maps,
-)
+from ._common import POSITIVE_INT, class_activation_maps
 
 __all__ = ["grad_cam"]
+
+
+def _mean_gradient_weights(acts, grads):
+    """Channel weights of Grad-CAM: the spatial mean of the gradients."""
+    return grads.mean(dim=(2, 3), keepdim=True)
 
 
 @validate_params(
@@ -105,19 +103,12 @@ def grad_cam(estimator, X, *, target=None, layer=None, batch_size=32, device=Non
     >>> heatmaps.shape, bool(heatmaps.min() >= 0), bool(heatmaps.max() <= 1)
     ((3, 16, 16), True, True)
     """
-    images = check_model_images(estimator, X)
-    n, height, width = images.shape
-    out = np.empty((n, height, width), dtype=np.float32)
-    batches = layer_gradients(
+    return class_activation_maps(
         estimator,
-        images,
+        X,
+        _mean_gradient_weights,
         target=target,
         layer=layer,
         batch_size=batch_size,
         device=device,
     )
-    for start, acts, grads in batches:
-        weights = grads.mean(dim=(2, 3), keepdim=True)
-        cam = F.relu((weights * acts).sum(1, keepdim=True))
-        out[start : start + len(acts)] = upsample_maps(cam, (height, width))
-    return out

@@ -30,17 +30,11 @@ Reference: Chattopadhay et al. 2018, "Grad-CAM++: Generalized Gradient-Based
 Visual Explanations for Deep Convolutional Networks", WACV.
 """
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.utils._param_validation import validate_params
 
-from ._common import (
-    POSITIVE_INT,
-    check_model_images,
-    layer_gradients,
-    upsample_maps,
-)
+from ._common import POSITIVE_INT, class_activation_maps
 
 __all__ = ["grad_cam_plus_plus"]
 
@@ -122,19 +116,12 @@ def grad_cam_plus_plus(
     >>> heatmaps.shape, bool(heatmaps.min() >= 0), bool(heatmaps.max() <= 1)
     ((3, 16, 16), True, True)
     """
-    images = check_model_images(estimator, X)
-    n, height, width = images.shape
-    out = np.empty((n, height, width), dtype=np.float32)
-    batches = layer_gradients(
+    return class_activation_maps(
         estimator,
-        images,
+        X,
+        _plus_plus_weights,
         target=target,
         layer=layer,
         batch_size=batch_size,
         device=device,
     )
-    for start, acts, grads in batches:
-        weights = _plus_plus_weights(acts, grads)
-        cam = F.relu((weights * acts).sum(1, keepdim=True))
-        out[start : start + len(acts)] = upsample_maps(cam, (height, width))
-    return out
