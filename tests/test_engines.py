@@ -335,3 +335,162 @@ def test_set_engine_reaches_every_step_that_has_it(images):
     assert set_engine(KNeighborsClassifier(), "onnxruntime") == []
     with pytest.raises(ValueError, match="engine must be one of"):
         set_engine(model, "tensorrt")
+
+
+# ----------------------------------------------------------- reduced precision
+def _correlation(a, b):
+    return float(np.corrcoef(np.ravel(a), np.ravel(b))[0, 1])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_int8_embeddings_are_quantised_yet_close_to_fp32(engine, images):
+    _needs(engine)
+    _needs("onnxruntime")  # the quantisation tool
+    params = dict(backbone="small_cnn", weights=None, device="cpu", random_state=0)
+    expected = CNNEmbedder(**params).fit(images).transform(images)
+    embedder = CNNEmbedder(engine=engine, precision="int8", **params).fit(images)
+    got = embedder.transform(images)
+    assert got.shape == expected.shape and got.dtype == np.float32
+    error = np.abs(got - expected).max() / np.abs(expected).max()
+    assert 1e-4 < error < 0.2  # really 8-bit, and still the same embedding
+    assert _correlation(got, expected) > 0.99
+    # the engine runs the network it was fitted with, at each precision
+    fp32 = embedder.set_params(precision="fp32").transform(images)
+    _assert_close(fp32, expected)
+    np.testing.assert_array_equal(
+        embedder.set_params(precision="int8").transform(images), got
+    )
+
+
+@pytest.mark.parametrize(
+    "engine, operator", [("onnxruntime", "QLinearConv"), ("openvino", "QuantizeLinear")]
+)
+def test_int8_graph_holds_quantised_operators(engine, operator):
+    _needs("onnxruntime")
+    import onnx
+
+    from skcxr.nn._engines import export_onnx, quantize_int8
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU()).eval()
+    calibration = np.random.default_rng(0).random((4, 1, 8, 8), np.float32)
+    fp32 = onnx.load_from_string(export_onnx(net, (1, 8, 8)))
+    int8 = onnx.load_from_string(
+        quantize_int8(fp32.SerializeToString(), calibration, engine)
+    )
+    assert operator not in {node.op_type for node in fp32.graph.node}
+    assert operator in {node.op_type for node in int8.graph.node}
+
+
+def test_int8_calibration_images_are_drawn_from_training_data_and_kept(tmp_path):
+    _needs("onnxruntime")
+    from skcxr.nn._engines import N_CALIBRATION_IMAGES
+
+    X = np.random.default_rng(1).random((N_CALIBRATION_IMAGES + 8, 32, 32), np.float32)
+    params = dict(backbone="small_cnn", weights=None, device="cpu")
+    embedder = CNNEmbedder(
+        engine="onnxruntime", precision="int8", random_state=0, **params
+    ).fit(X)
+    kept = embedder.calibration_images_
+    assert kept.shape == (N_CALIBRATION_IMAGES, 32, 32)
+    rows = [int(np.flatnonzero((X == image).all(axis=(1, 2)))[0]) for image in kept]
+    assert rows == sorted(rows) and len(set(rows)) == len(rows)
+    again = clone(embedder).fit(X)
+    np.testing.assert_array_equal(again.calibration_images_, kept)  # random_state
+    restored = pickle.loads(pickle.dumps(embedder))
+    np.testing.assert_array_equal(restored.calibration_images_, kept)
+    np.testing.assert_array_equal(restored.transform(X), embedder.transform(X))
+    assert CNNEmbedder(**params).fit(X).calibration_images_ is None  # fp32: none
+
+
+def test_int8_calibration_reads_only_the_drawn_files(tmp_path):
+    _needs("onnxruntime")
+    from skcxr.datasets import write_chest_xrays
+    from skcxr.nn._engines import N_CALIBRATION_IMAGES, calibration_rows
+
+    X, y = make_chest_xrays(N_CALIBRATION_IMAGES + 4, size=32, random_state=0)
+    paths = list(write_chest_xrays(tmp_path, X, y, fmt="png", random_state=0))
+    loader = ImageLoader(size=32)
+    embedder = CNNEmbedder(
+        backbone="small_cnn",
+        weights=None,
+        device="cpu",
+        engine="onnxruntime",
+        precision="int8",
+        loader=loader,
+        random_state=0,
+    ).fit(paths)
+    rows = calibration_rows(len(paths), 0)
+    assert len(rows) == N_CALIBRATION_IMAGES < len(paths)
+    np.testing.assert_allclose(
+        embedder.calibration_images_, loader.transform(paths)[rows], atol=1e-6
+    )
+
+
+def test_int8_after_an_fp32_fit_asks_for_a_refit(images):
+    _needs("onnxruntime")
+    embedder = CNNEmbedder(
+        backbone="small_cnn", weights=None, device="cpu", random_state=0
+    ).fit(images)
+    embedder.set_params(engine="onnxruntime", precision="int8")
+    with pytest.raises(ValueError, match="fit it again with precision='int8'"):
+        embedder.transform(images)
+    embedder.set_params(engine="torch", precision="fp32")
+    with pytest.raises(ValueError, match="fit it again with precision='int8'"):
+        set_engine(Pipeline([("embed", embedder)]), "onnxruntime", precision="int8")
+    assert embedder.get_params()["precision"] == "fp32"  # nothing half-set
+
+
+@pytest.mark.parametrize("estimator", [CNNEmbedder, TransferClassifier])
+def test_reduced_precision_needs_an_engine(estimator, labelled):
+    X, y = labelled
+    model = estimator(backbone="small_cnn", weights=None, precision="int8")
+    with pytest.raises(ValueError, match="run by an inference engine"):
+        model.fit(X, y)
+    with pytest.raises(ValueError, match="precision"):
+        estimator(precision="fp16").fit(X, y)
+
+
+def test_bf16_runs_only_on_openvino_with_cpu_support(images):
+    _needs("openvino")
+    import openvino
+
+    params = dict(backbone="small_cnn", weights=None, device="cpu", random_state=0)
+    with pytest.raises(ValueError, match="bf16.*OpenVINO"):
+        CNNEmbedder(engine="onnxruntime", precision="bf16", **params).fit(images)
+    capabilities = openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    bf16 = CNNEmbedder(engine="openvino", precision="bf16", **params)
+    if "BF16" not in capabilities:
+        with pytest.raises(ValueError, match="bfloat16 instructions"):
+            bf16.fit(images)
+        return
+    expected = CNNEmbedder(**params).fit(images).transform(images)
+    _assert_close(bf16.fit(images).transform(images), expected, rtol=5e-2)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_int8_classifier_and_detector_follow_their_fp32_selves(engine, labelled):
+    _needs(engine)
+    _needs("onnxruntime")
+    from scipy.stats import spearmanr
+
+    X, y = labelled
+    params = dict(
+        backbone="small_cnn", weights=None, device="cpu", max_epochs=3, random_state=0
+    )
+    reference = TransferClassifier(**params).fit(X, y)
+    quantised = TransferClassifier(engine=engine, precision="int8", **params).fit(X, y)
+    proba = quantised.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    expected = reference.predict_proba(X)
+    assert np.abs(proba - expected).max() < 0.1
+    assert np.mean(proba.argmax(1) == expected.argmax(1)) >= 0.9
+
+    healthy = X[:12]
+    detector = dict(
+        method="padim", backbone="small_cnn", weights=None, device="cpu", n_features=20
+    )
+    fp32 = ReconstructionAnomalyDetector(random_state=0, **detector).fit(healthy)
+    int8 = ReconstructionAnomalyDetector(
+        random_state=0, engine=engine, precision="int8", **detector
+    ).fit(healthy)
+    assert spearmanr(int8.score_samples(X), fp32.score_samples(X))[0] > 0.9
