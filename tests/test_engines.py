@@ -33,6 +33,12 @@ def _needs(engine):
     pytest.importorskip("onnx")
 
 
+def _needs_int8(engine):
+    _needs(engine)
+    if engine == "openvino":
+        pytest.importorskip("nncf")
+
+
 def _assert_close(got, expected, rtol=1e-4):
     """Equal within ``rtol`` relative to the output's scale (its largest value)."""
     scale = float(np.abs(expected).max())
@@ -344,8 +350,7 @@ def _correlation(a, b):
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_int8_embeddings_are_quantised_yet_close_to_fp32(engine, images):
-    _needs(engine)
-    _needs("onnxruntime")  # the quantisation tool
+    _needs_int8(engine)
     params = dict(backbone="small_cnn", weights=None, device="cpu", random_state=0)
     expected = CNNEmbedder(**params).fit(images).transform(images)
     embedder = CNNEmbedder(engine=engine, precision="int8", **params).fit(images)
@@ -362,23 +367,27 @@ def test_int8_embeddings_are_quantised_yet_close_to_fp32(engine, images):
     )
 
 
-@pytest.mark.parametrize(
-    "engine, operator", [("onnxruntime", "QLinearConv"), ("openvino", "QuantizeLinear")]
-)
-def test_int8_graph_holds_quantised_operators(engine, operator):
-    _needs("onnxruntime")
-    import onnx
+def _operators(model):
+    if isinstance(model, bytes):
+        import onnx
 
+        return {node.op_type for node in onnx.load_from_string(model).graph.node}
+    return {op.get_type_name() for op in model.get_ordered_ops()}
+
+
+@pytest.mark.parametrize(
+    "engine, operator", [("onnxruntime", "QLinearConv"), ("openvino", "FakeQuantize")]
+)
+def test_int8_graph_holds_quantised_operators(engine, operator, capsys):
+    _needs_int8(engine)
     from skcxr.nn._engines import export_onnx, quantize_int8
 
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU()).eval()
     calibration = np.random.default_rng(0).random((4, 1, 8, 8), np.float32)
-    fp32 = onnx.load_from_string(export_onnx(net, (1, 8, 8)))
-    int8 = onnx.load_from_string(
-        quantize_int8(fp32.SerializeToString(), calibration, engine)
-    )
-    assert operator not in {node.op_type for node in fp32.graph.node}
-    assert operator in {node.op_type for node in int8.graph.node}
+    fp32 = export_onnx(net, (1, 8, 8))
+    assert operator not in _operators(fp32)
+    assert operator in _operators(quantize_int8(fp32, calibration, engine))
+    assert capsys.readouterr().out == ""  # no progress bar of the tool
 
 
 def test_int8_calibration_images_are_drawn_from_training_data_and_kept(tmp_path):
@@ -469,8 +478,7 @@ def test_bf16_runs_only_on_openvino_with_cpu_support(images):
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_int8_classifier_and_detector_follow_their_fp32_selves(engine, labelled):
-    _needs(engine)
-    _needs("onnxruntime")
+    _needs_int8(engine)
     from scipy.stats import spearmanr
 
     X, y = labelled
@@ -494,3 +502,36 @@ def test_int8_classifier_and_detector_follow_their_fp32_selves(engine, labelled)
         random_state=0, engine=engine, precision="int8", **detector
     ).fit(healthy)
     assert spearmanr(int8.score_samples(X), fp32.score_samples(X))[0] > 0.9
+
+
+def test_cli_precision_reaches_the_study_and_asks_for_what_it_needs(
+    saved_model, tmp_path, capsys
+):
+    from skcxr._cli import _parser, _study_settings
+    from skcxr.study import run_study
+    from skcxr.study._settings import StudySettings
+
+    argv = ["study", "--quick", "--engine", "openvino", "--precision", "int8"]
+    settings = _study_settings(_parser().parse_args(argv))
+    assert (settings.engine, settings.precision) == ("openvino", "int8")
+    # a precision without an engine fails before any work or file
+    out = tmp_path / "report"
+    with pytest.raises(ValueError, match="run by an inference engine"):
+        run_study(
+            str(out),
+            settings=StudySettings.quick().updated(
+                {"precision": "int8"}, source="test"
+            ),
+        )
+    assert not out.exists()
+    with pytest.raises(ValueError, match="setting 'precision'"):
+        StudySettings().updated({"precision": "fp16"}, source="test")
+
+    paths = list(load_sample_images()[0][:1])
+    model = str(saved_model)
+    assert main(["predict", model, *paths, "--precision", "int8"]) == 2
+    assert "give both" in capsys.readouterr().err
+    _needs("onnxruntime")  # a model fitted in fp32 has no calibration images
+    argv = ["predict", model, *paths, "--engine", "onnxruntime", "--precision", "int8"]
+    assert main(argv) == 2
+    assert "fit it again with precision='int8'" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.pipeline import Pipeline
 
+from ..nn._engines import check_engine
 from ..utils._model_io import save_model
 from . import _tasks as tasks
 from ._data import load_study_data
@@ -191,6 +192,8 @@ def run_study(
         settings = StudySettings.quick() if quick else StudySettings()
         if data is not None:
             settings = settings.for_real_data()
+    # an engine, device and precision that cannot run together fail before any work
+    check_engine(settings.engine, settings.device, settings.precision)
     os.makedirs(os.path.join(out_dir, "models"), exist_ok=True)
     results = compute_study(
         settings, data=data, layout=layout, random_state=random_state, log=log

@@ -42,6 +42,9 @@ class StudySettings:
     batch_size: int = 32
     device: str = "auto"
     engine: str = "torch"
+    # "fp32"; "int8" / "bf16" with an engine (int8 quantisation is calibrated on
+    # training images: the report then shows what it costs)
+    precision: str = "fp32"
     max_images: int = 0
     # "auto": read a --data folder batch by batch from the files when its float32
     # images would exceed 25% of the available memory; "always" / "never"
@@ -101,6 +104,11 @@ class StudySettings:
                     f"{value!r}."
                 )
             changes[name] = value
+        if changes.get("precision", "fp32") not in ("fp32", "bf16", "int8"):
+            raise ValueError(
+                f"{source}: setting 'precision' must be 'fp32', 'bf16' or 'int8', "
+                f"got {changes['precision']!r}."
+            )
         if changes.get("streaming", "auto") not in ("auto", "always", "never"):
             raise ValueError(
                 f"{source}: setting 'streaming' must be 'auto', 'always' or "

@@ -68,6 +68,7 @@ def classifier_configs(settings, random_state, loader=None):
             weights="imagenet",
             trainable="head",
             engine=settings.engine,
+            precision=settings.precision,
             head_sizes=(64,),
             max_epochs=settings.head_epochs,
             lr=3e-3,
@@ -187,6 +188,7 @@ def embedding_task(study, tasks, settings, random_state):
         weights="imagenet",
         device=settings.device,
         engine=settings.engine,
+        precision=settings.precision,
         loader=study.loader,
     ).fit(X_train)
     train_codes = embedder.transform(X_train)
@@ -243,6 +245,7 @@ def anomaly_task(study, settings, random_state):
             threshold=0.05,
             device=settings.device,
             engine=settings.engine,
+            precision=settings.precision,
             loader=study.loader,
             random_state=random_state,
         ),
@@ -273,6 +276,7 @@ def anomaly_task(study, settings, random_state):
         weights="imagenet",
         device=settings.device,
         engine=settings.engine,
+        precision=settings.precision,
         loader=study.loader,
     ).fit(healthy)
     healthy_codes, test_codes = embedder.transform(healthy), embedder.transform(X_test)
