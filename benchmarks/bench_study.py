@@ -30,7 +30,11 @@ The ratios mean something only on an otherwise idle machine: the load average
 is printed before and after. Engines whose packages are missing are skipped.
 Nothing is written outside the temporary folders (the studies run in them).
 
-Run: ``python benchmarks/bench_study.py [--repeats 3]`` (the default study takes
+``--int8`` adds OpenVINO with ``--precision int8``: its metrics are expected
+to change, so they are listed per model (accuracy and ROC AUC against torch's)
+instead of being held to ``--atol``.
+
+Run: ``python benchmarks/bench_study.py [--repeats 3] [--int8]`` (the default study takes
 about 4-5 minutes per run on 2 cores); ``--quick`` passes ``--quick`` to the
 study (about a minute per run).
 """
@@ -150,6 +154,22 @@ def _compare(metrics, reference):
     return largest, where, problems
 
 
+def _print_changes(engine, metrics, reference):
+    """Accuracy and ROC AUC of every model against torch's (reduced precision)."""
+    print(f"\n{engine} against torch (first round), per model:")
+    print(f"{'task / model':<48}{'accuracy':>18}{'ROC AUC':>18}")
+    for key in [key for key in reference if key in metrics]:
+        cells = []
+        for column in ("accuracy", "ROC AUC"):
+            a, b = _number(metrics[key].get(column) or ""), _number(
+                reference[key].get(column) or ""
+            )
+            cells.append(
+                f"{b:>7.3f} -> {a:.3f}" if a is not None and b is not None else "-"
+            )
+        print(f"{' / '.join(key):<48}" + "".join(f"{c:>18}" for c in cells))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1, help="rounds (default 1)")
@@ -161,6 +181,12 @@ def main():
         help="the study's --device (default: cpu, where the engines run)",
     )
     parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="also run openvino with --precision int8 (needs nncf): its metric "
+        "changes are reported, not held to --atol",
+    )
+    parser.add_argument(
         "--atol",
         type=float,
         default=1e-6,
@@ -170,6 +196,8 @@ def main():
 
     engines = [e for e in ENGINES if _available(e)]
     skipped = sorted(set(ENGINES) - set(engines))
+    if args.int8 and "openvino" in engines and importlib.util.find_spec("nncf"):
+        engines.append("openvino+int8")  # engine+precision
     command = [*_cli_command(), "study", "--random-state", str(args.random_state)]
     command += ["--device", args.device] + (["--quick"] if args.quick else [])
     shown = " ".join(os.path.basename(c) for c in command)
@@ -190,9 +218,11 @@ def main():
             shift = round_ % len(engines)
             for engine in engines[shift:] + engines[:shift]:
                 out_dir = os.path.join(tmp, f"{engine}-{round_}")
-                seconds, cpu_seconds, timings = _run_study(
-                    [*command, "--engine", engine], out_dir
+                name, _, precision = engine.partition("+")
+                flags = ["--engine", name] + (
+                    ["--precision", precision] * bool(precision)
                 )
+                seconds, cpu_seconds, timings = _run_study([*command, *flags], out_dir)
                 wall[engine].append(seconds)
                 cpu[engine].append(cpu_seconds)
                 steps[engine].append(timings)
@@ -221,7 +251,7 @@ def main():
         if compared:
             diff, where, _ = max(compared, key=lambda c: c[0])
             problems = [p for c in compared for p in c[2]]
-            if problems or diff > args.atol:
+            if problems or (diff > args.atol and "+" not in engine):
                 failed.append(engine)
             diff_text = f"{diff:>14.1e}" if not problems else f"{'differ':>14}"
             where = "; ".join(problems[:3]) if problems else where
@@ -236,6 +266,9 @@ def main():
             "wall s per round: "
             + "; ".join(f"{e} {' '.join(f'{t:.1f}' for t in wall[e])}" for e in engines)
         )
+
+    for engine in [e for e in engines if "+" in e]:
+        _print_changes(engine, metrics[engine][0], metrics["torch"][0])
 
     names = list(dict.fromkeys(n for e in engines for t in steps[e] for n in t))
     print(f"\nper step, s (median of {args.repeats}; from the progress lines):")
