@@ -20,7 +20,12 @@ weights), batch size and thread count:
   ``INFERENCE_NUM_THREADS``), one call per batch;
 * ``CNNEmbedder onnxruntime`` / ``CNNEmbedder openvino``: ``transform`` with
   ``engine="onnxruntime"`` / ``"openvino"`` (FP32; the export happens at ``fit``,
-  outside the timings, like the hand-written engines' export).
+  outside the timings, like the hand-written engines' export);
+* ``... int8`` (and ``... bf16`` on CPUs with bfloat16 instructions): the same
+  with ``precision="int8"``, calibrated on 32 of the images, by hand (the
+  quantised graph in a plain loop) and through ``CNNEmbedder``; their
+  deviation from FP32 is reported, not checked (``bench_precision.py`` measures
+  what it costs in accuracy on held-out images).
 
 The engines are skipped when their packages are missing (``--no-engines`` skips
 them anyway). OpenVINO's reduced precision (bf16) needs a CPU with AVX512-BF16
@@ -130,7 +135,8 @@ def _worker(args):
     for name, run in configs.items():  # warm up, and check they agree
         got = run()
         deviation[name] = float(np.abs(got - reference).max()) / scale
-        np.testing.assert_allclose(got, reference, rtol=1e-3, atol=1e-3 * scale)
+        if " int8" not in name and " bf16" not in name:  # reduced: only reported
+            np.testing.assert_allclose(got, reference, rtol=1e-3, atol=1e-3 * scale)
     times = {name: [] for name in configs}
     cpu = {name: [] for name in configs}
     faults = {name: [] for name in configs}
@@ -242,6 +248,81 @@ def _engine_configs(args, network, images, embedder):
         fitted = clone(embedder).set_params(engine=engine)
         fitted.fit(images[:1])  # exports the network once
         configs[f"CNNEmbedder {engine}"] = lambda e=fitted: e.transform(images)
+    configs.update(_reduced_precision_configs(args, available, onnx_bytes, images))
+    for engine, precision in _reduced_precisions(available):
+        fitted = clone(embedder).set_params(engine=engine, precision=precision)
+        fitted.fit(images).transform(images[:1])  # calibrates and compiles once
+        configs[f"CNNEmbedder {engine} {precision}"] = lambda e=fitted: e.transform(
+            images
+        )
+    return configs
+
+
+def _reduced_precisions(available):
+    """(engine, precision) pairs this machine can run besides FP32."""
+    import importlib.util
+
+    pairs = []
+    if "onnxruntime" in available:
+        pairs.append(("onnxruntime", "int8"))
+    if "openvino" in available:
+        import openvino as ov
+
+        if importlib.util.find_spec("nncf"):
+            pairs.append(("openvino", "int8"))
+        if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            pairs.append(("openvino", "bf16"))
+    return pairs
+
+
+def _reduced_precision_configs(args, available, onnx_bytes, images):
+    """INT8 (and bf16) graphs run by hand: each engine's quantised model (from
+    skcxr's quantize_int8, calibrated on the images CNNEmbedder keeps) in a plain
+    loop, so the ratio to CNNEmbedder at that precision is its own overhead."""
+    from skcxr.nn._engines import calibration_images, quantize_int8
+
+    bs, configs = args.batch_size, {}
+    calibration = calibration_images(images, random_state=0)[:, None]
+
+    def loop(run):
+        return lambda: np.concatenate(
+            [
+                run(np.ascontiguousarray(images[start : start + bs, None]))
+                for start in range(0, len(images), bs)
+            ]
+        )
+
+    for engine, precision in _reduced_precisions(available):
+        model = onnx_bytes
+        if precision == "int8":
+            model = quantize_int8(onnx_bytes, calibration, engine)
+        if engine == "onnxruntime":
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = args.threads
+            options.log_severity_level = 3
+            session = ort.InferenceSession(
+                model, options, providers=["CPUExecutionProvider"]
+            )
+            name = session.get_inputs()[0].name
+            run = loop(lambda x, s=session, n=name: s.run(None, {n: x})[0])
+        else:
+            import openvino as ov
+
+            core = ov.Core()
+            compiled = core.compile_model(
+                core.read_model(model) if isinstance(model, bytes) else model,
+                "CPU",
+                {
+                    "INFERENCE_PRECISION_HINT": (
+                        "bf16" if precision == "bf16" else "f32"
+                    ),
+                    "INFERENCE_NUM_THREADS": args.threads,
+                },
+            )
+            run = loop(lambda x, c=compiled: c(x)[0])
+        configs[f"{engine} {precision} by hand"] = run
     return configs
 
 
@@ -327,7 +408,7 @@ def main():
         emb = times["CNNEmbedder"]
         print(f"== {label[tuned]} ==")
         print(
-            f"{'configuration':<26}{'median s':>9}{'img/s':>8}{'CPU s':>8}"
+            f"{'configuration':<32}{'median s':>9}{'img/s':>8}{'CPU s':>8}"
             f"{'faults':>8}{'vs CNNEmbedder':>15}{'vs by hand':>11}{'max rel diff':>13}"
         )
         for name in names:
@@ -336,9 +417,10 @@ def main():
             speedup = f"{np.median(emb / t):.2f}x"
             hand = ""
             if name.startswith("CNNEmbedder ") and f"{name[12:]} by hand" in times:
+                # same engine (and precision) run by hand
                 hand = f"{np.median(times[f'{name[12:]} by hand'] / t):.2f}x"
             print(
-                f"{name:<26}{np.median(t):>9.3f}{args.n_images / np.median(t):>8.1f}"
+                f"{name:<32}{np.median(t):>9.3f}{args.n_images / np.median(t):>8.1f}"
                 f"{np.median(cpu[name]):>8.3f}{np.median(faults[name]):>8.0f}"
                 f"{speedup:>15}{hand:>11}{deviation[name]:>13.1e}"
             )
@@ -348,7 +430,7 @@ def main():
     print(
         "== tuned malloc env speed-up (default / tuned; median over process pairs) =="
     )
-    print(f"{'configuration':<22}{'wall':>8}{'CPU':>8}{'page faults':>13}")
+    print(f"{'configuration':<32}{'wall':>8}{'CPU':>8}{'page faults':>13}")
     for name in names:
         ratios = {
             key: np.median(
@@ -360,7 +442,7 @@ def main():
             for key in ("times", "cpu", "faults")
         }
         print(
-            f"{name:<22}{ratios['times']:>7.2f}x{ratios['cpu']:>7.2f}x"
+            f"{name:<32}{ratios['times']:>7.2f}x{ratios['cpu']:>7.2f}x"
             f"{ratios['faults']:>12.2f}x"
         )
     print(f"\nenv: {' '.join(f'{k}={v}' for k, v in TUNED_ENV.items())}")

@@ -21,6 +21,11 @@ pipeline with ``set_params(transferclassifier__engine=...)`` for ``torch``,
   per-round ratios; > 1 means faster than torch);
 * ``export/warm-up``: first call minus the steady median;
 * ``max abs diff``: largest difference of the probabilities to torch's;
+* ``held-out AUC``: ROC AUC (bacteria vs normal) on the files not fitted on;
+* ``... int8`` rows: the same engine with ``precision="int8"`` (ONNX Runtime's
+  quantisation tool; NNCF for OpenVINO), calibrated on 32 of the fitted files,
+  which the pipeline keeps because it is fitted with ``precision="int8"`` (its
+  features are streamed through torch all the same);
 * ``(reading only)``: the pipeline's ``ImageLoader.transform(paths)`` alone
   (decoding and resizing the files), interleaved with the rest.
 
@@ -86,6 +91,7 @@ def main():
         args.n_images, args.n_fit, args.repeats = 32, 16, 1
 
     import torch
+    from sklearn.metrics import roc_auc_score
     from sklearn.pipeline import make_pipeline
 
     from skcxr import ImageLoader, TransferClassifier
@@ -94,6 +100,12 @@ def main():
 
     engines = [e for e in ENGINES if _available(e)]
     skipped = sorted(set(ENGINES) - set(engines))
+    # INT8 configurations, "engine int8": ONNX Runtime's tool, NNCF for OpenVINO
+    engines += [
+        f"{e} int8"
+        for e in engines
+        if e == "onnxruntime" or (e == "openvino" and importlib.util.find_spec("nncf"))
+    ]
     print(
         f"{args.backbone} ({args.weights}), {args.n_images} PNG files of "
         f"{args.size}x{args.size}, fit on {args.n_fit}, {args.repeats} interleaved "
@@ -124,12 +136,25 @@ def main():
                 random_state=0,
             ),
         )
+        int8 = [e for e in engines if e.endswith(" int8")]
+        if int8:  # keeps calibration images (the features are streamed by torch)
+            model.set_params(
+                transferclassifier__engine=int8[0].split()[0],
+                transferclassifier__precision="int8",
+            )
         start = time.perf_counter()
         model.fit(paths[: args.n_fit], y[: args.n_fit])
-        print(f"fit (torch, {args.n_fit} files): {time.perf_counter() - start:.1f} s\n")
+        print(f"fit ({args.n_fit} files): {time.perf_counter() - start:.1f} s\n")
+
+        def settings(config):
+            engine, _, precision = config.partition(" ")
+            return {
+                "transferclassifier__engine": engine,
+                "transferclassifier__precision": precision or "fp32",
+            }
 
         def predict(engine):
-            model.set_params(transferclassifier__engine=engine)
+            model.set_params(**settings(engine))
             start = time.perf_counter()
             proba = model.predict_proba(paths)
             return time.perf_counter() - start, proba
@@ -153,22 +178,29 @@ def main():
         steady = {e: np.asarray(t) for e, t in steady.items()}
 
         n = args.n_images
+        held_out = slice(args.n_fit, None)  # files the model was not fitted on
+        positive = model.classes_ == "bacteria"
         print("== in process: pipeline.predict_proba(paths) ==")
         print(
-            f"{'engine':<13}{'first call s':>13}{'export/warm-up s':>17}"
+            f"{'engine':<18}{'first call s':>13}{'export/warm-up s':>17}"
             f"{'steady s':>10}{'img/s':>8}{'vs torch':>10}{'max abs diff':>14}"
+            f"{'held-out AUC':>14}"
         )
         for engine in engines:
             median = np.median(steady[engine])
             ratio = np.median(steady["torch"] / steady[engine])
             diff = np.abs(proba[engine] - proba["torch"]).max()
+            auc = roc_auc_score(
+                y[held_out] == "bacteria", proba[engine][held_out][:, positive][:, 0]
+            )
             print(
-                f"{engine:<13}{first[engine]:>13.2f}{first[engine] - median:>17.2f}"
+                f"{engine:<18}{first[engine]:>13.2f}{first[engine] - median:>17.2f}"
                 f"{median:>10.2f}{n / median:>8.1f}{ratio:>9.2f}x{diff:>14.1e}"
+                f"{auc:>14.3f}"
             )
         median = np.median(reading)
         print(
-            f"{'(reading only)':<13}{'':>13}{'':>17}{median:>10.2f}{n / median:>8.1f}"
+            f"{'(reading only)':<18}{'':>13}{'':>17}{median:>10.2f}{n / median:>8.1f}"
         )
         print(
             "steady runs (s): "
@@ -179,7 +211,7 @@ def main():
 
         if not args.cli:
             return
-        model.set_params(transferclassifier__engine="torch")
+        model.set_params(**settings("torch"))
         model_path = os.path.join(tmp, "model.skops")
         save_model(model, model_path)
         command = _cli_command()
@@ -189,18 +221,20 @@ def main():
             f"predict model.skops <{n} files> --engine X -o out.csv =="
         )
         print(
-            f"{'engine':<13}{'wall s':>8}{'img/s':>8}{'vs torch':>10}{'max abs diff':>14}"
+            f"{'engine':<18}{'wall s':>8}{'img/s':>8}{'vs torch':>10}{'max abs diff':>14}"
         )
         for engine in engines:
-            out = os.path.join(tmp, f"{engine}.csv")
-            cmd = [*command, "predict", model_path, *paths, "--engine", engine]
+            out = os.path.join(tmp, f"{engine.replace(' ', '-')}.csv")
+            name, _, precision = engine.partition(" ")
+            flags = ["--engine", name] + ["--precision", precision] * bool(precision)
+            cmd = [*command, "predict", model_path, *paths, *flags]
             start = time.perf_counter()
             subprocess.run([*cmd, "-o", out], check=True)
             wall[engine] = time.perf_counter() - start
             got = _read_csv(out)
             diff = np.abs(got - proba["torch"]).max()
             print(
-                f"{engine:<13}{wall[engine]:>8.2f}{n / wall[engine]:>8.1f}"
+                f"{engine:<18}{wall[engine]:>8.2f}{n / wall[engine]:>8.1f}"
                 f"{wall['torch'] / wall[engine]:>9.2f}x{diff:>14.1e}"
             )
         # the fixed cost of a run: start, imports, loading the model, one file
@@ -209,7 +243,7 @@ def main():
         subprocess.run(
             [*command, "predict", model_path, paths[0], "-o", out], check=True
         )
-        print(f"{'torch, 1 file':<13}{time.perf_counter() - start:>8.2f}")
+        print(f"{'torch, 1 file':<18}{time.perf_counter() - start:>8.2f}")
 
 
 if __name__ == "__main__":

@@ -257,9 +257,9 @@ class ReconstructionAnomalyDetector(
         32-bit floats; bfloat16 (OpenVINO on a CPU with bf16 instructions);
         or 8-bit integers after post-training static
         quantisation calibrated on 32 training images drawn at ``fit`` and
-        kept in ``calibration_images_`` (faster, outputs a few percent off:
-        measure the change on held-out data first). See
-        :ref:`inference_engines`.
+        kept in ``calibration_images_``, so in a saved model too (faster,
+        outputs a few percent off: measure the change on held-out data
+        first). See :ref:`reduced_precision`.
     verbose : int, default=0
         Print skorch's epoch table when positive.
     random_state : int, RandomState instance or None, default=None

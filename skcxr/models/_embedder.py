@@ -204,9 +204,9 @@ class CNNEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         32-bit floats; bfloat16 (OpenVINO on a CPU with bf16 instructions);
         or 8-bit integers after post-training static
         quantisation calibrated on 32 training images drawn at ``fit`` and
-        kept in ``calibration_images_`` (faster, outputs a few percent off:
-        measure the change on held-out data first). See
-        :ref:`inference_engines`.
+        kept in ``calibration_images_``, so in a saved model too (faster,
+        outputs a few percent off: measure the change on held-out data
+        first). See :ref:`reduced_precision`.
     verbose : bool, default=False
         Show a progress bar over batches.
     channels_last : bool, default=True

@@ -207,13 +207,16 @@ def keep_calibration(estimator, images=None, files=None):
     estimator.calibration_images_ = None
     if estimator.precision != "int8":
         return
-    if files is not None:
-        from ._streaming import load_images
+    if files is None:
+        estimator.calibration_images_ = calibration_images(
+            images, estimator.random_state
+        )
+        return
+    from ._streaming import load_images
 
-        reader, paths = files
-        rows = calibration_rows(len(paths), estimator.random_state)
-        images = load_images(reader, [paths[i] for i in rows])[0]
-    estimator.calibration_images_ = calibration_images(images, estimator.random_state)
+    reader, paths = files
+    rows = calibration_rows(len(paths), estimator.random_state)
+    estimator.calibration_images_ = load_images(reader, [paths[i] for i in rows])[0]
 
 
 def quantize_int8(onnx_bytes, calibration, engine):
