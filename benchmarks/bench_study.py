@@ -175,6 +175,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=1, help="rounds (default 1)")
     parser.add_argument("--quick", action="store_true", help="skcxr study --quick")
     parser.add_argument("--random-state", type=int, default=0)
+    parser.add_argument("--size", type=int, help="the study's --size (image px)")
     parser.add_argument(
         "--device",
         default="cpu",
@@ -200,6 +201,7 @@ def main():
         engines.append("openvino+int8")  # engine+precision
     command = [*_cli_command(), "study", "--random-state", str(args.random_state)]
     command += ["--device", args.device] + (["--quick"] if args.quick else [])
+    command += ["--size", str(args.size)] if args.size else []
     shown = " ".join(os.path.basename(c) for c in command)
     print(
         f"{shown} --engine X, {args.repeats} interleaved round(s), "

@@ -283,13 +283,13 @@ def _onnxruntime_int8(onnx_bytes, calibration):
         quantize_static,
     )
 
+    model = onnx.load_from_string(onnx_bytes)
+    name = model.graph.input[0].name
+
     class Batches(CalibrationDataReader):
         def __init__(self):
             self._batches = iter(
-                [
-                    {"images": calibration[i : i + 8]}
-                    for i in range(0, len(calibration), 8)
-                ]
+                [{name: calibration[i : i + 8]} for i in range(0, len(calibration), 8)]
             )
 
         def get_next(self):
@@ -304,7 +304,7 @@ def _onnxruntime_int8(onnx_bytes, calibration):
         logging.getLogger().addFilter(advice)
         try:
             quantize_static(
-                onnx.load_from_string(onnx_bytes),
+                model,
                 path,
                 Batches(),
                 quant_format=QuantFormat.QOperator,
