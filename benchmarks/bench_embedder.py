@@ -260,16 +260,12 @@ def _engine_configs(args, network, images, embedder):
 
 def _reduced_precisions(available):
     """(engine, precision) pairs this machine can run besides FP32."""
-    import importlib.util
-
     pairs = []
     if "onnxruntime" in available:
         pairs.append(("onnxruntime", "int8"))
     if "openvino" in available:
         import openvino as ov
 
-        if importlib.util.find_spec("nncf"):
-            pairs.append(("openvino", "int8"))
         if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             pairs.append(("openvino", "bf16"))
     return pairs
@@ -312,7 +308,7 @@ def _reduced_precision_configs(args, available, onnx_bytes, images):
 
             core = ov.Core()
             compiled = core.compile_model(
-                core.read_model(model) if isinstance(model, bytes) else model,
+                core.read_model(model),
                 "CPU",
                 {
                     "INFERENCE_PRECISION_HINT": (

@@ -22,8 +22,8 @@ pipeline with ``set_params(transferclassifier__engine=...)`` for ``torch``,
 * ``export/warm-up``: first call minus the steady median;
 * ``max abs diff``: largest difference of the probabilities to torch's;
 * ``held-out AUC``: ROC AUC (bacteria vs normal) on the files not fitted on;
-* ``... int8`` rows: the same engine with ``precision="int8"`` (ONNX Runtime's
-  quantisation tool; NNCF for OpenVINO), calibrated on 32 of the fitted files,
+* ``onnxruntime int8``: ONNX Runtime with ``precision="int8"``, calibrated on
+  32 of the fitted files,
   which the pipeline keeps because it is fitted with ``precision="int8"`` (its
   features are streamed through torch all the same);
 * ``(reading only)``: the pipeline's ``ImageLoader.transform(paths)`` alone
@@ -100,12 +100,8 @@ def main():
 
     engines = [e for e in ENGINES if _available(e)]
     skipped = sorted(set(ENGINES) - set(engines))
-    # INT8 configurations, "engine int8": ONNX Runtime's tool, NNCF for OpenVINO
-    engines += [
-        f"{e} int8"
-        for e in engines
-        if e == "onnxruntime" or (e == "openvino" and importlib.util.find_spec("nncf"))
-    ]
+    if "onnxruntime" in engines:  # INT8: "engine int8"
+        engines.append("onnxruntime int8")
     print(
         f"{args.backbone} ({args.weights}), {args.n_images} PNG files of "
         f"{args.size}x{args.size}, fit on {args.n_fit}, {args.repeats} interleaved "

@@ -30,7 +30,7 @@ The ratios mean something only on an otherwise idle machine: the load average
 is printed before and after. Engines whose packages are missing are skipped.
 Nothing is written outside the temporary folders (the studies run in them).
 
-``--int8`` adds OpenVINO with ``--precision int8``: its metrics are expected
+``--int8`` adds ONNX Runtime with ``--precision int8``: its metrics are expected
 to change, so they are listed per model (accuracy and ROC AUC against torch's)
 instead of being held to ``--atol``.
 
@@ -184,7 +184,7 @@ def main():
     parser.add_argument(
         "--int8",
         action="store_true",
-        help="also run openvino with --precision int8 (needs nncf): its metric "
+        help="also run onnxruntime with --precision int8: its metric "
         "changes are reported, not held to --atol",
     )
     parser.add_argument(
@@ -197,8 +197,8 @@ def main():
 
     engines = [e for e in ENGINES if _available(e)]
     skipped = sorted(set(ENGINES) - set(engines))
-    if args.int8 and "openvino" in engines and importlib.util.find_spec("nncf"):
-        engines.append("openvino+int8")  # engine+precision
+    if args.int8 and "onnxruntime" in engines:
+        engines.append("onnxruntime+int8")  # engine+precision
     command = [*_cli_command(), "study", "--random-state", str(args.random_state)]
     command += ["--device", args.device] + (["--quick"] if args.quick else [])
     command += ["--size", str(args.size)] if args.size else []

@@ -177,7 +177,7 @@ def _add_engine(command, default, int8_note):
         "--precision",
         choices=["fp32", "bf16", "int8"],
         help="arithmetic of --engine: fp32 (default), bf16 (openvino, on CPUs "
-        "with bfloat16 instructions) or int8 (8-bit quantisation: faster, "
+        "with bfloat16 instructions) or int8 (onnxruntime, 8-bit quantisation: faster, "
         f"outputs a few percent off; {int8_note})",
     )
 

@@ -202,7 +202,7 @@ class CNNEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     precision : {"fp32", "bf16", "int8"}, default="fp32"
         Arithmetic of the engine (``engine="torch"`` takes only ``"fp32"``):
         32-bit floats; bfloat16 (OpenVINO on a CPU with bf16 instructions);
-        or 8-bit integers after post-training static
+        or, with ONNX Runtime, 8-bit integers after post-training static
         quantisation calibrated on 32 training images drawn at ``fit`` and
         kept in ``calibration_images_``, so in a saved model too (faster,
         outputs a few percent off: measure the change on held-out data
