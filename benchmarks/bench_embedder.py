@@ -182,7 +182,7 @@ def _engine_configs(args, network, images, embedder):
     import torch
     from sklearn.base import clone
 
-    from skcxr.nn._engines import _exportable
+    from skcxr.nn._engines import _exportable, calibration_images, quantize_int8
 
     bs = args.batch_size
     available = [
@@ -211,51 +211,65 @@ def _engine_configs(args, network, images, embedder):
     onnx_bytes = buffer.getvalue()
 
     def loop(run):
-        def embed():
-            out = []
-            for start in range(0, len(images), bs):
-                out.append(run(np.ascontiguousarray(images[start : start + bs, None])))
-            return np.concatenate(out)
-
-        return embed
-
-    configs = {}
-    if "onnxruntime" in available:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = args.threads
-        session = ort.InferenceSession(
-            onnx_bytes, options, providers=["CPUExecutionProvider"]
+        return lambda: np.concatenate(
+            [
+                run(np.ascontiguousarray(images[start : start + bs, None]))
+                for start in range(0, len(images), bs)
+            ]
         )
-        configs["onnxruntime by hand"] = loop(lambda x: session.run(None, {"x": x})[0])
+
     if "openvino" in available:
         import openvino as ov
 
-        core = ov.Core()
         print(
             "openvino CPU capabilities:",
-            core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"),
+            ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"),
             file=sys.stderr,
         )
-        compiled = core.compile_model(
-            core.read_model(onnx_bytes),
-            "CPU",
-            {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": args.threads},
+    # the INT8 graph by hand is skcxr's quantize_int8 output, calibrated on the
+    # images CNNEmbedder keeps: the ratio to CNNEmbedder is its own overhead
+    calibration = calibration_images(images, random_state=0)[:, None]
+    configs = {}
+    pairs = [(engine, "fp32") for engine in available] + _reduced_precisions(available)
+    for engine, precision in pairs:
+        suffix = "" if precision == "fp32" else f" {precision}"
+        model = onnx_bytes
+        if precision == "int8":
+            model = quantize_int8(onnx_bytes, calibration, engine)
+        configs[f"{engine}{suffix} by hand"] = loop(
+            _hand_runner(engine, precision, model, args.threads)
         )
-        configs["openvino by hand"] = loop(lambda x: compiled(x)[0])
-    for engine in available:
-        fitted = clone(embedder).set_params(engine=engine)
-        fitted.fit(images[:1])  # exports the network once
-        configs[f"CNNEmbedder {engine}"] = lambda e=fitted: e.transform(images)
-    configs.update(_reduced_precision_configs(args, available, onnx_bytes, images))
-    for engine, precision in _reduced_precisions(available):
         fitted = clone(embedder).set_params(engine=engine, precision=precision)
-        fitted.fit(images).transform(images[:1])  # calibrates and compiles once
-        configs[f"CNNEmbedder {engine} {precision}"] = lambda e=fitted: e.transform(
-            images
-        )
+        fitted.fit(images).transform(images[:1])  # exports (and calibrates) once
+        configs[f"CNNEmbedder {engine}{suffix}"] = lambda e=fitted: e.transform(images)
     return configs
+
+
+def _hand_runner(engine, precision, model, threads):
+    """``x -> output`` of ONNX ``model`` run the way each engine's docs show."""
+    if engine == "onnxruntime":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        session = ort.InferenceSession(
+            model, options, providers=["CPUExecutionProvider"]
+        )
+        name = session.get_inputs()[0].name
+        return lambda x: session.run(None, {name: x})[0]
+    import openvino as ov
+
+    core = ov.Core()
+    compiled = core.compile_model(
+        core.read_model(model),
+        "CPU",
+        {
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+            "INFERENCE_NUM_THREADS": threads,
+        },
+    )
+    return lambda x: compiled(x)[0]
 
 
 def _reduced_precisions(available):
@@ -269,57 +283,6 @@ def _reduced_precisions(available):
         if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             pairs.append(("openvino", "bf16"))
     return pairs
-
-
-def _reduced_precision_configs(args, available, onnx_bytes, images):
-    """INT8 (and bf16) graphs run by hand: each engine's quantised model (from
-    skcxr's quantize_int8, calibrated on the images CNNEmbedder keeps) in a plain
-    loop, so the ratio to CNNEmbedder at that precision is its own overhead."""
-    from skcxr.nn._engines import calibration_images, quantize_int8
-
-    bs, configs = args.batch_size, {}
-    calibration = calibration_images(images, random_state=0)[:, None]
-
-    def loop(run):
-        return lambda: np.concatenate(
-            [
-                run(np.ascontiguousarray(images[start : start + bs, None]))
-                for start in range(0, len(images), bs)
-            ]
-        )
-
-    for engine, precision in _reduced_precisions(available):
-        model = onnx_bytes
-        if precision == "int8":
-            model = quantize_int8(onnx_bytes, calibration, engine)
-        if engine == "onnxruntime":
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = args.threads
-            options.log_severity_level = 3
-            session = ort.InferenceSession(
-                model, options, providers=["CPUExecutionProvider"]
-            )
-            name = session.get_inputs()[0].name
-            run = loop(lambda x, s=session, n=name: s.run(None, {n: x})[0])
-        else:
-            import openvino as ov
-
-            core = ov.Core()
-            compiled = core.compile_model(
-                core.read_model(model),
-                "CPU",
-                {
-                    "INFERENCE_PRECISION_HINT": (
-                        "bf16" if precision == "bf16" else "f32"
-                    ),
-                    "INFERENCE_NUM_THREADS": args.threads,
-                },
-            )
-            run = loop(lambda x, c=compiled: c(x)[0])
-        configs[f"{engine} {precision} by hand"] = run
-    return configs
 
 
 def _ratio(default, tuned):
