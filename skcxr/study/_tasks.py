@@ -47,6 +47,21 @@ def binary_labels(y, healthy):
     return np.where(y == healthy, healthy, positive)
 
 
+def _pretrained_embedder(settings, study):
+    """The study's CNNEmbedder: the pretrained backbone, with the study's device,
+    inference engine and precision, reading files through the study's loader."""
+    from ..models import CNNEmbedder
+
+    return CNNEmbedder(
+        backbone=settings.backbone,
+        weights="imagenet",
+        device=settings.device,
+        engine=settings.engine,
+        precision=settings.precision,
+        loader=study.loader,
+    )
+
+
 def classifier_configs(settings, random_state, loader=None):
     """Three ways to train a CNN: frozen pretrained backbone, fine-tuned
     backbone and a small CNN from scratch (cosine learning-rate schedule and
@@ -179,18 +194,11 @@ def multilabel_task(study, settings, random_state):
 def embedding_task(study, tasks, settings, random_state):
     """CNN embeddings, a KNN per task (k=7 binary, k=5 otherwise) and a
     t-SNE map of the training images with test images placed on it."""
-    from ..models import TSNE, CNNEmbedder
+    from ..models import TSNE
 
     X_train, y_train, _ = study.subset("train")
     X_test, y_test, groups = study.subset("test")
-    embedder = CNNEmbedder(
-        backbone=settings.backbone,
-        weights="imagenet",
-        device=settings.device,
-        engine=settings.engine,
-        precision=settings.precision,
-        loader=study.loader,
-    ).fit(X_train)
+    embedder = _pretrained_embedder(settings, study).fit(X_train)
     train_codes = embedder.transform(X_train)
     rows, models = [], {}
     for task, to_labels in tasks.items():
@@ -233,7 +241,7 @@ def anomaly_task(study, settings, random_state):
     from sklearn.ensemble import IsolationForest
     from sklearn.neighbors import LocalOutlierFactor
 
-    from ..models import CNNEmbedder, ReconstructionAnomalyDetector
+    from ..models import ReconstructionAnomalyDetector
 
     X_train, y_train, _ = study.subset("train")
     X_test, y_test, groups = study.subset("test")
@@ -271,14 +279,7 @@ def anomaly_task(study, settings, random_state):
         with_ci(row, "specificity", sick, flagged, _recall_of(False), **common)
         rows.append(row)
     # the baselines a user would write in three lines of scikit-learn
-    embedder = CNNEmbedder(
-        backbone=settings.backbone,
-        weights="imagenet",
-        device=settings.device,
-        engine=settings.engine,
-        precision=settings.precision,
-        loader=study.loader,
-    ).fit(healthy)
+    embedder = _pretrained_embedder(settings, study).fit(healthy)
     healthy_codes, test_codes = embedder.transform(healthy), embedder.transform(X_test)
     baselines = {
         "Ledoit-Wolf Mahalanobis": LedoitWolf().fit(healthy_codes).mahalanobis,
