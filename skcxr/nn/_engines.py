@@ -16,6 +16,7 @@ changed ``engine``) never reuses a stale one.
 """
 
 import copy
+import functools
 import io
 import logging
 import os
@@ -135,7 +136,7 @@ engine='torch'.
             f"engine='torch' for inference on {device!r}, or device='cpu' with "
             f"engine={engine!r}."
         )
-    package = _import(engine)
+    _import(engine)
     if precision == "int8" and engine == "openvino":
         # OpenVINO's CPU plugin ran INT8 graphs here, but the process then
         # crashed later (a segmentation fault at the next fork) in our tests
@@ -151,13 +152,21 @@ engine='torch'.
                 "Runtime has no bfloat16 convolutions on the CPU. Use "
                 "precision='int8' or 'fp32' with engine='onnxruntime'."
             )
-        capabilities = package.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        capabilities = _openvino_cpu_capabilities()
         if "BF16" not in capabilities:
             raise ValueError(
                 "precision='bf16' needs a CPU with bfloat16 instructions "
                 "(AVX512-BF16 or AMX); this CPU offers "
                 f"{', '.join(capabilities)}. Use precision='int8' or 'fp32'."
             )
+
+
+@functools.lru_cache(maxsize=1)
+def _openvino_cpu_capabilities():
+    """OpenVINO's CPU capabilities, asked once (each estimator call checks them)."""
+    import openvino
+
+    return tuple(openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
 def calibration_images(images, random_state, n=N_CALIBRATION_IMAGES):
