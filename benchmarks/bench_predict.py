@@ -132,15 +132,6 @@ def main():
                 random_state=0,
             ),
         )
-        int8 = [e for e in engines if e.endswith(" int8")]
-        if int8:  # keeps calibration images (the features are streamed by torch)
-            model.set_params(
-                transferclassifier__engine=int8[0].split()[0],
-                transferclassifier__precision="int8",
-            )
-        start = time.perf_counter()
-        model.fit(paths[: args.n_fit], y[: args.n_fit])
-        print(f"fit ({args.n_fit} files): {time.perf_counter() - start:.1f} s\n")
 
         def settings(config):
             engine, _, precision = config.partition(" ")
@@ -148,6 +139,13 @@ def main():
                 "transferclassifier__engine": engine,
                 "transferclassifier__precision": precision or "fp32",
             }
+
+        if "onnxruntime int8" in engines:
+            # keeps calibration images (the features are streamed by torch)
+            model.set_params(**settings("onnxruntime int8"))
+        start = time.perf_counter()
+        model.fit(paths[: args.n_fit], y[: args.n_fit])
+        print(f"fit ({args.n_fit} files): {time.perf_counter() - start:.1f} s\n")
 
         def predict(engine):
             model.set_params(**settings(engine))
