@@ -48,7 +48,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..nn._autoencoder import AutoencoderNet, ConvAutoencoder, reset_parameters
-from ..nn._engines import check_engine, engine_runner, keep_calibration, run_batched
+from ..nn._engines import (
+    ENGINES,
+    PRECISIONS,
+    check_engine,
+    engine_runner,
+    keep_calibration,
+    run_batched,
+)
 from ..nn._ssim import ssim_error, ssim_map
 from ..nn._streaming import as_files, load_images, stream_map
 from ..nn._torch_utils import resolve_device
@@ -369,8 +376,8 @@ class ReconstructionAnomalyDetector(
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
-        "engine": [StrOptions({"torch", "onnxruntime", "openvino"})],
-        "precision": [StrOptions({"fp32", "bf16", "int8"})],
+        "engine": [StrOptions(set(ENGINES))],
+        "precision": [StrOptions(set(PRECISIONS))],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
     }

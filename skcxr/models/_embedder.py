@@ -17,7 +17,14 @@ from sklearn.utils._param_validation import HasMethods, Hidden, Interval, StrOpt
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ..nn._engines import check_engine, engine_runner, keep_calibration, run_batched
+from ..nn._engines import (
+    ENGINES,
+    PRECISIONS,
+    check_engine,
+    engine_runner,
+    keep_calibration,
+    run_batched,
+)
 from ..nn._streaming import as_files, load_images, stream_map
 from ..nn._torch_utils import resolve_device
 from ..utils._random import seed_from
@@ -278,8 +285,8 @@ class CNNEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         "pooling": [StrOptions({"avg", "max", "avgmax"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
-        "engine": [StrOptions({"torch", "onnxruntime", "openvino"})],
-        "precision": [StrOptions({"fp32", "bf16", "int8"})],
+        "engine": [StrOptions(set(ENGINES))],
+        "precision": [StrOptions(set(PRECISIONS))],
         "verbose": ["verbose"],
         "channels_last": ["boolean"],
         "loader": [None, HasMethods(["transform"])],

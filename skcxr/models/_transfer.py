@@ -23,6 +23,8 @@ from sklearn.utils.validation import (
 
 from ..nn._backbones import build_backbone, check_backbone_name
 from ..nn._engines import (
+    ENGINES,
+    PRECISIONS,
     Probabilities,
     check_engine,
     engine_pooled_features,
@@ -336,8 +338,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         "loader": [None, HasMethods(["transform"])],
         "memory": [None, str, HasMethods(["cache"])],
         "device": [str],
-        "engine": [StrOptions({"torch", "onnxruntime", "openvino"})],
-        "precision": [StrOptions({"fp32", "bf16", "int8"})],
+        "engine": [StrOptions(set(ENGINES))],
+        "precision": [StrOptions(set(PRECISIONS))],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
