@@ -32,15 +32,6 @@ def _lrs(clf):
 
 
 def test_new_params_are_cloned_and_listed():
-    clf = TransferClassifier(
-        weight_decay=1e-4,
-        lr_schedule="step",
-        lr_step_size=3,
-        lr_patience=4,
-        min_lr=1e-6,
-        checkpoint="runs/cp",
-    )
-    params = clone(clf).get_params()
     expected = dict(
         weight_decay=1e-4,
         lr_schedule="step",
@@ -49,6 +40,7 @@ def test_new_params_are_cloned_and_listed():
         min_lr=1e-6,
         checkpoint="runs/cp",
     )
+    params = clone(TransferClassifier(**expected)).get_params()
     assert {k: params[k] for k in expected} == expected
     defaults = TransferClassifier().get_params()
     assert defaults["weight_decay"] == 0.0 and defaults["checkpoint"] is None
