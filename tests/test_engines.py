@@ -1,12 +1,15 @@
 """CPU inference engines (ONNX Runtime, OpenVINO) behind the estimators: same
 outputs as torch, pickling, cloning, set_params, clear errors, command line."""
 
+import copy
 import csv
+import gc
 import io
 import os
 import pickle
 import re
 import sys
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -23,7 +26,15 @@ from skcxr import (
 )
 from skcxr._cli import main
 from skcxr.datasets import load_sample_images, make_chest_xrays
-from skcxr.nn._engines import EngineCache, EngineRunner, check_engine, set_engine
+from skcxr.nn._engines import (
+    EngineCache,
+    EngineRunner,
+    check_engine,
+    network_fingerprint,
+    set_engine,
+    shared_runner,
+)
+from skcxr.nn._features import PooledFeatures
 
 ENGINES = ["onnxruntime", "openvino"]
 
@@ -93,6 +104,93 @@ def test_classifier_engine_equals_torch_in_fit_and_predict(engine, labelled):
     # predict_proba of the fitted network, switched after fit
     _assert_close(reference.set_params(engine=engine).predict_proba(X), expected)
     np.testing.assert_array_equal(reference.predict(X), fitted.predict(X))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_fine_tuned_classifier_runs_its_whole_network_on_the_engine(engine, labelled):
+    _needs(engine)
+    X, y = labelled
+    reference = TransferClassifier(
+        backbone="small_cnn",
+        weights=None,
+        trainable="all",
+        device="cpu",
+        max_epochs=2,
+        random_state=0,
+    ).fit(X, y)
+    assert not reference.used_feature_cache_
+    expected = reference.predict_proba(X)
+    _assert_close(reference.set_params(engine=engine).predict_proba(X), expected)
+
+
+def test_network_fingerprint_follows_weights_and_settings_not_memory_format():
+    torch.manual_seed(0)
+    net = PooledFeatures(
+        torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU()), "avg"
+    ).eval()
+    digest = network_fingerprint(net)
+    assert network_fingerprint(copy.deepcopy(net)) == digest
+    channels_last = copy.deepcopy(net).to(memory_format=torch.channels_last)
+    assert network_fingerprint(channels_last) == digest
+    changed_weight = copy.deepcopy(net)
+    with torch.no_grad():
+        changed_weight.network[0].weight[0, 0, 0, 0] += 1e-6
+    assert network_fingerprint(changed_weight) != digest
+    other_pooling = copy.deepcopy(net)
+    other_pooling.pooling = "max"  # same weights, another function
+    assert network_fingerprint(other_pooling) != digest
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_one_runner_serves_every_estimator_of_the_same_frozen_backbone(
+    engine, labelled, monkeypatch
+):
+    _needs(engine)
+    X, y = labelled
+    built = []
+    original_init = EngineRunner.__init__
+
+    def counting_init(self, module, *args, **kwargs):
+        built.append(type(module).__name__)
+        original_init(self, module, *args, **kwargs)
+
+    monkeypatch.setattr(EngineRunner, "__init__", counting_init)
+    params = dict(backbone="small_cnn", weights=None, device="cpu", random_state=0)
+    binary = TransferClassifier(engine=engine, max_epochs=2, **params)
+    binary.fit(X, np.where(y == "normal", "normal", "finding"))
+    three_class = TransferClassifier(engine=engine, max_epochs=2, **params).fit(X, y)
+    embedder = CNNEmbedder(engine=engine, **params).fit(X)
+    got = {
+        "binary": binary.predict_proba(X),
+        "three-class": three_class.predict_proba(X),
+        "embedder": embedder.transform(X),
+    }
+    # one export of the folded backbone for two fits, two predictions and the
+    # embeddings; each estimator's results are still its own torch results
+    assert built == ["PooledFeatures"]
+    _assert_close(got["binary"], binary.set_params(engine="torch").predict_proba(X))
+    expected = three_class.set_params(engine="torch").predict_proba(X)
+    _assert_close(got["three-class"], expected)
+    _assert_close(got["embedder"], embedder.set_params(engine="torch").transform(X))
+
+
+def test_a_shared_runner_lives_only_as_long_as_its_estimators(images):
+    _needs("onnxruntime")
+    embedder = CNNEmbedder(
+        backbone="small_cnn",
+        weights=None,
+        device="cpu",
+        engine="onnxruntime",
+        random_state=0,
+    ).fit(images)
+    runner = shared_runner(
+        embedder.module_, "onnxruntime", input_shape=(1, *images.shape[1:])
+    )
+    assert runner is next(iter(embedder._engine_cache._entries.values()))[1]
+    alive = weakref.ref(runner)
+    del embedder, runner
+    gc.collect()
+    assert alive() is None
 
 
 @pytest.mark.parametrize("engine", ENGINES)

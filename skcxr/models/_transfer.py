@@ -30,6 +30,7 @@ from ..nn._engines import (
     engine_pooled_features,
     engine_runner,
     keep_calibration,
+    pooled_features_network,
     run_batched,
 )
 from ..nn._networks import LearnableResizer
@@ -572,7 +573,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             if cache:
                 try:
                     if files is None:
-                        inputs = self._cached_features(backbone, images, device, seed)
+                        inputs = self._cached_features(full, images, device, seed)
                     else:
                         inputs, y_enc = self._streamed_features(
                             backbone, files, device, seed, y_enc
@@ -716,7 +717,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 )
         return torch.as_tensor(weights, dtype=torch.float32)
 
-    def _cached_features(self, backbone, images, device, seed):
+    def _cached_features(self, network, images, device, seed):
         weights = self.weights
         if weights is None:
             key = ("random", seed)
@@ -730,23 +731,23 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         check_engine(self.engine, self.device, self.precision)
         if self.engine != "torch":  # keyed by engine and precision: outputs differ
             compute = check_memory(self.memory).cache(
-                engine_pooled_features, ignore=["backbone", "batch_size"]
+                engine_pooled_features, ignore=["runner", "batch_size"]
             )
-            features = compute(
-                backbone,
+            return compute(
+                lambda: self._features_runner(network),
                 (self.backbone, *key),
                 images,
+                pooling=self.pooling,
                 engine=self.engine,
                 batch_size=max(self.batch_size, 64),
                 precision=self.precision,
                 calibration=self.calibration_images_,
             )
-            return features[self.pooling]
         compute = check_memory(self.memory).cache(
             pooled_features, ignore=["backbone", "device", "batch_size"]
         )
         features = compute(
-            backbone,
+            network.backbone,
             (self.backbone, *key),
             images,
             device=device,
@@ -796,7 +797,9 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             return stream_map(self.predict_proba, *files, self.batch_size)
         images = self._images(X)
         check_engine(self.engine, self.device, self.precision)
-        if self.engine != "torch":  # exported once per fitted module_ and engine
+        if self.engine != "torch" and self.used_feature_cache_:
+            proba = self._frozen_engine_proba(images[:, 0])
+        elif self.engine != "torch":  # exported once per fitted module_ and engine
             module = self.net_.module_
             runner = engine_runner(
                 self,
@@ -812,6 +815,35 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         if self.multilabel_:
             return proba
         return proba / proba.sum(axis=1, keepdims=True)
+
+    def _features_runner(self, network):
+        """The engine's runner of ``network``'s pooled backbone features: built
+        once per fitted network (``fit`` computes the training features with
+        it, ``predict_proba`` the test features) and shared with the other
+        estimators holding the same backbone (see ``shared_runner``)."""
+        input_shape = (1, *self.image_shape_)
+        return engine_runner(
+            self,
+            network,
+            input_shape,
+            key=("features",),
+            build=lambda: pooled_features_network(
+                network.backbone, self.pooling, input_shape
+            ),
+        )
+
+    def _frozen_engine_proba(self, images):
+        """Probabilities of a frozen-backbone fit: the engine computes the pooled
+        features, the small head runs in torch."""
+        module = self.net_.module_
+        runner = self._features_runner(module)
+        features = torch.from_numpy(run_batched(runner, images, self.batch_size))
+        with torch.inference_mode():
+            # the head stays where it was trained (a GPU with device="auto")
+            logits = module.head(features.to(next(module.head.parameters()).device))
+            if self.multilabel_:
+                return torch.sigmoid(logits).cpu().numpy()
+            return torch.softmax(logits, dim=1).cpu().numpy()
 
     def predict(self, X):
         """Predicted labels.

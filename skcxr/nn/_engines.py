@@ -12,17 +12,22 @@ The estimators keep their runners in an :class:`EngineCache` stored in an
 attribute whose name starts with ``_engine``: the cache pickles and deep-copies
 as an empty cache, so a runner is rebuilt on demand after unpickling, and every
 entry remembers the network it was exported from, so a refit network (or a
-changed ``engine``) never reuses a stale one.
+changed ``engine``) never reuses a stale one. Behind those caches, runners are
+shared by content (:func:`shared_runner`): estimators alive at the same time
+whose networks have the same structure and weights, such as a frozen pretrained
+backbone in several classifiers and in an embedder, export and compile it once.
 """
 
 import copy
 import functools
+import hashlib
 import io
 import logging
 import os
 import tempfile
 import threading
 import warnings
+import weakref
 
 import numpy as np
 import torch
@@ -45,9 +50,12 @@ __all__ = [
     "engine_runner",
     "export_onnx",
     "keep_calibration",
+    "network_fingerprint",
+    "pooled_features_network",
     "quantize_int8",
     "run_batched",
     "set_engine",
+    "shared_runner",
 ]
 
 ENGINES = ("torch", "onnxruntime", "openvino")
@@ -587,6 +595,146 @@ class EngineCache:
         return EngineCache()
 
 
+def network_fingerprint(module):
+    """A digest of a network's structure and weights.
+
+    Two networks with the same digest compute the same function: it covers
+    every submodule's name, class and plain settings (numbers, strings,
+    tuples, tensors kept as attributes, such as ``pooling`` or ``inplace``)
+    and every parameter and buffer (name, dtype, shape and bytes; the memory
+    format does not count). Hashing efficientnet_lite0's 3.4 million weights
+    takes about 10 ms.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import copy
+    >>> from torch import nn
+    >>> from skcxr.nn._engines import network_fingerprint
+    >>> net = nn.Conv2d(1, 2, 3)
+    >>> network_fingerprint(net) == network_fingerprint(copy.deepcopy(net))
+    True
+    >>> network_fingerprint(net) == network_fingerprint(nn.Conv2d(1, 2, 3))
+    False
+    """
+    digest = hashlib.blake2b(digest_size=20)
+
+    def add_tensor(name, tensor):
+        tensor = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(repr((name, str(tensor.dtype), tuple(tensor.shape))).encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+
+    plain = (bool, int, float, str, tuple, type(None))
+    for name, mod in module.named_modules(remove_duplicate=False):
+        settings = []
+        for attr, value in sorted(vars(mod).items()):
+            if attr.startswith("_") or attr == "training":
+                continue
+            if isinstance(value, torch.Tensor):
+                add_tensor(f"{name}.{attr}", value)
+            elif isinstance(value, plain):
+                settings.append((attr, value))
+        kind = f"{type(mod).__module__}.{type(mod).__qualname__}"
+        digest.update(repr((name, kind, settings)).encode())
+    for name, tensor in module.state_dict().items():
+        add_tensor(name, tensor)
+    return digest.hexdigest()
+
+
+class _SharedRunners:
+    """Runners keyed on their content, kept while an estimator holds them.
+
+    Only weak references are kept: a runner lives exactly as long as the
+    estimators using it (their :class:`EngineCache`), as if it were not shared.
+    """
+
+    def __init__(self):
+        self._runners = weakref.WeakValueDictionary()
+        self._lock = threading.Lock()
+
+    def get(self, key, build):
+        with self._lock:  # one build at a time: concurrent callers share it
+            runner = self._runners.get(key)
+            if runner is None:
+                runner = build()
+                self._runners[key] = runner
+            return runner
+
+    def __len__(self):
+        return len(self._runners)
+
+
+_SHARED_RUNNERS = _SharedRunners()
+
+
+def shared_runner(module, engine, *, input_shape, precision="fp32", calibration=None):
+    """An :class:`EngineRunner` of ``module``, shared by identical networks.
+
+    Runners are keyed on the engine, the precision, the input shape, the
+    thread count, the calibration images and :func:`network_fingerprint` of
+    ``module``. A runner is found here while some estimator still holds it
+    (in its :class:`EngineCache`), so estimators alive at the same time share
+    one compiled network; nothing is kept beyond them. A runner is safe to
+    call from several threads.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network to run, in eval mode; copied when exported, not changed.
+    engine : {"onnxruntime", "openvino"}
+    input_shape : tuple of int
+    precision : {"fp32", "bf16", "int8"}, default="fp32"
+    calibration : ndarray or None, default=None
+        Calibration inputs of ``precision="int8"``.
+
+    Returns
+    -------
+    EngineRunner
+
+    Examples
+    --------
+    >>> import copy
+    >>> from torch import nn
+    >>> from skcxr.nn._engines import shared_runner
+    >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten()).eval()
+    >>> held = shared_runner(net, "onnxruntime", input_shape=(1, 8, 8))  # doctest: +SKIP
+    >>> held is shared_runner(  # doctest: +SKIP
+    ...     copy.deepcopy(net), "onnxruntime", input_shape=(1, 8, 8)
+    ... )
+    True
+    """
+    input_shape = tuple(int(s) for s in input_shape)
+    calibration_digest = None
+    if calibration is not None:
+        calibration = np.ascontiguousarray(calibration, dtype=np.float32)
+        calibration_digest = hashlib.blake2b(calibration, digest_size=20).hexdigest()
+    key = (
+        engine,
+        precision,
+        input_shape,
+        available_cpus(),
+        calibration_digest,
+        network_fingerprint(module),
+    )
+    return _SHARED_RUNNERS.get(
+        key,
+        lambda: EngineRunner(
+            module,
+            engine,
+            input_shape=input_shape,
+            precision=precision,
+            calibration=calibration,
+        ),
+    )
+
+
 def _kept_calibration(estimator):
     """The calibration images a fitted estimator kept for INT8, or an error."""
     calibration = getattr(estimator, "calibration_images_", None)
@@ -619,7 +767,7 @@ def engine_runner(
 
     def make():
         network = module if build is None else build()
-        return EngineRunner(
+        return shared_runner(
             network,
             engine,
             input_shape=input_shape,
@@ -645,38 +793,50 @@ class Probabilities(nn.Module):
         return torch.softmax(logits, dim=1)
 
 
-class _BothPools(nn.Module):
-    """A backbone's average- and max-pooled features, concatenated."""
+def pooled_features_network(backbone, pooling, input_shape):
+    """The pooled-feature network of a frozen ``backbone``, ready to export.
 
-    def __init__(self, backbone):
-        super().__init__()
-        self.backbone = backbone
+    :class:`~skcxr.nn._features.PooledFeatures` of a copy of ``backbone`` in
+    eval mode, with its batch norms folded
+    (:func:`~skcxr.nn._features.optimize_for_inference`): the very network
+    :class:`~skcxr.CNNEmbedder` builds from the same backbone, so that
+    :func:`shared_runner` exports it once for both.
 
-    def forward(self, x):
-        fmap = self.backbone(x.contiguous(memory_format=torch.channels_last))
-        return torch.cat([fmap.mean(dim=(2, 3)), fmap.amax(dim=(2, 3))], dim=1)
+    Parameters
+    ----------
+    backbone : torch.nn.Module
+        Mapping ``(n, 1, H, W)`` images to feature maps; not changed.
+    pooling : {"avg", "max", "avgmax"}
+    input_shape : tuple of int
+        The shape of one input, ``(1, H, W)``.
+
+    Returns
+    -------
+    torch.nn.Module
+    """
+    from ._features import PooledFeatures, optimize_for_inference
+
+    network = PooledFeatures(copy.deepcopy(backbone).cpu(), pooling).eval()
+    for param in network.parameters():
+        param.requires_grad_(False)
+    probe = torch.rand((2, *input_shape), generator=torch.Generator().manual_seed(0))
+    return optimize_for_inference(network, probe)
 
 
 def engine_pooled_features(
-    backbone, key, images, *, engine, batch_size, precision="fp32", calibration=None
+    runner, key, images, *, pooling, engine, precision, calibration, batch_size
 ):
-    """:func:`~skcxr.nn._transfer_net.pooled_features` run by ``engine``.
+    """:func:`~skcxr.nn._transfer_net.pooled_features` run by an engine.
 
-    ``{"avg": (n, C), "max": (n, C)}`` of a frozen backbone (the network is
-    exported once, for this call). ``key`` identifies the backbone and its
-    weights for a joblib cache; ``precision`` and ``calibration`` are those of
-    :class:`EngineRunner`.
+    The ``(n, C)`` features of a frozen backbone pooled by ``pooling``.
+    ``runner`` returns the :class:`EngineRunner` of
+    :func:`pooled_features_network`; it is called only when the features are
+    computed, not when a joblib cache (which ignores it) already has them.
+    ``key`` (the backbone and its weights), ``pooling``, ``engine``,
+    ``precision`` and ``calibration`` identify the features in that cache.
     """
-    runner = EngineRunner(
-        _BothPools(backbone),
-        engine,
-        input_shape=(1, *images.shape[1:]),
-        precision=precision,
-        calibration=calibration,
-    )
-    out = run_batched(runner, images, batch_size)
-    n_channels = out.shape[1] // 2
-    return {"avg": out[:, :n_channels], "max": out[:, n_channels:]}
+    del pooling, engine, precision, calibration  # the cache key only
+    return run_batched(runner(), images, batch_size)
 
 
 def run_batched(runner, images, batch_size, progress=None):
