@@ -34,7 +34,8 @@ Nothing is written outside the temporary folders (the studies run in them).
 to change, so they are listed per model (accuracy and ROC AUC against torch's)
 instead of being held to ``--atol``.
 
-Run: ``python benchmarks/bench_study.py [--repeats 3] [--int8]`` (the default study takes
+Run: ``python benchmarks/bench_study.py [--repeats 3] [--engines torch,openvino]
+[--int8]`` (the default study takes
 about 4-5 minutes per run on 2 cores); ``--quick`` passes ``--quick`` to the
 study (about a minute per run).
 """
@@ -182,6 +183,12 @@ def main():
         help="the study's --device (default: cpu, where the engines run)",
     )
     parser.add_argument(
+        "--engines",
+        default=",".join(ENGINES),
+        help="comma-separated engines to run (default: all; torch is always run, "
+        "as the reference)",
+    )
+    parser.add_argument(
         "--int8",
         action="store_true",
         help="also run onnxruntime with --precision int8: its metric "
@@ -195,8 +202,12 @@ def main():
     )
     args = parser.parse_args()
 
-    engines = [e for e in ENGINES if _available(e)]
-    skipped = sorted(set(ENGINES) - set(engines))
+    chosen = {"torch", *args.engines.split(",")}
+    unknown = sorted(chosen - set(ENGINES))
+    if unknown:
+        parser.error(f"unknown engines {unknown}; choose from {ENGINES}")
+    engines = [e for e in ENGINES if e in chosen and _available(e)]
+    skipped = sorted(e for e in chosen - set(engines))
     if args.int8 and "onnxruntime" in engines:
         engines.append("onnxruntime+int8")  # engine+precision
     command = [*_cli_command(), "study", "--random-state", str(args.random_state)]
