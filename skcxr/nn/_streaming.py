@@ -302,12 +302,26 @@ def fingerprint(paths):
     return out
 
 
-def _features(backbone_key, files, reader_key, batch_size, *, backbone, reader,
-              paths, device, on_error):  # fmt: skip
+def _features(backbone_key, files, reader_key, batch_size, engine_key, *, backbone,
+              runner, reader, paths, device, on_error):  # fmt: skip
     from ._transfer_net import pooled_features
 
-    out = {"avg": [], "max": []}
-    rows = []
+    if runner is None:
+
+        def features_of(images):
+            return pooled_features(
+                backbone, backbone_key, images, device=device, batch_size=batch_size
+            )
+
+    else:  # the engine computes the one pooling engine_key names
+        from ._engines import run_batched
+
+        engine_runner, pooling = runner(), engine_key[-1]
+
+        def features_of(images):
+            return {pooling: run_batched(engine_runner, images, batch_size)}
+
+    out, rows = {}, []
     for idx, images in iter_batches(
         reader,
         paths,
@@ -317,11 +331,8 @@ def _features(backbone_key, files, reader_key, batch_size, *, backbone, reader,
     ):
         if not len(idx):
             continue
-        feats = pooled_features(
-            backbone, backbone_key, images.numpy(), device=device, batch_size=batch_size
-        )
-        for pooling in out:
-            out[pooling].append(feats[pooling])
+        for pooling, feats in features_of(images.numpy()).items():
+            out.setdefault(pooling, []).append(feats)
         rows.append(idx)
     if not rows:
         raise ValueError(f"None of the {len(paths)} files could be read.")
@@ -329,24 +340,42 @@ def _features(backbone_key, files, reader_key, batch_size, *, backbone, reader,
 
 
 def streamed_pooled_features(
-    backbone, backbone_key, reader, paths, *, device, batch_size, memory
+    backbone,
+    backbone_key,
+    reader,
+    paths,
+    *,
+    device,
+    batch_size,
+    memory,
+    runner=None,
+    engine_key=None,
 ):
     """Pooled features of a frozen backbone on files, and the rows read.
 
+    ``{"avg": (n, C), "max": (n, C)}`` from torch on ``device``; with
+    ``runner`` (a callable returning the inference engine's runner of the
+    pooled features, called only when the features are computed) and
+    ``engine_key`` (its engine, precision, calibration images and pooling,
+    the last of which names the one entry returned), from the engine.
+
     Cached in ``memory`` (a joblib.Memory or folder) keyed by ``backbone_key``,
-    the files' paths, modification times and sizes, the loader's parameters
-    and the batch size: a second fit on the same files decodes nothing.
-    Files that cannot be read follow ``reader.on_error``.
+    the files' paths, modification times and sizes, the loader's parameters,
+    the batch size and ``engine_key``: a second fit on the same files decodes
+    nothing. Files that cannot be read follow ``reader.on_error``.
     """
     compute = check_memory(memory).cache(
-        _features, ignore=["backbone", "reader", "paths", "device", "on_error"]
+        _features,
+        ignore=["backbone", "runner", "reader", "paths", "device", "on_error"],
     )
     features, rows = compute(
         backbone_key,
         fingerprint(paths),
         reader.key,
         batch_size,
+        engine_key,
         backbone=backbone,
+        runner=runner,
         reader=reader,
         paths=list(paths),
         device=device,
