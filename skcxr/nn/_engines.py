@@ -300,8 +300,13 @@ def quantize_int8(onnx_bytes, calibration, engine):
         path = os.path.join(folder, "int8.onnx")
         # the tool logs advice to run its shape pre-processing on the root
         # logger, which would change nothing here (the exported shapes are
-        # static): root records are dropped while it runs
-        advice = logging.Filter("skcxr.no-record-passes")
+        # static): this thread's root records are dropped while it runs, other
+        # threads' pass
+        quantizing = threading.get_ident()
+
+        def advice(record):
+            return record.thread != quantizing
+
         logging.getLogger().addFilter(advice)
         try:
             quantize_static(
