@@ -5,10 +5,12 @@ import copy
 import csv
 import gc
 import io
+import logging
 import os
 import pickle
 import re
 import sys
+import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 
@@ -141,12 +143,9 @@ def test_network_fingerprint_follows_weights_and_settings_not_memory_format():
     assert network_fingerprint(other_pooling) != digest
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_one_runner_serves_every_estimator_of_the_same_frozen_backbone(
-    engine, labelled, monkeypatch
-):
-    _needs(engine)
-    X, y = labelled
+@pytest.fixture
+def built_runners(monkeypatch):
+    """The class names of the networks every new EngineRunner exports."""
     built = []
     original_init = EngineRunner.__init__
 
@@ -155,6 +154,15 @@ def test_one_runner_serves_every_estimator_of_the_same_frozen_backbone(
         original_init(self, module, *args, **kwargs)
 
     monkeypatch.setattr(EngineRunner, "__init__", counting_init)
+    return built
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_one_runner_serves_every_estimator_of_the_same_frozen_backbone(
+    engine, labelled, built_runners
+):
+    _needs(engine)
+    X, y = labelled
     params = dict(backbone="small_cnn", weights=None, device="cpu", random_state=0)
     binary = TransferClassifier(engine=engine, max_epochs=2, **params)
     binary.fit(X, np.where(y == "normal", "normal", "finding"))
@@ -167,11 +175,38 @@ def test_one_runner_serves_every_estimator_of_the_same_frozen_backbone(
     }
     # one export of the folded backbone for two fits, two predictions and the
     # embeddings; each estimator's results are still its own torch results
-    assert built == ["PooledFeatures"]
+    assert built_runners == ["PooledFeatures"]
     _assert_close(got["binary"], binary.set_params(engine="torch").predict_proba(X))
     expected = three_class.set_params(engine="torch").predict_proba(X)
     _assert_close(got["three-class"], expected)
     _assert_close(got["embedder"], embedder.set_params(engine="torch").transform(X))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_classifier_on_files_streams_its_features_through_the_engine(
+    engine, tmp_path, built_runners
+):
+    _needs(engine)
+    from skcxr.datasets import write_chest_xrays
+
+    X, y = make_chest_xrays(24, size=32, random_state=0)
+    paths = list(write_chest_xrays(tmp_path / "images", X, y, random_state=0))
+    params = dict(
+        backbone="small_cnn",
+        weights=None,
+        device="cpu",
+        max_epochs=2,
+        random_state=0,
+        loader=ImageLoader(size=32),
+        memory=str(tmp_path / "cache"),
+    )
+    reference = TransferClassifier(**params).fit(paths, y)
+    fitted = TransferClassifier(engine=engine, **params).fit(paths, y)
+    assert fitted.used_feature_cache_
+    # the torch features cached by the first fit are not taken for the engine's
+    assert built_runners == ["PooledFeatures"]
+    _assert_close(fitted.predict_proba(paths), reference.predict_proba(paths))
+    assert built_runners == ["PooledFeatures"]  # predicting reused it
 
 
 def test_a_shared_runner_lives_only_as_long_as_its_estimators(images):
@@ -528,6 +563,32 @@ def test_int8_calibration_reads_only_the_drawn_files(tmp_path):
     np.testing.assert_allclose(
         embedder.calibration_images_, loader.transform(paths)[rows], atol=1e-6
     )
+
+
+def test_int8_quantiser_advice_is_dropped_but_other_threads_still_log(
+    monkeypatch, caplog
+):
+    _needs("onnxruntime")
+    import onnxruntime.quantization
+
+    from skcxr.nn._engines import export_onnx, quantize_int8
+
+    def quantize_static(model, path, *args, **kwargs):
+        logging.warning("advice of the quantiser")  # its own thread
+        other = threading.Thread(target=logging.warning, args=("another thread",))
+        other.start()
+        other.join()
+        with open(path, "wb") as file:
+            file.write(b"int8 graph")
+
+    monkeypatch.setattr(onnxruntime.quantization, "quantize_static", quantize_static)
+    net = torch.nn.Conv2d(1, 2, 3).eval()
+    calibration = np.zeros((2, 1, 8, 8), np.float32)
+    with caplog.at_level(logging.WARNING):
+        assert quantize_int8(export_onnx(net, (1, 8, 8)), calibration, "onnxruntime")
+        logging.warning("after quantising")
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == ["another thread", "after quantising"]
 
 
 def test_int8_after_an_fp32_fit_asks_for_a_refit(images):
