@@ -20,6 +20,11 @@ and for each one the script reports:
   of the same round, and which value it is; for torch itself, to its first
   round (run-to-run determinism). The script exits with status 1 when an
   engine differs by more than ``--atol`` or its rows or text columns differ.
+  The default, 1e-3, allows what 32-bit arithmetic in another order gives: the
+  engines' features differ from torch's in the sixth digit, a head trained on
+  them can then swap two nearly tied test images, and one swapped pair moves
+  a ROC AUC (or a bootstrap bound of it) by 1 / (positives x negatives),
+  about 1e-4 on the default study's test split.
 
 Per-task seconds come from the study's progress lines on stderr (``[ t s]
 step``): each step lasts until the next line, timed as the lines arrive;
@@ -197,8 +202,8 @@ def main():
     parser.add_argument(
         "--atol",
         type=float,
-        default=1e-6,
-        help="largest metric difference to torch's accepted (default 1e-6)",
+        default=1e-3,
+        help="largest metric difference to torch's accepted (default 1e-3)",
     )
     args = parser.parse_args()
 
