@@ -39,6 +39,8 @@ from skcxr.nn._engines import (
 from skcxr.nn._features import PooledFeatures
 
 ENGINES = ["onnxruntime", "openvino"]
+# a tiny network with reproducible random weights, on the CPU
+SMALL = dict(backbone="small_cnn", weights=None, device="cpu", random_state=0)
 
 
 def _needs(engine):
@@ -94,9 +96,7 @@ def test_embedder_engine_equals_torch(engine, backbone, images):
 def test_classifier_engine_equals_torch_in_fit_and_predict(engine, labelled):
     _needs(engine)
     X, y = labelled
-    params = dict(
-        backbone="small_cnn", weights=None, device="cpu", max_epochs=3, random_state=0
-    )
+    params = dict(SMALL, max_epochs=3)
     reference = TransferClassifier(**params).fit(X, y)
     expected = reference.predict_proba(X)
     # the frozen backbone's features (the feature cache) through the engine
@@ -112,14 +112,7 @@ def test_classifier_engine_equals_torch_in_fit_and_predict(engine, labelled):
 def test_fine_tuned_classifier_runs_its_whole_network_on_the_engine(engine, labelled):
     _needs(engine)
     X, y = labelled
-    reference = TransferClassifier(
-        backbone="small_cnn",
-        weights=None,
-        trainable="all",
-        device="cpu",
-        max_epochs=2,
-        random_state=0,
-    ).fit(X, y)
+    reference = TransferClassifier(trainable="all", max_epochs=2, **SMALL).fit(X, y)
     assert not reference.used_feature_cache_
     expected = reference.predict_proba(X)
     _assert_close(reference.set_params(engine=engine).predict_proba(X), expected)
@@ -163,11 +156,10 @@ def test_one_runner_serves_every_estimator_of_the_same_frozen_backbone(
 ):
     _needs(engine)
     X, y = labelled
-    params = dict(backbone="small_cnn", weights=None, device="cpu", random_state=0)
-    binary = TransferClassifier(engine=engine, max_epochs=2, **params)
+    binary = TransferClassifier(engine=engine, max_epochs=2, **SMALL)
     binary.fit(X, np.where(y == "normal", "normal", "finding"))
-    three_class = TransferClassifier(engine=engine, max_epochs=2, **params).fit(X, y)
-    embedder = CNNEmbedder(engine=engine, **params).fit(X)
+    three_class = TransferClassifier(engine=engine, max_epochs=2, **SMALL).fit(X, y)
+    embedder = CNNEmbedder(engine=engine, **SMALL).fit(X)
     got = {
         "binary": binary.predict_proba(X),
         "three-class": three_class.predict_proba(X),
@@ -192,13 +184,7 @@ def test_classifier_on_files_streams_its_features_through_the_engine(
     X, y = make_chest_xrays(24, size=32, random_state=0)
     paths = list(write_chest_xrays(tmp_path / "images", X, y, random_state=0))
     params = dict(
-        backbone="small_cnn",
-        weights=None,
-        device="cpu",
-        max_epochs=2,
-        random_state=0,
-        loader=ImageLoader(size=32),
-        memory=str(tmp_path / "cache"),
+        SMALL, max_epochs=2, loader=ImageLoader(size=32), memory=str(tmp_path / "cache")
     )
     reference = TransferClassifier(**params).fit(paths, y)
     fitted = TransferClassifier(engine=engine, **params).fit(paths, y)
@@ -211,13 +197,7 @@ def test_classifier_on_files_streams_its_features_through_the_engine(
 
 def test_a_shared_runner_lives_only_as_long_as_its_estimators(images):
     _needs("onnxruntime")
-    embedder = CNNEmbedder(
-        backbone="small_cnn",
-        weights=None,
-        device="cpu",
-        engine="onnxruntime",
-        random_state=0,
-    ).fit(images)
+    embedder = CNNEmbedder(engine="onnxruntime", **SMALL).fit(images)
     runner = shared_runner(
         embedder.module_, "onnxruntime", input_shape=(1, *images.shape[1:])
     )
@@ -233,9 +213,7 @@ def test_multilabel_classifier_engine_gives_sigmoid_probabilities(engine, labell
     _needs(engine)
     X, _ = labelled
     Y = (np.random.default_rng(1).random((len(X), 3)) > 0.5).astype(int)
-    clf = TransferClassifier(
-        backbone="small_cnn", weights=None, device="cpu", max_epochs=2, random_state=0
-    ).fit(X, Y)
+    clf = TransferClassifier(max_epochs=2, **SMALL).fit(X, Y)
     expected = clf.predict_proba(X)
     _assert_close(clf.set_params(engine=engine).predict_proba(X), expected)
 
@@ -266,13 +244,7 @@ def test_anomaly_detector_engine_equals_torch(engine, method, images):
 
 def test_pickle_and_clone_keep_the_engine_and_rebuild_the_session(images):
     _needs("onnxruntime")
-    embedder = CNNEmbedder(
-        backbone="small_cnn",
-        weights=None,
-        device="cpu",
-        engine="onnxruntime",
-        random_state=0,
-    ).fit(images)
+    embedder = CNNEmbedder(engine="onnxruntime", **SMALL).fit(images)
     expected = embedder.transform(images)
     assert len(embedder._engine_cache) == 1
     restored = pickle.loads(pickle.dumps(embedder))
@@ -290,9 +262,7 @@ def test_pickle_and_clone_keep_the_engine_and_rebuild_the_session(images):
 def test_set_params_switches_engines_and_refit_is_never_stale(images):
     _needs("onnxruntime")
     _needs("openvino")
-    embedder = CNNEmbedder(
-        backbone="small_cnn", weights=None, device="cpu", random_state=0
-    ).fit(images)
+    embedder = CNNEmbedder(**SMALL).fit(images)
     expected = embedder.transform(images)
     for engine in ENGINES:
         _assert_close(embedder.set_params(engine=engine).transform(images), expected)
@@ -389,9 +359,7 @@ def saved_model(tmp_path_factory, labelled):
     from skcxr.utils import save_model
 
     X, y = labelled
-    classifier = TransferClassifier(
-        backbone="small_cnn", weights=None, device="cpu", max_epochs=2, random_state=0
-    ).fit(X, y)
+    classifier = TransferClassifier(max_epochs=2, **SMALL).fit(X, y)
     path = tmp_path_factory.mktemp("model") / "model.skops"
     save_model(Pipeline([("load", ImageLoader(size=32)), ("model", classifier)]), path)
     return path
@@ -483,9 +451,8 @@ def _correlation(a, b):
 def test_int8_embeddings_are_quantised_yet_close_to_fp32(images):
     engine = "onnxruntime"
     _needs_int8(engine)
-    params = dict(backbone="small_cnn", weights=None, device="cpu", random_state=0)
-    expected = CNNEmbedder(**params).fit(images).transform(images)
-    embedder = CNNEmbedder(engine=engine, precision="int8", **params).fit(images)
+    expected = CNNEmbedder(**SMALL).fit(images).transform(images)
+    embedder = CNNEmbedder(engine=engine, precision="int8", **SMALL).fit(images)
     got = embedder.transform(images)
     assert got.shape == expected.shape and got.dtype == np.float32
     error = np.abs(got - expected).max() / np.abs(expected).max()
@@ -593,9 +560,7 @@ def test_int8_quantiser_advice_is_dropped_but_other_threads_still_log(
 
 def test_int8_after_an_fp32_fit_asks_for_a_refit(images):
     _needs("onnxruntime")
-    embedder = CNNEmbedder(
-        backbone="small_cnn", weights=None, device="cpu", random_state=0
-    ).fit(images)
+    embedder = CNNEmbedder(**SMALL).fit(images)
     embedder.set_params(engine="onnxruntime", precision="int8")
     with pytest.raises(ValueError, match="fit it again with precision='int8'"):
         embedder.transform(images)
@@ -647,9 +612,7 @@ def test_int8_classifier_and_detector_follow_their_fp32_selves(labelled):
     from scipy.stats import spearmanr
 
     X, y = labelled
-    params = dict(
-        backbone="small_cnn", weights=None, device="cpu", max_epochs=3, random_state=0
-    )
+    params = dict(SMALL, max_epochs=3)
     reference = TransferClassifier(**params).fit(X, y)
     quantised = TransferClassifier(engine=engine, precision="int8", **params).fit(X, y)
     proba = quantised.predict_proba(X)
