@@ -719,7 +719,6 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
     def _cached_features(self, network, images, device, seed):
         key = weights_key(self.backbone, self.weights, seed)
-        check_engine(self.engine, self.device, self.precision)
         if self.engine != "torch":  # keyed by engine and precision: outputs differ
             compute = check_memory(self.memory).cache(
                 engine_pooled_features, ignore=["runner", "batch_size"]
@@ -728,11 +727,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 lambda: self._features_runner(network),
                 key,
                 images,
-                pooling=self.pooling,
-                engine=self.engine,
+                engine_key=self._engine_features_key(),
                 batch_size=max(self.batch_size, 64),
-                precision=self.precision,
-                calibration=self.calibration_images_,
             )
         compute = check_memory(self.memory).cache(
             pooled_features, ignore=["backbone", "device", "batch_size"]
@@ -748,7 +744,6 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
     def _streamed_features(self, network, files, device, seed, y_enc):
         """Pooled features of image files (cached) and the targets of those read."""
-        check_engine(self.engine, self.device, self.precision)
         engine = self.engine != "torch"
         features, rows = streamed_pooled_features(
             network.backbone,
@@ -758,11 +753,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             batch_size=max(self.batch_size, 64),
             memory=self.memory,
             runner=(lambda: self._features_runner(network)) if engine else None,
-            engine_key=(
-                (self.engine, self.precision, self.calibration_images_, self.pooling)
-                if engine
-                else None
-            ),
+            engine_key=self._engine_features_key() if engine else None,
         )
         return features[self.pooling], y_enc[rows]
 
@@ -831,18 +822,22 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             ),
         )
 
+    def _engine_features_key(self):
+        """What identifies the engine's pooled features in a feature cache
+        (outputs differ by engine and precision); the pooling comes last."""
+        return (self.engine, self.precision, self.calibration_images_, self.pooling)
+
     def _frozen_engine_proba(self, images):
         """Probabilities of a frozen-backbone fit: the engine computes the pooled
         features, the small head runs in torch."""
         module = self.net_.module_
         runner = self._features_runner(module)
         features = torch.from_numpy(run_batched(runner, images, self.batch_size))
+        head = Probabilities(module.head, multilabel=self.multilabel_)
         with torch.inference_mode():
             # the head stays where it was trained (a GPU with device="auto")
-            logits = module.head(features.to(next(module.head.parameters()).device))
-            if self.multilabel_:
-                return torch.sigmoid(logits).cpu().numpy()
-            return torch.softmax(logits, dim=1).cpu().numpy()
+            proba = head(features.to(next(module.head.parameters()).device))
+        return proba.cpu().numpy()
 
     def predict(self, X):
         """Predicted labels.

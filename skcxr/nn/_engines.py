@@ -828,19 +828,18 @@ def pooled_features_network(backbone, pooling, input_shape):
     return optimize_for_inference(network, probe)
 
 
-def engine_pooled_features(
-    runner, key, images, *, pooling, engine, precision, calibration, batch_size
-):
+def engine_pooled_features(runner, key, images, *, engine_key, batch_size):
     """:func:`~skcxr.nn._transfer_net.pooled_features` run by an engine.
 
-    The ``(n, C)`` features of a frozen backbone pooled by ``pooling``.
+    The ``(n, C)`` features of a frozen backbone pooled by one pooling.
     ``runner`` returns the :class:`EngineRunner` of
     :func:`pooled_features_network`; it is called only when the features are
     computed, not when a joblib cache (which ignores it) already has them.
-    ``key`` (the backbone and its weights), ``pooling``, ``engine``,
-    ``precision`` and ``calibration`` identify the features in that cache.
+    ``key`` (the backbone and its weights) and ``engine_key`` (the engine,
+    precision, calibration images and pooling) identify the features in that
+    cache, as in :func:`~skcxr.nn._streaming.streamed_pooled_features`.
     """
-    del pooling, engine, precision, calibration  # the cache key only
+    del engine_key  # the cache key only
     return run_batched(runner(), images, batch_size)
 
 
