@@ -2,10 +2,18 @@
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
+from skcxr.metrics import false_no_finding_rate
 from skcxr.study._data import load_study_data
-from skcxr.study._metrics import _accuracy, _f1_of, _macro_f1
+from skcxr.study._metrics import (
+    _accuracy,
+    _f1_of,
+    _false_no_finding_rate,
+    _macro_f1,
+    _roc_auc,
+    binary_roc_auc,
+)
 from skcxr.study._render import ci_table
 from skcxr.study._settings import StudySettings
 
@@ -20,6 +28,38 @@ def test_fast_metrics_equal_sklearn():
     )
     for label, score in zip(classes, f1_score(y, pred, labels=classes, average=None)):
         assert _f1_of(label)(y, pred) == pytest.approx(score)
+    assert _false_no_finding_rate("normal")(y, pred) == pytest.approx(
+        false_no_finding_rate(y, pred, healthy_label="normal")
+    )
+
+
+def test_fast_roc_auc_equals_sklearn_with_ties():
+    rng = np.random.default_rng(0)
+    classes = np.array(["bacteria", "normal", "virus"])
+    y = rng.choice(classes, 200)
+    # rounded probabilities: many tied scores, which count half
+    proba = np.round(rng.dirichlet(np.ones(3), 200), 1)
+    proba /= proba.sum(axis=1, keepdims=True)
+    assert _roc_auc(classes)(y, proba) == pytest.approx(
+        roc_auc_score(y, proba, multi_class="ovr", labels=classes)
+    )
+    binary = classes[:2]
+    y_binary = rng.choice(binary, 200)
+    assert _roc_auc(binary)(y_binary, proba) == pytest.approx(
+        roc_auc_score(y_binary == binary[1], proba[:, 1])
+    )
+    sick, score = y != "normal", proba[:, 0]
+    assert binary_roc_auc(sick, score) == pytest.approx(roc_auc_score(sick, score))
+
+
+def test_fast_metrics_are_undefined_without_both_classes():
+    # nan marks a bootstrap resample as undefined (skipped), as the ValueError
+    # of scikit-learn's roc_auc_score does
+    assert np.isnan(binary_roc_auc([True, True], [0.1, 0.9]))
+    classes = np.array(["bacteria", "normal", "virus"])
+    y = np.array(["normal", "virus", "normal"])
+    assert np.isnan(_roc_auc(classes)(y, np.full((3, 3), 1 / 3)))
+    assert np.isnan(_false_no_finding_rate("normal")(y[[0, 2]], y[[0, 2]]))
 
 
 def test_ci_table_shows_each_metric_with_its_interval():

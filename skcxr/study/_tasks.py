@@ -10,12 +10,12 @@ import time
 
 import numpy as np
 from sklearn.frozen import FrozenEstimator
-from sklearn.metrics import f1_score, roc_auc_score
+from sklearn.metrics import f1_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 
 from ..metrics import paired_bootstrap
-from ._metrics import _macro_f1, evaluate, evaluate_multilabel, with_ci
+from ._metrics import _macro_f1, binary_roc_auc, evaluate, evaluate_multilabel, with_ci
 
 __all__ = [
     "TASK_NAMES",
@@ -272,7 +272,7 @@ def anomaly_task(study, settings, random_state):
         detector.fit(healthy)
         anomalies[name] = detector.reconstruction_error(X_test)
         row = {"task": "anomaly", "model": name}
-        with_ci(row, "ROC AUC", sick, anomalies[name], roc_auc_score, **common)
+        with_ci(row, "ROC AUC", sick, anomalies[name], binary_roc_auc, **common)
         # predict()'s rule (-1 above threshold_), without scoring the images again
         flagged = flags[name] = anomalies[name] > detector.threshold_
         with_ci(row, "sensitivity", sick, flagged, _recall_of(True), **common)
@@ -293,7 +293,7 @@ def anomaly_task(study, settings, random_state):
     for name, anomaly_of in baselines.items():
         row = {"task": "anomaly", "model": f"baseline: CNN embedding + {name}"}
         scores = anomaly_of(test_codes)
-        rows.append(with_ci(row, "ROC AUC", sick, scores, roc_auc_score, **common))
+        rows.append(with_ci(row, "ROC AUC", sick, scores, binary_roc_auc, **common))
 
     default_name, default = next(iter(detectors.items()))
     flagged = flags[default_name]
