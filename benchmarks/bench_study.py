@@ -14,7 +14,11 @@ and for each one the script reports:
 * ``CPU s``: user + system CPU time of the process and its children, from
   ``resource.getrusage(RUSAGE_CHILDREN)`` differences, median;
 * ``vs torch``: torch's wall time divided by the engine's, median of the
-  per-round ratios (> 1 means faster than torch);
+  per-round ratios (> 1 means faster than torch); with two or more rounds,
+  also the number of rounds the engine was faster in and the geometric mean
+  of the per-round ratios with its 95% confidence interval (Student's t over
+  the logarithms of the ratios: the two runs of a round are back to back, so
+  the machine's slow drifts cancel within a pair);
 * ``max abs diff``: the largest absolute difference of any numeric value of
   ``metrics.csv`` (every metric and its confidence interval bounds) to torch's
   of the same round, and which value it is; for torch itself, to its first
@@ -59,6 +63,7 @@ import tempfile
 import time
 
 import numpy as np
+from scipy.stats import ttest_1samp
 
 ENGINES = ("torch", "onnxruntime", "openvino")
 STEP = re.compile(r"^\[\s*[0-9.]+ s\] (.*)$")
@@ -176,6 +181,17 @@ def _print_changes(engine, metrics, reference):
         print(f"{' / '.join(key):<48}" + "".join(f"{c:>18}" for c in cells))
 
 
+def _print_paired_ratio(engine, torch_seconds, engine_seconds):
+    """Rounds faster than torch and the geometric-mean speed-up with its 95% CI."""
+    ratios = np.asarray(torch_seconds) / np.asarray(engine_seconds)
+    interval = ttest_1samp(np.log(ratios), 0.0).confidence_interval(0.95)
+    print(
+        f"{engine} vs torch: faster in {int(np.sum(ratios > 1))} of {len(ratios)} "
+        f"rounds; geometric mean {np.exp(np.mean(np.log(ratios))):.3f}x, 95% CI "
+        f"[{np.exp(interval.low):.3f}, {np.exp(interval.high):.3f}]"
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1, help="rounds (default 1)")
@@ -284,6 +300,8 @@ def main():
             "wall s per round: "
             + "; ".join(f"{e} {' '.join(f'{t:.1f}' for t in wall[e])}" for e in engines)
         )
+        for engine in engines[1:]:
+            _print_paired_ratio(engine, wall["torch"], wall[engine])
 
     for engine in [e for e in engines if "+" in e]:
         _print_changes(engine, metrics[engine][0], metrics["torch"][0])
