@@ -45,7 +45,7 @@ instead of being held to ``--atol``.
 
 Run: ``python benchmarks/bench_study.py [--repeats 3] [--engines torch,openvino]
 [--int8]`` (the default study takes
-about 4-5 minutes per run on 2 cores); ``--quick`` passes ``--quick`` to the
+about 3 minutes per run on 2 cores); ``--quick`` passes ``--quick`` to the
 study (about a minute per run).
 """
 

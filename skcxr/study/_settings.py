@@ -18,7 +18,7 @@ _DEFAULT_NATIVE_SIZE = 224
 class StudySettings:
     """Every setting of ``skcxr study``; the report records the values used.
 
-    The defaults are the synthetic study (1,200 images of 64 px, about 2.5
+    The defaults are the synthetic study (1,200 images of 64 px, about 3
     minutes on two CPU cores). :meth:`quick` is a one-minute smoke run, and
     :meth:`for_real_data` switches to the backbone's native input size.
 
