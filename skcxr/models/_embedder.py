@@ -25,7 +25,7 @@ from ..nn._engines import (
     keep_calibration,
     run_batched,
 )
-from ..nn._features import PooledFeatures, optimize_for_inference
+from ..nn._features import PooledFeatures, inference_network
 from ..nn._streaming import as_files, load_images, stream_map
 from ..nn._torch_utils import resolve_device
 from ..utils._random import seed_from
@@ -284,12 +284,9 @@ class CNNEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             X = load_images(files[0], files[1][: self.batch_size])[0]
         images, _ = validate_images(self, X, reset=True)
         keep_calibration(self, images, files)
-        module = self._build_network().eval()
-        for param in module.parameters():
-            param.requires_grad_(False)
         probe = torch.tensor(images[:2])[:, None]
         try:
-            module = optimize_for_inference(module, probe)
+            module = inference_network(self._build_network(), probe)
         except RuntimeError as exc:  # e.g. an image too small for the network
             raise ValueError(
                 f"The network could not embed images of size {images.shape[1:]}: {exc}"

@@ -801,9 +801,8 @@ class Probabilities(nn.Module):
 def pooled_features_network(backbone, pooling, input_shape):
     """The pooled-feature network of a frozen ``backbone``, ready to export.
 
-    :class:`~skcxr.nn._features.PooledFeatures` of a copy of ``backbone`` in
-    eval mode, with its batch norms folded
-    (:func:`~skcxr.nn._features.optimize_for_inference`): the very network
+    :class:`~skcxr.nn._features.PooledFeatures` of a copy of ``backbone``,
+    prepared by :func:`~skcxr.nn._features.inference_network`: the very network
     :class:`~skcxr.CNNEmbedder` builds from the same backbone, so that
     :func:`shared_runner` exports it once for both.
 
@@ -819,13 +818,12 @@ def pooled_features_network(backbone, pooling, input_shape):
     -------
     torch.nn.Module
     """
-    from ._features import PooledFeatures, optimize_for_inference
+    from ._features import PooledFeatures, inference_network
 
-    network = PooledFeatures(copy.deepcopy(backbone).cpu(), pooling).eval()
-    for param in network.parameters():
-        param.requires_grad_(False)
     probe = torch.rand((2, *input_shape), generator=torch.Generator().manual_seed(0))
-    return optimize_for_inference(network, probe)
+    return inference_network(
+        PooledFeatures(copy.deepcopy(backbone).cpu(), pooling), probe
+    )
 
 
 def engine_pooled_features(runner, key, images, *, engine_key, batch_size):

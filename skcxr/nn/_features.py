@@ -13,7 +13,7 @@ import copy
 import torch
 from torch import nn
 
-__all__ = ["PooledFeatures", "optimize_for_inference"]
+__all__ = ["PooledFeatures", "inference_network", "optimize_for_inference"]
 
 
 class PooledFeatures(nn.Module):
@@ -132,3 +132,19 @@ def optimize_for_inference(module, probe):
     ):
         return optimized
     return module
+
+
+def inference_network(module, probe):
+    """``module`` ready for inference: eval mode, no gradients, batch norms folded.
+
+    Sets ``module`` to eval mode and its parameters to ``requires_grad=False``
+    in place (pass a copy), then returns :func:`optimize_for_inference` of it.
+    :class:`~skcxr.CNNEmbedder` and
+    :func:`~skcxr.nn._engines.pooled_features_network` both prepare their
+    networks here, so that the same backbone gives the same network and one
+    shared export.
+    """
+    module.eval()
+    for param in module.parameters():
+        param.requires_grad_(False)
+    return optimize_for_inference(module, probe)
