@@ -145,6 +145,51 @@ def test_torchxrayvision_layout_applies_its_input_convention(tmp_path, densenet_
     _close(out, expected)
 
 
+@pytest.mark.slow
+def test_the_input_size_survives_saving_the_backbone_and_its_estimators(
+    tmp_path, densenet_gray
+):
+    """The 224 px resize of torchxrayvision's weights is part of the state: the
+    backbone's own saved state dict and the pickled estimators, rebuilt without
+    the weights file, resize as the original does."""
+    import pickle
+
+    from skcxr import CNNEmbedder, TransferClassifier
+
+    torch.save(_xrv_state(densenet_gray), tmp_path / "xrv.pt")
+    net = build_backbone("densenet121", weights=tmp_path / "xrv.pt").eval()
+    state = net.state_dict()
+    torch.save(state, tmp_path / "own.pt")
+    again = build_backbone("densenet121", weights=tmp_path / "own.pt").eval()
+    assert again.weights_layout == "skcxr"
+    x = torch.rand(2, 1, 40, 40)
+    with torch.no_grad():
+        _close(again(x), net(x))
+        assert again(x).shape == (2, 1024, 7, 7)  # resized to 224 inside
+    # a state dict without the size (an older file) loads and keeps the built one
+    older = {k: v for k, v in state.items() if not k.endswith("_extra_state")}
+    assert len(older) == len(state) - 1
+    random_init = build_backbone("densenet121", weights=None)
+    random_init.load_state_dict(older)
+    assert random_init(x).shape == (2, 1024, 1, 1)  # no resize, as built
+
+    X = np.random.default_rng(0).random((4, 40, 40)).astype(np.float32)
+    embedder = CNNEmbedder(backbone="densenet121", weights=tmp_path / "xrv.pt").fit(X)
+    classifier = TransferClassifier(
+        backbone="densenet121",
+        weights=tmp_path / "xrv.pt",
+        trainable="all",
+        max_epochs=1,
+        batch_size=4,
+        random_state=0,
+    ).fit(X, np.array([0, 1, 0, 1]))
+    for model, output in ((embedder, "transform"), (classifier, "predict_proba")):
+        loaded = pickle.loads(pickle.dumps(model))
+        np.testing.assert_allclose(
+            getattr(loaded, output)(X), getattr(model, output)(X), rtol=1e-5, atol=1e-6
+        )
+
+
 def test_a_file_of_no_known_layout_lists_the_expected_keys(tmp_path):
     torch.save({"backbone.stem.weight": torch.zeros(64, 3, 7, 7)}, tmp_path / "x.pth")
     with pytest.raises(ValueError) as info:

@@ -90,7 +90,11 @@ class FoldedConv(nn.Module):
     ``conv`` folds the same way (``mean``/``std`` of one value). With
     ``input_size``, images of another size are first resized to
     ``input_size x input_size`` (bilinear, antialiased, as torchxrayvision
-    does): the input convention of weights trained at one resolution.
+    does): the input convention of weights trained at one resolution. That
+    size is part of the state dict (``<prefix>_extra_state``, 0 for none), so
+    a network rebuilt without the weights file and given its saved state
+    resizes as the original did; a state dict without the entry leaves the
+    size as built.
 
     Examples
     --------
@@ -116,6 +120,17 @@ class FoldedConv(nn.Module):
         conv.in_channels = 1
         self.conv = conv
         self.offset_weight = nn.Parameter((-weight * mean / std).sum(1, keepdim=True))
+
+    def get_extra_state(self):
+        return torch.tensor(self.input_size or 0)
+
+    def set_extra_state(self, state):
+        self.input_size = int(state) or None
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a state dict saved before the size was part of it keeps the built one
+        state_dict.setdefault(prefix + "_extra_state", self.get_extra_state())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x):
         size = self.input_size
