@@ -435,6 +435,74 @@ def test_transfer_classifier_on_a_timm_backbone_with_grad_cam():
     assert maps.shape == (2, 48, 48) and np.isfinite(maps).all()
 
 
+def _timm_test_model(name, seed):
+    timm = pytest.importorskip("timm")
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return timm.create_model(name).eval()
+
+
+def test_timm_transformer_tokens_become_a_feature_map(tmp_path):
+    """A ViT's patch tokens (class token dropped) on their grid, the images
+    resized to the size the model was built for; Swin-style channels-last
+    outputs permuted."""
+    vit = _timm_test_model("test_vit", 7)
+    cfg = vit.pretrained_cfg
+    size = cfg["input_size"][-1]
+    assert cfg["fixed_input_size"] and vit.num_prefix_tokens == 1
+    torch.save(vit.state_dict(), tmp_path / "vit.pth")
+    net = build_backbone("timm:test_vit", weights=tmp_path / "vit.pth").eval()
+    x = torch.rand(2, 1, 48, 48)  # not the model's size
+    resized = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
+    with torch.no_grad():
+        tokens = vit.forward_features(_rgb(resized, cfg["mean"], cfg["std"]))
+        out = net(x)
+    grid = size // 16
+    assert tokens.shape == (2, 1 + grid * grid, vit.num_features)
+    assert out.shape == (2, vit.num_features, grid, grid)
+    # patch token k is grid cell (k // grid, k % grid)
+    _close(out[:, :, 1, 2], tokens[:, 1 + grid + 2], rel=1e-5)
+    _close(out.flatten(2).transpose(1, 2), tokens[:, 1:], rel=1e-5)
+    assert net.blocks[1] == "features.model.blocks.0"  # a ModuleList's blocks
+
+    mamba = _timm_test_model("test_mambaout", 8)
+    assert mamba.output_fmt == "NHWC"
+    torch.save(mamba.state_dict(), tmp_path / "mamba.pth")
+    net = build_backbone("timm:test_mambaout", weights=tmp_path / "mamba.pth").eval()
+    cfg = mamba.pretrained_cfg
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        expected = mamba.forward_features(_rgb(x, cfg["mean"], cfg["std"]))
+        _close(net(x), expected.permute(0, 3, 1, 2), rel=1e-5)
+
+
+@pytest.mark.slow
+def test_embedder_classifier_and_grad_cam_on_a_vision_transformer():
+    pytest.importorskip("timm")
+    from skcxr import CNNEmbedder, TransferClassifier
+    from skcxr.inspection import grad_cam
+
+    rng = np.random.default_rng(0)
+    X = rng.random((8, 48, 48), dtype=np.float32)
+    y = np.array([0, 1] * 4)
+    codes = CNNEmbedder(backbone="timm:test_vit", weights=None).fit_transform(X)
+    assert codes.shape == (8, 64) and np.isfinite(codes).all()
+    clf = TransferClassifier(
+        backbone="timm:test_vit",
+        weights=None,
+        trainable=2,
+        max_epochs=1,
+        batch_size=4,
+        validation_fraction=0.0,
+        device="cpu",
+        random_state=0,
+    ).fit(X, y)
+    assert clf.predict_proba(X).shape == (8, 2)
+    maps = grad_cam(clf, X[:2])
+    assert maps.shape == (2, 48, 48) and np.isfinite(maps).all()
+    assert maps.std() > 0  # a map over the 10 x 10 patch grid, not a constant
+
+
 # ------------------------------------------------- autoencoder's frozen encoder
 def test_autoencoder_with_a_frozen_backbone_encoder():
     from skcxr import ReconstructionAnomalyDetector

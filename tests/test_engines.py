@@ -93,6 +93,42 @@ def test_embedder_engine_equals_torch(engine, backbone, images):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_a_vision_transformer_runs_on_the_engine(engine, images):
+    """Patch tokens laid on their grid and the resize to the model's fixed
+    input size export too."""
+    _needs(engine)
+    pytest.importorskip("timm")
+    embedder = CNNEmbedder(
+        backbone="timm:test_vit", weights=None, device="cpu", random_state=0
+    ).fit(images[:4])
+    expected = embedder.transform(images[:4])
+    _assert_close(embedder.set_params(engine=engine).transform(images[:4]), expected)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("size", [24, 64])  # up- and down-sampled inside
+def test_a_folded_stem_that_resizes_runs_on_the_engine(engine, size):
+    """The antialiased resize of weights trained at one resolution (the
+    torchxrayvision convention), as exact matrix products in the graph."""
+    _needs(engine)
+    from skcxr.nn._backbones import FoldedConv
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+    net = torch.nn.Sequential(
+        FoldedConv(conv, (0.4, 0.5, 0.6), (0.2, 0.3, 0.4), input_size=40),
+        torch.nn.Flatten(),
+    ).eval()
+    x = np.random.default_rng(1).random((3, 1, size, size), dtype=np.float32)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).numpy()
+    assert expected.shape == (3, 4 * 40 * 40)
+    runner = EngineRunner(net, engine, input_shape=(1, size, size))
+    _assert_close(runner(x), expected)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_classifier_engine_equals_torch_in_fit_and_predict(engine, labelled):
     _needs(engine)
     X, y = labelled

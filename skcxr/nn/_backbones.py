@@ -13,7 +13,8 @@ backbone the estimators accept, and :func:`list_backbones` lists the registry.
 Other sources. ``"timm:<name>"`` is any model of the optional ``timm`` package
 (``pip install skcxr[timm]``), built from its ``pretrained_cfg`` (first
 convolution, normalisation, classifier, input size) with its
-``forward_features`` as the feature map. A ``weights`` file may hold the
+``forward_features`` as the feature map (a vision transformer's patch tokens
+on their grid; images resized to the input size of a model built for one). A ``weights`` file may hold the
 torchvision, torchxrayvision or CheXNet key layout (see :class:`WeightsLayout`);
 ``weights="xrv:<name>"`` reads torchxrayvision's chest-X-ray weights from its
 cache folder. The backbone then applies those weights' own input convention.
@@ -35,6 +36,7 @@ import copy
 import difflib
 import functools
 import logging
+import math
 import os
 import re
 import urllib.error
@@ -57,6 +59,7 @@ __all__ = [
     "BackboneSpec",
     "Backbone",
     "FoldedConv",
+    "SquareResize",
     "TorchvisionWeights",
     "PackageWeights",
     "TimmWeights",
@@ -81,6 +84,49 @@ XRV_MEAN, XRV_STD = (0.5,), (1 / 2048,)
 logger = logging.getLogger(__name__)
 
 
+class SquareResize(nn.Module):
+    """Resize images to ``size x size`` (bilinear, antialiased); None: unchanged.
+
+    The input convention of weights trained at one resolution (torchxrayvision
+    resizes this way) or of a network built for one input size. The size is
+    part of the state dict (``<prefix>_extra_state``, 0 for none), so a
+    network rebuilt without its weights file and given its saved state
+    resizes as the original did; a state dict without the entry (an older
+    file) leaves the size as built.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skcxr.nn._backbones import SquareResize
+    >>> SquareResize(16)(torch.rand(2, 1, 40, 30)).shape
+    torch.Size([2, 1, 16, 16])
+    >>> SquareResize(None).state_dict()["_extra_state"]
+    tensor(0)
+    """
+
+    def __init__(self, size=None):
+        super().__init__()
+        self.size = None if size is None else int(size)
+
+    def get_extra_state(self):
+        return torch.tensor(self.size or 0)
+
+    def set_extra_state(self, state):
+        self.size = int(state) or None
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        state_dict.setdefault(prefix + "_extra_state", self.get_extra_state())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, x):
+        size = self.size
+        if size is None or tuple(x.shape[-2:]) == (size, size):
+            return x
+        return F.interpolate(
+            x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
+
+
 class FoldedConv(nn.Module):
     """A 3-channel first convolution folded to one gray channel, normalisation included.
 
@@ -89,12 +135,8 @@ class FoldedConv(nn.Module):
     for ``x`` of shape ``(n, 1, H, W)`` (see the module docstring). A one-channel
     ``conv`` folds the same way (``mean``/``std`` of one value). With
     ``input_size``, images of another size are first resized to
-    ``input_size x input_size`` (bilinear, antialiased, as torchxrayvision
-    does): the input convention of weights trained at one resolution. That
-    size is part of the state dict (``<prefix>_extra_state``, 0 for none), so
-    a network rebuilt without the weights file and given its saved state
-    resizes as the original did; a state dict without the entry leaves the
-    size as built.
+    ``input_size x input_size`` (:class:`SquareResize`, as torchxrayvision
+    does).
 
     Examples
     --------
@@ -111,7 +153,7 @@ class FoldedConv(nn.Module):
 
     def __init__(self, conv, mean, std, input_size=None):
         super().__init__()
-        self.input_size = None if input_size is None else int(input_size)
+        self.resize = SquareResize(input_size)
         conv = copy.deepcopy(conv)  # the given convolution stays as it was
         weight = conv.weight.detach()
         mean = torch.as_tensor(mean, dtype=weight.dtype).view(1, -1, 1, 1)
@@ -121,33 +163,19 @@ class FoldedConv(nn.Module):
         self.conv = conv
         self.offset_weight = nn.Parameter((-weight * mean / std).sum(1, keepdim=True))
 
-    def get_extra_state(self):
-        return torch.tensor(self.input_size or 0)
-
-    def set_extra_state(self, state):
-        self.input_size = int(state) or None
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # a state dict saved before the size was part of it keeps the built one
-        state_dict.setdefault(prefix + "_extra_state", self.get_extra_state())
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-    def forward(self, x):
-        size = self.input_size
-        if size is not None and tuple(x.shape[-2:]) != (size, size):
-            x = F.interpolate(
-                x,
-                size=(size, size),
-                mode="bilinear",
-                antialias=True,
-                align_corners=False,
-            )
-        ones = torch.ones((1, 1, *x.shape[-2:]), dtype=x.dtype, device=x.device)
-        params = {"weight": self.offset_weight}
+    def offset(self, size):
+        """The normalisation's contribution, an image-independent map, for
+        inputs of ``size`` (height, width) after the resize."""
+        weight = self.offset_weight
+        ones = torch.ones((1, 1, *size), dtype=weight.dtype, device=weight.device)
+        params = {"weight": weight}
         if self.conv.bias is not None:
             params["bias"] = torch.zeros_like(self.conv.bias)
-        offset = torch.func.functional_call(self.conv, params, (ones,))
-        return self.conv(x) + offset
+        return torch.func.functional_call(self.conv, params, (ones,))
+
+    def forward(self, x):
+        x = self.resize(x)
+        return self.conv(x) + self.offset(x.shape[-2:])
 
 
 def _upsample_to(x, min_size):
@@ -604,18 +632,44 @@ def _timm_prefixed(state):
 
 
 class _TimmFeatures(nn.Module):
-    """A timm model whose forward is its ``forward_features`` (last feature map)."""
+    """A timm model whose forward is its ``forward_features`` as a feature map.
 
-    def __init__(self, model):
+    Vision transformers return tokens ``(n, prefix + h * w, C)``: the prefix
+    (class, distillation or register) tokens are dropped and the patch tokens
+    laid back on their square grid (the reshape pytorch-grad-cam applies to
+    transformers before Grad-CAM); channels-last outputs (Swin's
+    ``(n, h, w, C)``) are permuted. A model built for one input size (``fixed_input_size`` in its
+    pretrained_cfg: ViT, Swin, MaxViT, ...) gets its images resized to
+    ``input_size x input_size`` first (:class:`SquareResize`).
+    """
+
+    def __init__(self, model, input_size=None):
         super().__init__()
+        self.resize = SquareResize(input_size)
         self.model = model
 
     def forward(self, x):
-        return self.model.forward_features(x)
+        x = self.resize(x)
+        out = self.model.forward_features(x)
+        if out.ndim == 3:
+            patches = out[:, getattr(self.model, "num_prefix_tokens", 0) :]
+            side = math.isqrt(patches.shape[1])
+            if side * side != patches.shape[1]:
+                raise ValueError(
+                    f"timm model {type(self.model).__name__} returned "
+                    f"{patches.shape[1]} patch tokens for an image of "
+                    f"{tuple(x.shape[-2:])} px, not a square grid: give square "
+                    "images."
+                )
+            return patches.transpose(1, 2).unflatten(2, (side, side))
+        if getattr(self.model, "output_fmt", "NCHW") == "NHWC":
+            return out.permute(0, 3, 1, 2)
+        return out
 
 
-def _timm_architecture(model_name):
-    return _TimmFeatures(_timm().create_model(model_name, pretrained=False))
+def _timm_architecture(model_name, input_size=None):
+    model = _timm().create_model(model_name, pretrained=False)
+    return _TimmFeatures(model, input_size)
 
 
 def _timm_classifiers(cfg):
@@ -626,8 +680,8 @@ def _timm_classifiers(cfg):
 def _timm_blocks(features, classifiers=(), probe_size=32):
     """Top-level children with parameters, stage containers split into stages.
 
-    Only children that ``forward_features`` runs count (found with hooks on one
-    black ``probe_size`` image; e.g. MobileNetV3's ``conv_head`` belongs to its
+    Only children whose modules ``forward_features`` runs count (found with
+    hooks on one black ``probe_size`` image; e.g. MobileNetV3's ``conv_head`` belongs to its
     head). A child holding a module of timm's ``feature_info`` deeper down
     (e.g. EfficientNet's ``blocks``) is replaced by its own children.
     """
@@ -638,10 +692,11 @@ def _timm_blocks(features, classifiers=(), probe_size=32):
     def has_params(module):
         return any(True for _ in module.parameters())
 
-    called = set()
+    called = set()  # a child whose modules ran (a ModuleList is never called)
     handles = [
-        child.register_forward_hook(lambda m, a, o, n=name: called.add(n))
+        module.register_forward_hook(lambda m, a, o, n=name: called.add(n))
         for name, child in model.named_children()
+        for module in child.modules()
     ]
     modes = {m: m.training for m in model.modules()}
     model.eval()
@@ -686,15 +741,16 @@ def _timm_spec(model_name):
     input_size = cfg.get("input_size") or (3, 224, 224)
     min_input = cfg.get("min_input_size")
     min_size = int(min_input[-1]) if min_input else _TIMM_MIN_SIZE.get(model_name, 32)
+    fixed_size = int(input_size[-1]) if cfg.get("fixed_input_size") else None
     pretrained = bool(cfg.get("hf_hub_id") or cfg.get("url") or cfg.get("file"))
     return BackboneSpec(
-        architecture=functools.partial(_timm_architecture, model_name),
+        architecture=functools.partial(_timm_architecture, model_name, fixed_size),
         source="timm",
         out_channels=lambda net: int(net.model.num_features),
         blocks=functools.partial(
             _timm_blocks,
             classifiers=classifiers,
-            probe_size=max(32, min_size),
+            probe_size=fixed_size or max(32, min_size),
         ),
         head=tuple(f"model.{c}" for c in classifiers),
         stem=f"model.{first_conv}" if first_conv else None,

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 from torch import nn
+from torch.nn import functional as F
 
 from ..utils._parallel import available_cpus
 
@@ -338,18 +339,48 @@ class _ConstantOffsetConv(nn.Module):
     go through ``torch.func.functional_call``).
     """
 
-    def __init__(self, conv, offset):
+    def __init__(self, resize, conv, offset):
         super().__init__()
+        self.resize = resize
         self.conv = conv
         self.register_buffer("offset", offset)
 
     def forward(self, x):
-        return self.conv(x) + self.offset
+        return self.conv(self.resize(x)) + self.offset
+
+
+class _MatrixResize(nn.Module):
+    """A :class:`~skcxr.nn._backbones.SquareResize` for one input size, as the
+    two matrix products it is: antialiased bilinear resizing is linear and
+    separable, ``out = rows @ x @ cols.T`` (ONNX has no antialiased Resize
+    before opset 18, and torch's exporter none at all)."""
+
+    def __init__(self, in_size, size):
+        super().__init__()
+
+        def matrix(n):  # column p: the resize of the unit impulse at p
+            # two columns: torch's antialiased resize of a 1-pixel-wide image
+            # is not the 1-D resize
+            impulses = torch.eye(n).view(n, 1, n, 1).expand(n, 1, n, 2)
+            out = F.interpolate(
+                impulses,
+                size=(size, 2),
+                mode="bilinear",
+                antialias=True,
+                align_corners=False,
+            )
+            return out[..., 0].reshape(n, size).T.contiguous()
+
+        self.register_buffer("rows", matrix(in_size[0]))
+        self.register_buffer("cols", matrix(in_size[1]))
+
+    def forward(self, x):
+        return self.rows @ x @ self.cols.T
 
 
 def _exportable(module, probe):
     """A copy of ``module`` (eval mode) that ``torch.onnx.export`` can trace."""
-    from ._backbones import FoldedConv
+    from ._backbones import FoldedConv, SquareResize
 
     module = copy.deepcopy(module).cpu().eval()
     for param in module.parameters():
@@ -362,7 +393,7 @@ def _exportable(module, probe):
     handles = [
         mod.register_forward_pre_hook(record)
         for mod in module.modules()
-        if isinstance(mod, FoldedConv)
+        if isinstance(mod, (FoldedConv, SquareResize))
     ]
     try:
         if handles:
@@ -373,10 +404,20 @@ def _exportable(module, probe):
             handle.remove()
     names = {mod: name for name, mod in module.named_modules(remove_duplicate=False)}
     with torch.no_grad():
+        for mod, size in sizes.items():  # resizes first: a FoldedConv holds one
+            if isinstance(mod, SquareResize):
+                unchanged = mod.size is None or size == (mod.size, mod.size)
+                exportable = (
+                    nn.Identity() if unchanged else _MatrixResize(size, mod.size)
+                )
+                module.set_submodule(names[mod], exportable)
         for mod, size in sizes.items():
-            ones = torch.ones((1, 1, *size))
-            offset = mod(ones) - mod.conv(ones)
-            module.set_submodule(names[mod], _ConstantOffsetConv(mod.conv, offset))
+            if isinstance(mod, FoldedConv):
+                resized = mod.resize(torch.empty(1, 1, *size)).shape[-2:]
+                replacement = _ConstantOffsetConv(
+                    mod.resize, mod.conv, mod.offset(resized)
+                )
+                module.set_submodule(names[mod], replacement)
     return module
 
 
