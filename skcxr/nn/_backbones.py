@@ -14,8 +14,9 @@ Other sources. ``"timm:<name>"`` is any model of the optional ``timm`` package
 (``pip install skcxr[timm]``), built from its ``pretrained_cfg`` (first
 convolution, normalisation, classifier, input size) with its
 ``forward_features`` as the feature map (a vision transformer's patch tokens
-on their grid; images resized to the input size of a model built for one). A ``weights`` file may hold the
-torchvision, torchxrayvision or CheXNet key layout (see :class:`WeightsLayout`);
+on their grid; images resized to the input size of a model built for one). A
+``weights`` file may hold the torchvision, torchxrayvision or CheXNet key
+layout (see :class:`WeightsLayout`);
 ``weights="xrv:<name>"`` reads torchxrayvision's chest-X-ray weights from its
 cache folder. The backbone then applies those weights' own input convention.
 The from-scratch networks of :mod:`skcxr.nn._networks` are accepted as objects.
@@ -638,9 +639,10 @@ class _TimmFeatures(nn.Module):
     (class, distillation or register) tokens are dropped and the patch tokens
     laid back on their square grid (the reshape pytorch-grad-cam applies to
     transformers before Grad-CAM); channels-last outputs (Swin's
-    ``(n, h, w, C)``) are permuted. A model built for one input size (``fixed_input_size`` in its
-    pretrained_cfg: ViT, Swin, MaxViT, ...) gets its images resized to
-    ``input_size x input_size`` first (:class:`SquareResize`).
+    ``(n, h, w, C)``) are permuted. A model built for one input size
+    (``fixed_input_size`` in its pretrained_cfg: ViT, Swin, MaxViT, ...) gets
+    its images resized to ``input_size x input_size`` first
+    (:class:`SquareResize`).
     """
 
     def __init__(self, model, input_size=None):
@@ -681,8 +683,8 @@ def _timm_blocks(features, classifiers=(), probe_size=32):
     """Top-level children with parameters, stage containers split into stages.
 
     Only children whose modules ``forward_features`` runs count (found with
-    hooks on one black ``probe_size`` image; e.g. MobileNetV3's ``conv_head`` belongs to its
-    head). A child holding a module of timm's ``feature_info`` deeper down
+    hooks on one black ``probe_size`` image; e.g. MobileNetV3's ``conv_head``
+    belongs to its head). A child holding a module of timm's ``feature_info`` deeper down
     (e.g. EfficientNet's ``blocks``) is replaced by its own children.
     """
     model = features.model
