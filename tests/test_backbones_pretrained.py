@@ -478,6 +478,8 @@ def test_timm_transformer_tokens_become_a_feature_map(tmp_path):
 
 @pytest.mark.slow
 def test_embedder_classifier_and_grad_cam_on_a_vision_transformer():
+    import pickle
+
     pytest.importorskip("timm")
     from skcxr import CNNEmbedder, TransferClassifier
     from skcxr.inspection import grad_cam
@@ -497,7 +499,9 @@ def test_embedder_classifier_and_grad_cam_on_a_vision_transformer():
         device="cpu",
         random_state=0,
     ).fit(X, y)
-    assert clf.predict_proba(X).shape == (8, 2)
+    proba = clf.predict_proba(X)
+    assert proba.shape == (8, 2)
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(clf)).predict_proba(X), proba)
     maps = grad_cam(clf, X[:2])
     assert maps.shape == (2, 48, 48) and np.isfinite(maps).all()
     assert maps.std() > 0  # a map over the 10 x 10 patch grid, not a constant
