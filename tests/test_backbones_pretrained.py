@@ -411,30 +411,6 @@ def test_timm_missing_gives_an_import_error_naming_the_extra(monkeypatch):
         _timm_spec.cache_clear()
 
 
-@pytest.mark.slow
-def test_transfer_classifier_on_a_timm_backbone_with_grad_cam():
-    pytest.importorskip("timm")
-    from skcxr import TransferClassifier
-    from skcxr.inspection import grad_cam
-
-    rng = np.random.default_rng(0)
-    X = rng.random((8, 48, 48), dtype=np.float32)
-    y = np.array([0, 1] * 4)
-    clf = TransferClassifier(
-        backbone=f"timm:{TIMM_NAME}",
-        weights=None,
-        trainable=1,
-        max_epochs=1,
-        batch_size=4,
-        validation_fraction=0.0,
-        device="cpu",
-        random_state=0,
-    ).fit(X, y)
-    assert clf.predict_proba(X).shape == (8, 2)
-    maps = grad_cam(clf, X[:2])
-    assert maps.shape == (2, 48, 48) and np.isfinite(maps).all()
-
-
 def _timm_test_model(name, seed):
     timm = pytest.importorskip("timm")
     with torch.random.fork_rng():
@@ -477,7 +453,8 @@ def test_timm_transformer_tokens_become_a_feature_map(tmp_path):
 
 
 @pytest.mark.slow
-def test_embedder_classifier_and_grad_cam_on_a_vision_transformer():
+@pytest.mark.parametrize("name", [TIMM_NAME, "test_vit"])  # a CNN, a transformer
+def test_embedder_classifier_and_grad_cam_on_timm_backbones(name):
     import pickle
 
     pytest.importorskip("timm")
@@ -487,10 +464,10 @@ def test_embedder_classifier_and_grad_cam_on_a_vision_transformer():
     rng = np.random.default_rng(0)
     X = rng.random((8, 48, 48), dtype=np.float32)
     y = np.array([0, 1] * 4)
-    codes = CNNEmbedder(backbone="timm:test_vit", weights=None).fit_transform(X)
-    assert codes.shape == (8, 64) and np.isfinite(codes).all()
+    codes = CNNEmbedder(backbone=f"timm:{name}", weights=None).fit_transform(X)
+    assert codes.shape[0] == 8 and codes.ndim == 2 and np.isfinite(codes).all()
     clf = TransferClassifier(
-        backbone="timm:test_vit",
+        backbone=f"timm:{name}",
         weights=None,
         trainable=2,
         max_epochs=1,
@@ -504,7 +481,8 @@ def test_embedder_classifier_and_grad_cam_on_a_vision_transformer():
     np.testing.assert_allclose(pickle.loads(pickle.dumps(clf)).predict_proba(X), proba)
     maps = grad_cam(clf, X[:2])
     assert maps.shape == (2, 48, 48) and np.isfinite(maps).all()
-    assert maps.std() > 0  # a map over the 10 x 10 patch grid, not a constant
+    if name == "test_vit":  # a map over its 10 x 10 patch grid, not a constant
+        assert maps.std() > 0  # (the CNN's 2 x 2 last map may come out flat)
 
 
 # ------------------------------------------------- autoencoder's frozen encoder
