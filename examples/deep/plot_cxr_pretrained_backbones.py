@@ -88,7 +88,7 @@ for source, path in files.items():
     print(
         f"{source:<16} layout={backbone.weights_layout:<16} "
         f"features {features.shape}, first convolution "
-        f"{tuple(stem.conv.weight.shape)}, input size {stem.input_size or 'any'}"
+        f"{tuple(stem.conv.weight.shape)}, input size {stem.resize.size or 'any'}"
     )
 shutil.rmtree(folder)
 
