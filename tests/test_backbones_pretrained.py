@@ -485,6 +485,49 @@ def test_embedder_classifier_and_grad_cam_on_timm_backbones(name):
         assert maps.std() > 0  # (the CNN's 2 x 2 last map may come out flat)
 
 
+def test_patch_stages_follow_the_size_the_backbone_resizes_to(tmp_path, densenet_gray):
+    """PaDiM's strides count on the backbone's own input size (224 px inside
+    torchxrayvision's DenseNet), whatever size the images come in."""
+    from skcxr.nn._patch_features import resized_input, stage_blocks
+
+    torch.save(_xrv_state(densenet_gray), tmp_path / "xrv.pt")
+    net = build_backbone("densenet121", weights=tmp_path / "xrv.pt").eval()
+    assert resized_input(net) == 224
+    assert resized_input(build_backbone("densenet121", weights=None)) is None
+    expected = ["features.denseblock1", "features.denseblock2"]  # 56 and 28 px
+    assert stage_blocks(net, (4, 8), 64) == expected
+    assert stage_blocks(net, (4, 8), 224) == expected
+
+
+def test_patch_methods_on_channels_last_and_token_timm_backbones():
+    pytest.importorskip("timm")
+    from skcxr import ReconstructionAnomalyDetector
+
+    X = np.random.default_rng(0).random((6, 64, 64), dtype=np.float32)
+    # MambaOut's stages are (n, h, w, C): read as maps of strides 4 and 8
+    det = ReconstructionAnomalyDetector(
+        backbone="timm:test_mambaout", weights=None, random_state=0
+    ).fit(X)
+    assert det.feature_extractor_.blocks == [
+        "features.model.stages.0",
+        "features.model.stages.1",
+    ]
+    with torch.no_grad():
+        grid = det.feature_extractor_(torch.from_numpy(X[:2, None]))
+    assert grid.shape[-2:] == (16, 16)  # stride 4 at 64 px
+    assert det.anomaly_map(X[:2]).shape == (2, 64, 64)
+    # a model built for one size is probed and fed at that size
+    fixed = ReconstructionAnomalyDetector(
+        backbone="timm:test_maxvit", weights=None, random_state=0
+    ).fit(X[:4])
+    assert fixed.feature_extractor_.input_size == 160
+    # a plain ViT has one stride: refused, saying why
+    with pytest.raises(ValueError, match="return tokens"):
+        ReconstructionAnomalyDetector(
+            backbone="timm:test_vit", weights=None, random_state=0
+        ).fit(X)
+
+
 # ------------------------------------------------- autoencoder's frozen encoder
 def test_autoencoder_with_a_frozen_backbone_encoder():
     from skcxr import ReconstructionAnomalyDetector

@@ -152,7 +152,9 @@ class ReconstructionAnomalyDetector(
         Its weights (``None``: random, from ``random_state``).
     input_size : int or None, default=None
         Side the images are resized to (bilinear) before the backbone;
-        ``None``: their own size (at least 32). Memory grows with the number
+        ``None``: the size the backbone resizes to itself (torchxrayvision's
+        224 px, a timm model built for one size), else their own size (at
+        least 32). Memory grows with the number
         of grid locations, ``(input_size / stages[0])**2``.
     stages : tuple of int or None, default=None
         Output strides of the backbone stages whose features are used (the
@@ -651,14 +653,17 @@ class ReconstructionAnomalyDetector(
         network.eval()
         for param in network.parameters():
             param.requires_grad_(False)
-        size = self._input_size()
+        size = self._input_size(network)
         blocks = stage_blocks(network, tuple(int(s) for s in strides), size)
         extractor = PatchFeatures(network, blocks, size).eval()
         return extractor
 
-    def _input_size(self):
-        if self.input_size is None:
-            return max(32, int(self.image_shape_[0]))
+    def _input_size(self, network):
+        from ..nn._patch_features import resized_input
+
+        if self.input_size is None:  # the size the backbone resizes to, if any
+            fixed = resized_input(network)
+            return fixed or max(32, int(self.image_shape_[0]))
         return int(self.input_size)
 
     def _fit_patches(self, images, rng):

@@ -11,7 +11,37 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["PatchFeatures", "stage_blocks"]
+__all__ = ["PatchFeatures", "resized_input", "stage_blocks"]
+
+
+def resized_input(backbone):
+    """The side ``backbone`` resizes its images to, or None.
+
+    Weights trained at one resolution (torchxrayvision's) and timm models
+    built for one input size resize every image inside the backbone
+    (:class:`~skcxr.nn._backbones.SquareResize`); output strides are relative
+    to that size.
+
+    Examples
+    --------
+    >>> from skcxr.nn._backbones import build_backbone
+    >>> from skcxr.nn._patch_features import resized_input
+    >>> resized_input(build_backbone("small_cnn")) is None
+    True
+    """
+    from ._backbones import SquareResize
+
+    sizes = [m.size for m in backbone.modules() if isinstance(m, SquareResize)]
+    return next((size for size in sizes if size), None)
+
+
+def _as_map(out, backbone):
+    """A block's output as an ``(n, C, h, w)`` map (channels-last timm stages,
+    such as Swin's ``(n, h, w, C)``, are permuted)."""
+    model = getattr(getattr(backbone, "features", None), "model", None)
+    if out.ndim == 4 and getattr(model, "output_fmt", "NCHW") == "NHWC":
+        return out.permute(0, 3, 1, 2)
+    return out
 
 
 class _Stop(Exception):
@@ -51,7 +81,7 @@ def stage_blocks(backbone, strides, input_size):
         module = backbone.get_submodule(name)
         handles.append(
             module.register_forward_hook(
-                lambda mod, args, out, name=name: sides.__setitem__(name, out.shape[-1])
+                lambda mod, args, out, name=name: sides.__setitem__(name, out)
             )
         )
     was_training = backbone.training
@@ -63,15 +93,23 @@ def stage_blocks(backbone, strides, input_size):
         for handle in handles:
             handle.remove()
         backbone.train(was_training)
+    if any(out.ndim != 4 for out in sides.values()):
+        raise ValueError(
+            f"stages: the blocks of backbone {backbone.name!r} return tokens (a "
+            "vision transformer), not feature maps of several strides; the patch "
+            "methods need a CNN or a hierarchical transformer such as Swin."
+        )
+    reference = resized_input(backbone) or input_size
     by_stride = {}
     for name in backbone.blocks:  # input side first: the last block of a stride wins
         if name in sides:
-            by_stride[round(input_size / sides[name])] = name
+            side = _as_map(sides[name], backbone).shape[-1]
+            by_stride[round(reference / side)] = name
     missing = [s for s in strides if s not in by_stride]
     if missing:
         raise ValueError(
             f"stages: backbone {backbone.name!r} has no block of stride {missing} at "
-            f"input size {input_size}; available strides: {sorted(by_stride)}."
+            f"input size {reference}; available strides: {sorted(by_stride)}."
         )
     return [by_stride[s] for s in strides]
 
@@ -149,7 +187,7 @@ class PatchFeatures(nn.Module):
         grid = None
         k = self.neighbourhood
         for name in self.blocks:
-            out = outputs[name]
+            out = _as_map(outputs[name], self.backbone)
             if k > 1:
                 out = F.avg_pool2d(
                     out, k, stride=1, padding=k // 2, count_include_pad=False
