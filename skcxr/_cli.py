@@ -67,6 +67,12 @@ def _parser():
         "--backbone", help="pretrained backbone (default: efficientnet_lite0)"
     )
     study.add_argument(
+        "--weights",
+        help="the backbone's weights: imagenet (default), a state-dict file "
+        "(torchvision, torchxrayvision or CheXNet layout) or xrv:<name> "
+        "(torchxrayvision's chest X-ray weights from its folder)",
+    )
+    study.add_argument(
         "--epochs",
         type=int,
         help="epochs of every network (head, fine-tuning, scratch, autoencoder)",
@@ -372,6 +378,7 @@ def _study_settings(args):
     flags = {
         "size": args.size,
         "backbone": args.backbone,
+        "weights": args.weights,
         "device": args.device,
         "engine": args.engine,
         "precision": args.precision,

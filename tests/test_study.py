@@ -93,6 +93,29 @@ def test_bad_settings_name_the_setting(values, message):
         StudySettings().updated(values, source="settings.toml")
 
 
+def test_the_backbone_weights_reach_every_pretrained_model():
+    """``--weights`` (or ``weights`` in the settings file) is what the frozen
+    and fine-tuned classifiers, the multi-label model and the embedder load."""
+    from types import SimpleNamespace
+
+    from skcxr._cli import _parser, _study_settings
+    from skcxr.study._tasks import _pretrained_embedder, classifier_configs
+
+    assert StudySettings().weights == "imagenet"
+    argv = ["study", "--quick", "--backbone", "densenet121", "--weights", "xrv:all"]
+    settings = _study_settings(_parser().parse_args(argv))
+    assert (settings.backbone, settings.weights) == ("densenet121", "xrv:all")
+    configs = classifier_configs(settings, random_state=0)
+    assert {name: model.weights for name, model in configs.items()} == {
+        "frozen densenet121": "xrv:all",
+        "fine-tuned densenet121": "xrv:all",
+        "small CNN from scratch": None,
+    }
+    embedder = _pretrained_embedder(settings, SimpleNamespace(loader=None))
+    assert embedder.weights == "xrv:all"
+    assert 'weights = "xrv:all"' in settings.to_toml()
+
+
 def test_real_data_uses_the_backbone_native_size():
     assert StudySettings().for_real_data().size == 224
     inception = StudySettings().updated({"backbone": "inception_v3"}, source="t")

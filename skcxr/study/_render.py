@@ -57,15 +57,16 @@ def _data_section(report, results):
     report.table(results.settings.as_rows(), caption="Settings of this run")
 
 
-def _classification_section(report, result):
+def _classification_section(report, result, weights):
     from ..inspection import TrainingCurveDisplay
 
     task = result["task"]
+    source = "ImageNet weights" if weights == "imagenet" else f"weights {weights}"
     report.section(
         f"{task.capitalize()} classification",
-        "A frozen ImageNet-pretrained backbone (only the head trains, on features "
-        "computed once), the same backbone fine-tuned end to end, and a small CNN "
-        "trained from scratch. Test-split metrics with patient-level "
+        f"A frozen pretrained backbone ({source}; only the head trains, on "
+        "features computed once), the same backbone fine-tuned end to end, and a "
+        "small CNN trained from scratch. Test-split metrics with patient-level "
         "bootstrap 95% confidence intervals; the model kept is the best on the "
         "validation split by macro F1.",
     )
@@ -310,7 +311,7 @@ def render_report(results, path):
     report = HTMLReport("skcxr chest X-ray study")
     _data_section(report, results)
     for result in results.classification.values():
-        _classification_section(report, result)
+        _classification_section(report, result, results.settings.weights)
     if results.multilabel is not None:
         _multilabel_section(report, results.multilabel)
     _embedding_section(report, results.embedding)

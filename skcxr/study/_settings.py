@@ -35,6 +35,9 @@ class StudySettings:
     size: int = 64
     difficulty: float = 0.5
     backbone: str = "efficientnet_lite0"
+    # the pretrained backbone's weights: "imagenet", a state-dict file (the
+    # torchvision, torchxrayvision or CheXNet layout) or "xrv:<name>"
+    weights: str = "imagenet"
     head_epochs: int = 30
     finetune_epochs: int = 8
     scratch_epochs: int = 20

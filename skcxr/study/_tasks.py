@@ -54,7 +54,7 @@ def _pretrained_embedder(settings, study):
 
     return CNNEmbedder(
         backbone=settings.backbone,
-        weights="imagenet",
+        weights=settings.weights,
         device=settings.device,
         engine=settings.engine,
         precision=settings.precision,
@@ -80,7 +80,7 @@ def classifier_configs(settings, random_state, loader=None):
     return {
         f"frozen {backbone}": TransferClassifier(
             backbone=backbone,
-            weights="imagenet",
+            weights=settings.weights,
             trainable="head",
             engine=settings.engine,
             precision=settings.precision,
@@ -91,7 +91,7 @@ def classifier_configs(settings, random_state, loader=None):
         ),
         f"fine-tuned {backbone}": TransferClassifier(
             backbone=backbone,
-            weights="imagenet",
+            weights=settings.weights,
             trainable="all",
             head_sizes=(64,),
             max_epochs=settings.finetune_epochs,
@@ -168,7 +168,7 @@ def multilabel_task(study, settings, random_state):
     X_test, Y_test, groups = study.subset("test", multilabel=True)
     model = TransferClassifier(
         backbone=settings.backbone,
-        weights="imagenet",
+        weights=settings.weights,
         trainable="head",
         head_sizes=(64,),
         max_epochs=settings.head_epochs,
@@ -462,7 +462,7 @@ def estimate_run_time(study, settings):
     X_train, _, _ = study.subset("train")
     sample = study.pixels(X_train[: min(16, len(X_train))])
     embedder = CNNEmbedder(
-        backbone=settings.backbone, weights="imagenet", device=settings.device
+        backbone=settings.backbone, weights=settings.weights, device=settings.device
     ).fit(sample)
     embedder.transform(sample)  # warm-up
     start = time.perf_counter()
