@@ -664,7 +664,13 @@ class _TimmFeatures(nn.Module):
                     "images."
                 )
             return patches.transpose(1, 2).unflatten(2, (side, side))
-        if getattr(self.model, "output_fmt", "NCHW") == "NHWC":
+        return self.channels_first(out)
+
+    def channels_first(self, out):
+        """``out``, the features or one stage's output, as ``(n, C, h, w)``:
+        models whose ``output_fmt`` is NHWC (Swin, MambaOut) give their maps
+        channels last."""
+        if out.ndim == 4 and getattr(self.model, "output_fmt", "NCHW") == "NHWC":
             return out.permute(0, 3, 1, 2)
         return out
 
@@ -684,8 +690,9 @@ def _timm_blocks(features, classifiers=(), probe_size=32):
 
     Only children whose modules ``forward_features`` runs count (found with
     hooks on one black ``probe_size`` image; e.g. MobileNetV3's ``conv_head``
-    belongs to its head). A child holding a module of timm's ``feature_info`` deeper down
-    (e.g. EfficientNet's ``blocks``) is replaced by its own children.
+    belongs to its head). A child holding a module of timm's ``feature_info``
+    deeper down (e.g. EfficientNet's ``blocks``) is replaced by its own
+    children.
     """
     model = features.model
     info = [f["module"] for f in getattr(model, "feature_info", None) or ()]

@@ -38,10 +38,10 @@ def resized_input(backbone):
 def _as_map(out, backbone):
     """A block's output as an ``(n, C, h, w)`` map (channels-last timm stages,
     such as Swin's ``(n, h, w, C)``, are permuted)."""
-    model = getattr(getattr(backbone, "features", None), "model", None)
-    if out.ndim == 4 and getattr(model, "output_fmt", "NCHW") == "NHWC":
-        return out.permute(0, 3, 1, 2)
-    return out
+    from ._backbones import _TimmFeatures
+
+    features = getattr(backbone, "features", None)
+    return features.channels_first(out) if isinstance(features, _TimmFeatures) else out
 
 
 class _Stop(Exception):
@@ -76,12 +76,12 @@ def stage_blocks(backbone, strides, input_size):
     >>> stage_blocks(build_backbone("small_cnn"), (4, 8), 64)
     ['features.features.block1', 'features.features.block2']
     """
-    sides, handles = {}, []
+    outputs, handles = {}, []
     for name in backbone.blocks:
         module = backbone.get_submodule(name)
         handles.append(
             module.register_forward_hook(
-                lambda mod, args, out, name=name: sides.__setitem__(name, out)
+                lambda mod, args, out, name=name: outputs.__setitem__(name, out)
             )
         )
     was_training = backbone.training
@@ -93,7 +93,7 @@ def stage_blocks(backbone, strides, input_size):
         for handle in handles:
             handle.remove()
         backbone.train(was_training)
-    if any(out.ndim != 4 for out in sides.values()):
+    if any(out.ndim != 4 for out in outputs.values()):
         raise ValueError(
             f"stages: the blocks of backbone {backbone.name!r} return tokens (a "
             "vision transformer), not feature maps of several strides; the patch "
@@ -102,8 +102,8 @@ def stage_blocks(backbone, strides, input_size):
     reference = resized_input(backbone) or input_size
     by_stride = {}
     for name in backbone.blocks:  # input side first: the last block of a stride wins
-        if name in sides:
-            side = _as_map(sides[name], backbone).shape[-1]
+        if name in outputs:
+            side = _as_map(outputs[name], backbone).shape[-1]
             by_stride[round(reference / side)] = name
     missing = [s for s in strides if s not in by_stride]
     if missing:
