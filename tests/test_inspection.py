@@ -175,10 +175,23 @@ class _Boom(nn.Module):
 
 
 def _hook_count(module):
+    """Hooks other than the capture hook an explained layer keeps (one at most)."""
+    from skcxr.nn._capture import _capture_hook
+
+    captures = [
+        list(m._forward_hooks.values()).count(_capture_hook) for m in module.modules()
+    ]
+    assert max(captures) <= 1
     return sum(
         len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
         for m in module.modules()
-    )
+    ) - sum(captures)
+
+
+def _active_captures():
+    from skcxr.nn import _capture
+
+    return len(getattr(_capture._state, "frames", []))
 
 
 def test_hooks_removed_and_mode_restored_after_an_error(left_clf):
@@ -195,6 +208,7 @@ def test_hooks_removed_and_mode_restored_after_an_error(left_clf):
     module.head = module.head[1]
     grad_cam(left_clf, X)
     assert _hook_count(module) == 0 and module.training  # success path too
+    assert _active_captures() == 0
 
 
 def test_grad_cam_bad_input(left_clf):
@@ -213,7 +227,7 @@ def test_grad_cam_bad_input(left_clf):
         grad_cam(left_clf, X, batch_size=0)
     with pytest.raises(TypeError, match="module_"):
         grad_cam(object(), X)
-    assert _hook_count(left_clf.module_) == 0
+    assert _hook_count(left_clf.module_) == 0 and _active_captures() == 0
 
 
 def test_grad_cam_without_gradcam_layer_uses_last_conv():
@@ -232,7 +246,7 @@ def test_grad_cam_without_gradcam_layer_uses_last_conv():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_grad_cam_on_cuda_moves_the_module_back(left_clf):
+def test_grad_cam_on_cuda_leaves_the_module_on_its_device(left_clf):
     X = _blobs(3, row=4, col=4, rng=np.random.default_rng(7))
     cpu = grad_cam(left_clf, X)
     np.testing.assert_allclose(grad_cam(left_clf, X, device="cuda"), cpu, atol=1e-4)

@@ -174,13 +174,18 @@ def test_grad_cam_plus_plus_differs_from_grad_cam(tiny, images):
     assert not np.allclose(plus, plain)
 
 
-def test_grad_cam_plus_plus_removes_its_hook_on_error(images):
+def test_grad_cam_plus_plus_leaves_no_capture_active_on_error(images):
+    from skcxr.nn import _capture
+
     est = _Tiny(_Net())
     est.module_.fc = nn.Linear(5, 2)  # fails after the hooked layer has run
-    before = _n_hooks(est.module_)
     with pytest.raises(RuntimeError):
         grad_cam_plus_plus(est, images, layer="relu")
-    assert _n_hooks(est.module_) == before
+    assert not getattr(_capture._state, "frames", [])
+    hooks = _n_hooks(est.module_)
+    with pytest.raises(RuntimeError):  # no second hook on the layer
+        grad_cam_plus_plus(est, images, layer="relu")
+    assert _n_hooks(est.module_) == hooks == 1
 
 
 # ---------------------------------------------------------- parameter errors

@@ -3,7 +3,7 @@
 import torch
 from sklearn.utils._param_validation import validate_params
 
-from ._common import POSITIVE_INT, check_model_images, hooked_layer
+from ._common import POSITIVE_INT, check_model_images, hooked_layer, layer_output
 
 __all__ = ["intermediate_activations"]
 
@@ -32,7 +32,8 @@ def intermediate_activations(estimator, X, layer, *, batch_size=32, device=None)
         submodule itself, or ``None`` for the default Grad-CAM layer.
     batch_size : int, default=32
     device : None or str, default=None
-        ``None``: the module's device; otherwise moved there for the call only.
+        ``None``: the module's device; otherwise a copy of the module on that
+        device runs (the fitted module stays where it is).
 
     Returns
     -------
@@ -53,16 +54,12 @@ def intermediate_activations(estimator, X, layer, *, batch_size=32, device=None)
     (2, 4, 8, 8)
     """
     images = check_model_images(estimator, X)
-    keep = lambda output: output.detach().float().cpu()  # noqa: E731
-    with hooked_layer(estimator, layer, device, keep) as (module, run_on, captured):
+    batches = []
+    with hooked_layer(estimator, layer, device) as (module, run_on, outputs):
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
-                before = len(captured)
+                outputs.clear()
                 batch = torch.from_numpy(images[start : start + batch_size])
                 module(batch.to(run_on)[:, None])
-                if len(captured) == before:
-                    raise ValueError(
-                        "layer: the chosen layer was not used in the forward pass."
-                    )
-                del captured[before:-1]  # a layer called twice keeps its last output
-        return torch.cat(captured).numpy()
+                batches.append(layer_output(outputs).detach().float().cpu())
+    return torch.cat(batches).numpy()

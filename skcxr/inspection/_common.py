@@ -216,32 +216,16 @@ def _first_tensor(output):
     return output
 
 
-@contextlib.contextmanager
-def hooked_layer(estimator, layer, device, keep=lambda output: output):
-    """Run the estimator's module with a forward hook on ``layer``.
+def inference_module(estimator, device):
+    """``(module, run_on)``: the estimator's module in eval mode on ``run_on``.
 
-    Yields ``(module, run_on, captured)``: the module in eval mode on ``run_on``
-    and the list the hook appends ``keep(output)`` to. On exit, also on error,
-    the hook is removed and the module's device and train/eval mode restored.
+    The fitted module itself when it is in eval mode on ``run_on`` already
+    (a fitted estimator's is); otherwise an eval-mode copy on ``run_on``.
+    Explaining never moves or switches the fitted module, which other
+    threads may be running at the same time.
     """
-    module = torch_module(estimator)
-    _, submodule = resolve_layer(module, layer)
-    captured = []
-    handle = submodule.register_forward_hook(
-        lambda mod, args, output: captured.append(keep(_first_tensor(output)))
-    )
-    try:
-        with evaluated_module(estimator, device) as (module, run_on):
-            yield module, run_on, captured
-    finally:
-        handle.remove()
-        captured.clear()
+    import copy
 
-
-@contextlib.contextmanager
-def evaluated_module(estimator, device):
-    """Yield ``(module, run_on)``: the estimator's module in eval mode on
-    ``run_on``; its device and train/eval mode are restored on exit."""
     import torch
 
     from ..nn._torch_utils import resolve_device
@@ -250,12 +234,30 @@ def evaluated_module(estimator, device):
     first = next(module.parameters(), None)
     home = first.device if first is not None else torch.device("cpu")
     run_on = home if device is None else torch.device(resolve_device(device))
-    was_training = module.training
-    try:
-        module.to(run_on).eval()
-        yield module, run_on
-    finally:
-        module.to(home).train(was_training)
+    if run_on == home and not module.training:
+        return module, run_on
+    return copy.deepcopy(module).to(run_on).eval(), run_on
+
+
+@contextlib.contextmanager
+def hooked_layer(estimator, layer, device):
+    """Yield ``(module, run_on, outputs)``: the module of
+    :func:`inference_module` and a dict whose ``"layer"`` entry every forward
+    pass run in this thread sets to the output of ``layer``
+    (:func:`skcxr.nn._capture.capturing`; other threads are not recorded)."""
+    from ..nn._capture import capturing
+
+    name, _ = resolve_layer(torch_module(estimator), layer)
+    module, run_on = inference_module(estimator, device)
+    with capturing({"layer": module.get_submodule(name)}) as outputs:
+        yield module, run_on, outputs
+
+
+def layer_output(outputs):
+    """The captured output of the hooked layer (the first tensor of a tuple)."""
+    if "layer" not in outputs:
+        raise ValueError("layer: the chosen layer was not used in the forward pass.")
+    return _first_tensor(outputs["layer"])
 
 
 def target_score(estimator, logits, target, start, batch_size):
@@ -281,19 +283,15 @@ def layer_gradients(estimator, images, *, target, layer, batch_size, device):
     import torch
 
     n = len(images)
-    with hooked_layer(estimator, layer, device) as (module, run_on, captured):
+    with hooked_layer(estimator, layer, device) as (module, run_on, outputs):
         target_indices(estimator.classes_, target, n, np.zeros(n))  # validate early
         with torch.enable_grad():
             for start in range(0, n, batch_size):
                 batch = torch.from_numpy(images[start : start + batch_size]).to(run_on)
                 batch = batch[:, None].requires_grad_(True)
-                captured.clear()
+                outputs.clear()
                 logits = module(batch)
-                if not captured:
-                    raise ValueError(
-                        "layer: the chosen layer was not used in the forward pass."
-                    )
-                acts = captured[-1]
+                acts = layer_output(outputs)
                 if acts.ndim != 4:
                     raise ValueError(
                         "layer: a class activation map needs a (n, C, h, w) feature "
@@ -302,7 +300,6 @@ def layer_gradients(estimator, images, *, target, layer, batch_size, device):
                 score, _ = target_score(estimator, logits, target, start, batch_size)
                 (grads,) = torch.autograd.grad(score, acts)
                 yield start, acts.detach(), grads.detach()
-                captured.clear()
 
 
 def class_activation_maps(

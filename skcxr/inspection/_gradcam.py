@@ -81,8 +81,9 @@ def grad_cam(estimator, X, *, target=None, layer=None, batch_size=32, device=Non
     batch_size : int, default=32
         Images per forward/backward pass.
     device : None or str, default=None
-        ``None`` uses the module's current device; ``"auto"``, ``"cpu"``,
-        ``"cuda"`` move the module there for the call and back afterwards.
+        ``None`` uses the module's current device; with ``"auto"``, ``"cpu"``
+        or ``"cuda"`` a copy of the module on that device runs (the fitted
+        module stays where it is, so other threads can go on using it).
 
     Returns
     -------

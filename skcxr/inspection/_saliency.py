@@ -30,7 +30,7 @@ from ._common import (
     POSITIVE_INT,
     batch_slice,
     check_model_images,
-    evaluated_module,
+    inference_module,
     normalise_maps,
     target_indices,
     target_score,
@@ -100,8 +100,9 @@ def saliency(
     batch_size : int, default=32
         Images per forward/backward pass.
     device : None or str, default=None
-        ``None`` uses the module's current device; ``"auto"``, ``"cpu"``,
-        ``"cuda"`` move the module there for the call and back afterwards.
+        ``None`` uses the module's current device; with ``"auto"``, ``"cpu"``
+        or ``"cuda"`` a copy of the module on that device runs (the fitted
+        module stays where it is, so other threads can go on using it).
     random_state : int, RandomState instance or None, default=None
         The SmoothGrad noise; an int gives the same maps on every call.
 
@@ -133,33 +134,33 @@ def saliency(
     rng = check_random_state(random_state)
     draws = n_samples if method == "smoothgrad" else 0
     out = np.zeros((n, height, width), dtype=np.float32)
-    with evaluated_module(estimator, device) as (module, run_on):
-        target_indices(estimator.classes_, target, n, np.zeros(n))  # validate early
-        with torch.enable_grad():
-            for start in range(0, n, batch_size):
-                part = images[start : start + batch_size]
-                if draws:
-                    with torch.no_grad():
-                        logits = module(torch.from_numpy(part)[:, None].to(run_on))
-                    _, idx = target_score(estimator, logits, target, start, batch_size)
-                    batch_target = np.asarray(estimator.classes_)[idx]
-                    spread = part.max(axis=(1, 2)) - part.min(axis=(1, 2))
-                    sigma = (noise_level * spread)[:, None, None]
-                    for _ in range(draws):
-                        noise = rng.standard_normal(part.shape) * sigma
-                        noisy = (part + noise).astype(np.float32)
-                        out[start : start + len(part)] += _input_gradient(
-                            estimator, module, run_on, noisy, batch_target
-                        )
-                    out[start : start + len(part)] /= draws
-                else:
-                    out[start : start + len(part)] = _input_gradient(
-                        estimator,
-                        module,
-                        run_on,
-                        part,
-                        batch_slice(target, start, batch_size),
+    module, run_on = inference_module(estimator, device)
+    target_indices(estimator.classes_, target, n, np.zeros(n))  # validate early
+    with torch.enable_grad():
+        for start in range(0, n, batch_size):
+            part = images[start : start + batch_size]
+            if draws:
+                with torch.no_grad():
+                    logits = module(torch.from_numpy(part)[:, None].to(run_on))
+                _, idx = target_score(estimator, logits, target, start, batch_size)
+                batch_target = np.asarray(estimator.classes_)[idx]
+                spread = part.max(axis=(1, 2)) - part.min(axis=(1, 2))
+                sigma = (noise_level * spread)[:, None, None]
+                for _ in range(draws):
+                    noise = rng.standard_normal(part.shape) * sigma
+                    noisy = (part + noise).astype(np.float32)
+                    out[start : start + len(part)] += _input_gradient(
+                        estimator, module, run_on, noisy, batch_target
                     )
+                out[start : start + len(part)] /= draws
+            else:
+                out[start : start + len(part)] = _input_gradient(
+                    estimator,
+                    module,
+                    run_on,
+                    part,
+                    batch_slice(target, start, batch_size),
+                )
     maps = normalise_maps(out)
     if threshold is not None:
         maps = np.where(maps >= threshold, maps, np.float32(0))

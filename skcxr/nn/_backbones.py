@@ -52,6 +52,7 @@ from sklearn.utils._param_validation import StrOptions, validate_params
 from torch import nn
 from torch.nn import functional as F
 
+from ._capture import StopForward, capturing
 from ._networks import FusedCNN, SeparableCNN, SmallCNN
 from ._torch_utils import load_state_dict
 
@@ -169,10 +170,13 @@ class FoldedConv(nn.Module):
         inputs of ``size`` (height, width) after the resize."""
         weight = self.offset_weight
         ones = torch.ones((1, 1, *size), dtype=weight.dtype, device=weight.device)
-        params = {"weight": weight}
-        if self.conv.bias is not None:
-            params["bias"] = torch.zeros_like(self.conv.bias)
-        return torch.func.functional_call(self.conv, params, (ones,))
+        # The convolution's own forward (its padding rule) with the offset weight
+        # and no bias, run on a shallow copy holding its own parameter dict:
+        # ``self.conv`` is never modified, so concurrent forwards stay correct
+        # (torch.func.functional_call would swap ``conv.weight`` in place).
+        conv = copy.copy(self.conv)
+        conv._parameters = {"weight": weight, "bias": None}
+        return conv(ones)
 
     def forward(self, x):
         x = self.resize(x)
@@ -1095,10 +1099,6 @@ BACKBONES = {
 
 
 # ------------------------------------------------------------ user networks
-class _FeatureReached(Exception):
-    """Raised by the hook on the feature layer: the rest of the network is skipped."""
-
-
 def _as_channel_tensor(values, in_channels, param):
     tensor = torch.as_tensor(values, dtype=torch.float32).flatten()
     if tensor.numel() == 1:
@@ -1280,26 +1280,18 @@ class UserBackbone(nn.Module):
         x = self._inputs(x)
         if self.feature_layer is None:
             return self.features(x)
-        captured = []
-
-        def hook(module, args, output):
-            captured.append(output)
-            raise _FeatureReached
-
-        layer = self.features.get_submodule(self.feature_layer)
-        handle = layer.register_forward_hook(hook)
-        try:
-            self.features(x)
-        except _FeatureReached:
-            pass
-        finally:
-            handle.remove()
-        if not captured:
+        name = self.feature_layer
+        layer = self.features.get_submodule(name)
+        with capturing({name: layer}, stop_at=name) as outputs:
+            try:
+                self.features(x)
+            except StopForward:  # the layers after the feature layer are not needed
+                pass
+        if name not in outputs:
             raise RuntimeError(
-                f"feature_layer={self.feature_layer!r} was not called by "
-                f"{self.name}.forward."
+                f"feature_layer={name!r} was not called by {self.name}.forward."
             )
-        return captured[0]
+        return outputs[name]
 
 
 def _prefixed(name):

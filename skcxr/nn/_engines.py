@@ -335,8 +335,8 @@ class _ConstantOffsetConv(nn.Module):
     """A :class:`~skcxr.nn._backbones.FoldedConv` for one input size.
 
     The folded normalisation adds an offset map that depends only on the input
-    size; computed once, it is a constant of the exported graph (tracing cannot
-    go through ``torch.func.functional_call``).
+    size; computed once, it is a constant of the exported graph instead of a
+    convolution of an all-ones image at every run.
     """
 
     def __init__(self, resize, conv, offset):

@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._capture import StopForward, capturing
+
 __all__ = ["PatchFeatures", "resized_input", "stage_blocks"]
 
 
@@ -42,10 +44,6 @@ def _as_map(out, backbone):
 
     features = getattr(backbone, "features", None)
     return features.channels_first(out) if isinstance(features, _TimmFeatures) else out
-
-
-class _Stop(Exception):
-    """Raised by the hook of the deepest needed block: the rest is not computed."""
 
 
 def stage_blocks(backbone, strides, input_size):
@@ -161,28 +159,12 @@ class PatchFeatures(nn.Module):
         size = (self.input_size, self.input_size)
         if tuple(x.shape[-2:]) != size:
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-        outputs, handles = {}, []
-        last = self.blocks[-1]
-
-        def hook(mod, args, out, name):
-            outputs[name] = out
-            if name == last:
-                raise _Stop
-
-        for name in self.blocks:
-            module = self.backbone.get_submodule(name)
-            handles.append(
-                module.register_forward_hook(
-                    lambda mod, args, out, name=name: hook(mod, args, out, name)
-                )
-            )
-        try:
-            self.backbone(x)
-        except _Stop:
-            pass
-        finally:
-            for handle in handles:
-                handle.remove()
+        layers = {name: self.backbone.get_submodule(name) for name in self.blocks}
+        with capturing(layers, stop_at=self.blocks[-1]) as outputs:
+            try:
+                self.backbone(x)
+            except StopForward:  # the deeper blocks are not needed
+                pass
         maps = []
         grid = None
         k = self.neighbourhood

@@ -8,7 +8,10 @@ test the same properties (pickling, idempotent fit, sample-order and batch-size
 invariance, untouched parameters, read-only memmap input, dtypes, NaN/inf
 rejection...) on tiny synthetic chest X-rays from
 :func:`skcxr.datasets.make_chest_xrays`, in the three layouts of the contract
-and as read-only memmaps, reversed and strided views.
+and as read-only memmaps, reversed and strided views. One more property is
+checked that scikit-learn does not: inference from several threads at once
+gives the single-thread answers and leaves the model unchanged, as a
+multi-threaded web server or Dask worker needs.
 
 What an estimator is checked for comes from its scikit-learn tags and methods:
 classifier, outlier detector, regressor, transformer, sampler (a
@@ -63,6 +66,7 @@ from ._checks_kinds import (
     check_image_supervised_y_2d,
     check_image_transformer_general,
 )
+from ._checks_threads import check_image_thread_safe_inference
 
 __all__ = [
     "OUTPUT_METHODS",
@@ -97,6 +101,7 @@ __all__ = [
     "check_image_shape_errors",
     "check_image_subset_invariance",
     "check_image_supervised_y_2d",
+    "check_image_thread_safe_inference",
     "check_image_transformer_general",
 ]
 
@@ -112,6 +117,7 @@ _GENERAL = (
     check_image_fit_check_is_fitted,
     check_image_fit_score_takes_y,
     check_image_data_not_an_array,
+    check_image_thread_safe_inference,
 )
 _ARRAY_INPUT = (
     check_image_one_sample,
