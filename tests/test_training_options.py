@@ -308,3 +308,46 @@ def test_successive_halving_over_epochs():
     assert search.best_estimator_.max_epochs == 2
     assert len(search.best_estimator_.history_) == 2
     assert search.best_params_["max_epochs"] == 2
+
+
+@pytest.mark.parametrize("weight", [np.nan, np.inf, -1.0, 0.0, "high", True])
+def test_class_weights_must_be_finite_positive_numbers(data, weight):
+    X, y = data
+    weights = {"normal": weight, "bacteria": 1.0, "virus": 1.0}
+    with pytest.raises(ValueError, match="class_weight must map classes to finite"):
+        TransferClassifier(**TINY, class_weight=weights, max_epochs=1).fit(X, y)
+
+
+@pytest.mark.parametrize("validation_fraction", [0.2, 0.0])
+def test_a_diverging_fit_stops_with_the_epoch_and_the_cause(data, validation_fraction):
+    X, y = data
+    clf = TransferClassifier(
+        **TINY, lr=1e30, max_epochs=3, validation_fraction=validation_fraction
+    )
+    with pytest.raises(
+        ValueError, match=r"Training diverged: .* at epoch \d+.*lr=1e\+30"
+    ):
+        clf.fit(X, y)
+
+
+def test_a_loss_that_runs_away_warns():
+    from sklearn.exceptions import ConvergenceWarning
+    from skorch import NeuralNetRegressor
+
+    from skcxr.nn._callbacks import DivergenceGuard
+
+    # plain gradient descent on a line with a step twice too long: the loss
+    # grows fourfold per epoch and stays finite
+    X, y = np.ones((8, 1), np.float32), np.full((8, 1), 10.0, np.float32)
+    net = NeuralNetRegressor(
+        torch.nn.Linear(1, 1, bias=False),
+        optimizer=torch.optim.SGD,
+        lr=1.5,
+        max_epochs=5,
+        train_split=None,
+        callbacks=[DivergenceGuard()],
+        verbose=0,
+    )
+    with pytest.warns(ConvergenceWarning, match="training diverged.*lr=1.5"):
+        net.fit(X, y)
+    assert np.isfinite(net.history[-1, "train_loss"])

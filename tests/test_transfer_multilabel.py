@@ -166,10 +166,12 @@ def test_multilabel_errors():
         TransferClassifier(**{**TINY, "pos_weight": "balanced"}).fit(X, Y[:, 0])
     with pytest.raises(ValueError, match="use pos_weight"):
         TransferClassifier(**{**TINY, "class_weight": "balanced"}).fit(X, Y)
-    Y_missing = Y.astype(float)
-    Y_missing[3, 1] = np.nan
-    with pytest.raises(ValueError, match=r"1 missing label\(s\).*index \[3\]"):
-        TransferClassifier(**TINY).fit(X, Y_missing)
+    with pytest.raises(ValueError, match=r"holds the values \[2.0\]"):
+        TransferClassifier(**TINY).fit(X, Y * 2)
+    with pytest.raises(ValueError, match="2-D array of strings.*MultiLabelBinarizer"):
+        TransferClassifier(**TINY).fit(X, np.where(Y == 1, "yes", "no"))
+    with pytest.raises(ValueError, match="no known label"):
+        TransferClassifier(**TINY).fit(X, np.full(Y.shape, np.nan))
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         TransferClassifier(**TINY).fit(X, Y[:-1])
 
@@ -189,3 +191,38 @@ def test_grid_search_roc_auc_and_pickle():
     loaded = pickle.loads(pickle.dumps(search))
     np.testing.assert_array_equal(loaded.predict_proba(X), search.predict_proba(X))
     np.testing.assert_array_equal(loaded.predict(X), search.predict(X))
+
+
+def test_unknown_labels_are_masked_out_of_the_loss():
+    from skcxr.nn._transfer_net import SmoothedBCEWithLogitsLoss
+
+    logits = torch.randn(4, 3, requires_grad=True)
+    target = torch.tensor([[1.0, np.nan, 0.0]] * 4)
+    loss = SmoothedBCEWithLogitsLoss(pos_weight=torch.tensor([2.0, 3.0, 4.0]))
+    loss(logits, target).backward()
+    assert torch.all(logits.grad[:, 1] == 0)  # the unknown finding gets no gradient
+    known = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits[:, [0, 2]], target[:, [0, 2]], pos_weight=torch.tensor([2.0, 4.0])
+    )
+    assert float(loss(logits, target)) == pytest.approx(float(known), rel=1e-6)
+
+
+def test_pooled_data_sets_labelling_different_findings_train_together():
+    """Two halves each label two of the three findings (NaN for the third):
+    every finding is learnt from the half that labels it."""
+    X, Y = _banded(n=96, seed=1)
+    Y_pooled = Y.astype(float)
+    Y_pooled[:48, 2] = np.nan  # the first data set does not label finding 2
+    Y_pooled[48:, 0] = np.nan  # the second does not label finding 0
+    params = {
+        "max_epochs": 10,
+        "lr": 1e-2,
+        "trainable": "all",
+        "pos_weight": "balanced",
+    }
+    model = TransferClassifier(**{**TINY, **params}).fit(X, Y_pooled)
+    X_test, Y_test = _banded(n=64, seed=2)
+    proba = model.predict_proba(X_test)
+    aucs = [roc_auc_score(Y_test[:, k], proba[:, k]) for k in range(3)]
+    assert min(aucs) > 0.8, aucs
+    assert np.isfinite(model.history_[:, "valid_auc"]).all()

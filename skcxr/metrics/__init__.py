@@ -11,5 +11,7 @@ from ._bootstrap import *  # noqa: F401,F403
 from ._bootstrap import __all__ as _bootstrap_all
 from ._classification import *  # noqa: F401,F403
 from ._classification import __all__ as _classification_all
+from ._multilabel import *  # noqa: F401,F403
+from ._multilabel import __all__ as _multilabel_all
 
-__all__ = _classification_all + _bootstrap_all
+__all__ = _classification_all + _bootstrap_all + _multilabel_all

@@ -48,6 +48,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..nn._autoencoder import AutoencoderNet, ConvAutoencoder, reset_parameters
+from ..nn._callbacks import DivergenceGuard
 from ..nn._engines import (
     ENGINES,
     PRECISIONS,
@@ -491,6 +492,12 @@ class ReconstructionAnomalyDetector(
         if files is not None:
             X = load_images(*files, batch_size=self.batch_size)[0]
         images, _ = validate_images(self, X, reset=True)
+        if self.method != "autoencoder" and len(images) < 2:
+            raise ValueError(
+                f"method={self.method!r} models the variation of healthy images "
+                f"and needs at least 2 of them (got n_samples={len(images)}); "
+                "tens to hundreds give a useful model."
+            )
         rng = np.random.default_rng(seed_from(self.random_state))
         self.calibration_images_ = None
         if self.method == "autoencoder":
@@ -555,7 +562,7 @@ class ReconstructionAnomalyDetector(
         init_seed, shuffle_seed, noise_seed, split_seed = (
             int(s) for s in rng.integers(0, 2**31 - 1, size=4)
         )
-        train_split, callbacks = None, []
+        train_split, callbacks = None, [DivergenceGuard()]
         if self.early_stopping:
             n_valid = int(math.floor(n * self.validation_fraction))
             if n_valid < 1 or n - n_valid < 1:

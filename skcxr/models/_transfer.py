@@ -475,6 +475,18 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                     f"class_weight names classes {sorted(map(str, unknown))} that are not "
                     f"in y (classes {self.classes_.tolist()})."
                 )
+            bad = {
+                c: w
+                for c, w in self.class_weight.items()
+                if not isinstance(w, Real)
+                or isinstance(w, bool)
+                or not (np.isfinite(w) and w > 0)
+            }
+            if bad:
+                raise ValueError(
+                    f"class_weight must map classes to finite positive numbers; got "
+                    f"{bad}."
+                )
         return tuple(int(s) for s in sizes)
 
     def _check_targets(self, y):
@@ -485,6 +497,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
         y_arr = None if sp.issparse(y) else np.asarray(y)
+        if y_arr is not None and y_arr.ndim == 2 and y_arr.shape[1] > 1:
+            return self._check_indicator(y_arr)
         if y_arr is not None and y_arr.dtype.kind in "Of":
             missing = np.fromiter(
                 (v is None or is_scalar_nan(v) for v in y_arr.ravel()),
@@ -508,10 +522,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             estimator=self,
         )
         if type_of_target(y, input_name="y") == "multilabel-indicator":
-            Y = y.toarray() if hasattr(y, "toarray") else np.asarray(y)
-            self.multilabel_ = True
-            self.classes_ = np.arange(Y.shape[1])
-            return Y.astype(np.float32)
+            return self._check_indicator(y.toarray() if hasattr(y, "toarray") else y)
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
@@ -523,6 +534,34 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.multilabel_ = False
         self.classes_ = encoder.classes_
         return encoder.transform(y).astype(np.int64)
+
+    def _check_indicator(self, Y):
+        """A 2-D ``y``: a 0/1 indicator matrix, NaN where a label is unknown."""
+        if Y.dtype.kind == "O":  # numbers and None, e.g. from a DataFrame
+            try:
+                Y = Y.astype(np.float64)
+            except (TypeError, ValueError):
+                pass
+        if Y.dtype.kind not in "biuf":
+            raise ValueError(
+                f"y is a 2-D array of {'strings' if Y.dtype.kind in 'US' else Y.dtype}; a multi-label y is a 0/1 "
+                "indicator matrix, one column per finding (scikit-learn's "
+                "MultiLabelBinarizer turns lists of labels into one)."
+            )
+        Y = Y.astype(np.float32)
+        known = Y[~np.isnan(Y)]
+        values = np.unique(known)
+        if not np.isin(values, (0, 1)).all():
+            raise ValueError(
+                "y is a multi-label indicator matrix but holds the values "
+                f"{values[~np.isin(values, (0, 1))][:5].tolist()}; use 1 for a "
+                "finding present, 0 for absent and NaN for unknown."
+            )
+        if not known.size:
+            raise ValueError("y is a multi-label indicator matrix with no known label.")
+        self.multilabel_ = True
+        self.classes_ = np.arange(Y.shape[1])
+        return Y
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
@@ -701,10 +740,11 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         if not self.multilabel_ or self.pos_weight is None:
             return None
         n_labels = Y.shape[1]
-        if isinstance(self.pos_weight, str):  # "balanced"
-            n_pos = Y.sum(axis=0, dtype=np.float64)
-            with np.errstate(divide="ignore"):
-                weights = (len(Y) - n_pos) / n_pos
+        if isinstance(self.pos_weight, str):  # "balanced", over the known labels
+            n_pos = np.nansum(Y, axis=0, dtype=np.float64)
+            n_known = (~np.isnan(Y)).sum(axis=0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                weights = np.nan_to_num((n_known - n_pos) / n_pos, nan=1.0)
             weights = np.clip(weights, 1 / _MAX_POS_WEIGHT, _MAX_POS_WEIGHT)
         else:
             weights = np.asarray(self.pos_weight, dtype=np.float64)

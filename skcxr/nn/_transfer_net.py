@@ -19,8 +19,11 @@ from skorch.callbacks import (
 from skorch.callbacks.scoring import PassthroughScoring, ScoringBase
 from skorch.history import History
 from torch import nn
+from torch.nn import functional as F
 
+from ..metrics._multilabel import f1_per_finding, roc_auc_per_finding
 from ..utils._split import holdout_split
+from ._callbacks import DivergenceGuard
 
 __all__ = [
     "Head",
@@ -253,11 +256,14 @@ class _MultiLabelNet(_PickleModuleOnce, NeuralNet):
 
 
 class SmoothedBCEWithLogitsLoss(nn.BCEWithLogitsLoss):
-    """``BCEWithLogitsLoss`` whose 0/1 targets are smoothed towards 1/2.
+    """``BCEWithLogitsLoss`` with unknown targets masked out and 0/1 targets
+    smoothed towards 1/2.
 
-    A target ``t`` becomes ``t * (1 - label_smoothing) + label_smoothing / 2``,
-    which is what ``CrossEntropyLoss(label_smoothing=...)`` does to a two-class
-    problem.
+    A NaN target (a finding the image's data set does not label) adds nothing
+    to the loss, which is the mean over the known targets; so data sets that
+    label different findings train one network together. A target ``t``
+    becomes ``t * (1 - label_smoothing) + label_smoothing / 2``, which is what
+    ``CrossEntropyLoss(label_smoothing=...)`` does to a two-class problem.
 
     Examples
     --------
@@ -267,6 +273,9 @@ class SmoothedBCEWithLogitsLoss(nn.BCEWithLogitsLoss):
     >>> plain = torch.nn.BCEWithLogitsLoss()(logits, target)
     >>> bool(SmoothedBCEWithLogitsLoss(label_smoothing=0.1)(logits, target) == plain)
     True
+    >>> partial = torch.tensor([[1.0, float("nan"), 0.0]])
+    >>> float(SmoothedBCEWithLogitsLoss()(torch.zeros(1, 3), partial)) == float(plain)
+    True
     """
 
     def __init__(self, *, label_smoothing=0.0, **kwargs):
@@ -275,9 +284,19 @@ class SmoothedBCEWithLogitsLoss(nn.BCEWithLogitsLoss):
 
     def forward(self, input, target):
         target = target.to(input.dtype)
+        known = ~torch.isnan(target)
         if self.label_smoothing:
             target = target * (1 - self.label_smoothing) + self.label_smoothing / 2
-        return super().forward(input, target)
+        if bool(known.all()):
+            return super().forward(input, target)
+        losses = F.binary_cross_entropy_with_logits(
+            input,
+            torch.where(known, target, torch.zeros_like(target)),
+            weight=self.weight,
+            pos_weight=self.pos_weight,
+            reduction="none",
+        )
+        return (losses * known).sum() / known.sum().clamp_min(1)
 
 
 class HoldoutSplit:
@@ -424,7 +443,8 @@ class ValidationScore:
     (or labels) that have both positive and negative validation samples (NaN when
     none has); for two classes, the AUC of the positive class. ``metric="f1"``:
     macro F1 of the predicted classes (multi-label: of the labels predicted with
-    probability > 0.5).
+    probability > 0.5). Multi-label scores are computed per finding over its
+    known labels (NaN targets are unknown) and averaged over the findings.
     """
 
     def __init__(self, metric, n_classes, multilabel):
@@ -435,14 +455,20 @@ class ValidationScore:
     def __call__(self, net, X, y):
         proba = np.asarray(net.predict_proba(X), dtype=np.float64)
         y = np.asarray(_arrays(X)[1] if y is None else y)
+        if self.multilabel:  # per finding over its known (non-NaN) labels
+            per_finding = (
+                f1_per_finding(y, proba > 0.5)
+                if self.metric == "f1"
+                else roc_auc_per_finding(y, proba)
+            )
+            if np.isnan(per_finding).all():
+                return float("nan")
+            return float(np.nanmean(per_finding))
         if self.metric == "f1":
-            pred = (proba > 0.5) if self.multilabel else proba.argmax(axis=1)
+            pred = proba.argmax(axis=1)
             return float(f1_score(y, pred, average="macro", zero_division=0))
-        if self.multilabel:
-            Y, P = y, proba
-        else:
-            Y = label_binarize(y, classes=np.arange(self.n_classes))
-            P = proba[:, 1:] if self.n_classes == 2 else proba
+        Y = label_binarize(y, classes=np.arange(self.n_classes))
+        P = proba[:, 1:] if self.n_classes == 2 else proba
         keep = (Y.min(axis=0) == 0) & (Y.max(axis=0) == 1)
         if not keep.any():
             return float("nan")
@@ -541,7 +567,7 @@ def make_net(
     """
     split = HoldoutSplit(validation_fraction, seed) if validation_fraction else None
     monitor = "valid_loss" if split is not None else "train_loss"
-    callbacks = []
+    callbacks = [("divergence_guard", DivergenceGuard())]
     if split is not None:
         for metric in ("auc", "f1"):
             callbacks.append(
