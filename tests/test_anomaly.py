@@ -609,3 +609,28 @@ def test_translations_match_scikit_image():
     np.testing.assert_array_equal(
         _translations(reference, images[:2]), [(-2, 3), (5, -4)]
     )
+
+
+def test_a_diverging_autoencoder_stops_with_the_cause(X):
+    detector = ReconstructionAnomalyDetector(
+        method="autoencoder", lr=1e30, max_epochs=3, random_state=0
+    )
+    with pytest.raises(ValueError, match="Training diverged.*lr=1e\\+30"):
+        detector.fit(X)
+
+
+@pytest.mark.parametrize("method", ["padim", "patchcore"])
+def test_patch_methods_on_one_identical_or_constant_images(method):
+    from skcxr.datasets import make_chest_xrays
+
+    H, _ = make_chest_xrays(4, classes=("normal",), size=32, random_state=0)
+    params = dict(method=method, backbone="small_cnn", weights=None, input_size=32)
+    with pytest.raises(ValueError, match="needs at least 2 .*n_samples=1"):
+        ReconstructionAnomalyDetector(**params).fit(H[:1])
+    other = 1.0 - H[1:3]  # inverted radiographs: clearly not like the training ones
+    for healthy in (np.repeat(H[:1], 8, 0), np.full((8, 32, 32), 0.5, np.float32)):
+        detector = ReconstructionAnomalyDetector(**params, random_state=0).fit(healthy)
+        assert np.isfinite(detector.threshold_)
+        assert np.isfinite(detector.score_samples(other)).all()
+        np.testing.assert_array_equal(detector.predict(healthy[:2]), [1, 1])
+        np.testing.assert_array_equal(detector.predict(other), [-1, -1])

@@ -79,7 +79,21 @@ class GaussianPatchModel:
         cov, self.shrinkage_ = ledoit_wolf_batch(x)
         if n < 2:  # a single image: the identity (Euclidean distance)
             cov = torch.eye(d, dtype=cov.dtype).expand(h * w, d, d).clone()
-        self.precision_ = torch.cholesky_inverse(torch.linalg.cholesky(cov)).float()
+        factor, info = torch.linalg.cholesky_ex(cov)
+        singular = info > 0  # locations whose features do not vary over the images
+        if singular.any():
+            # PaDiM's regularisation, cov + eps I (Defard et al. 2020 add 0.01 I),
+            # with eps relative to the location's variance, or to the features'
+            # own magnitude where they never vary; the other locations are kept
+            variance = torch.diagonal(cov[singular], dim1=1, dim2=2).mean(1)
+            magnitude = (x[singular] ** 2).mean((1, 2))
+            scale = torch.where(variance > 0, variance, magnitude)
+            eps = 0.01 * torch.where(scale > 0, scale, torch.ones_like(scale))
+            eye = torch.eye(d, dtype=cov.dtype)
+            factor[singular] = torch.linalg.cholesky(
+                cov[singular] + eps[:, None, None] * eye
+            )
+        self.precision_ = torch.cholesky_inverse(factor).float()
         self.mean_ = self.mean_.float()
         self.grid_ = (h, w)
         return self
@@ -108,6 +122,8 @@ def greedy_coreset(points, n_select, generator, projection_dim=128):
     Returns
     -------
     torch.Tensor of int64, shape (n_select,)
+        Fewer indices when the points have fewer than ``n_select`` distinct
+        values (no point is selected twice).
 
     Examples
     --------
@@ -126,6 +142,8 @@ def greedy_coreset(points, n_select, generator, projection_dim=128):
     min_dist = ((points - points[start]) ** 2).sum(1)
     for _ in range(n_select - 1):
         idx = int(torch.argmax(min_dist))
+        if min_dist[idx] == 0:  # every point is already in the coreset
+            break
         selected.append(idx)
         min_dist = torch.minimum(min_dist, ((points - points[idx]) ** 2).sum(1))
     return torch.tensor(selected, dtype=torch.long)
@@ -165,7 +183,8 @@ class PatchMemory:
         """Distance of each patch to its nearest bank patch, ``(n, h, w)``.
 
         ``exclude`` (n,) int: bank patches of that training image are ignored
-        (leave-one-image-out scores of the training images).
+        (leave-one-image-out scores of the training images), unless the bank
+        holds no other patch.
         """
         n, d, h, w = features.shape
         patches = features.float().permute(0, 2, 3, 1).reshape(-1, d)
@@ -174,8 +193,12 @@ class PatchMemory:
         bank = self.bank_
         for start in range(0, len(patches), chunk):
             dist = torch.cdist(patches[start : start + chunk], bank)
+            nearest = dist.min(1).values
             if owner is not None:
                 same = owner[start : start + chunk, None] == self.owner_[None, :]
-                dist = dist.masked_fill(same, float("inf"))
-            out[start : start + chunk] = dist.min(1).values
+                others = dist.masked_fill(same, float("inf")).min(1).values
+                # a patch that only its own image holds in the bank (identical
+                # training images leave one copy) is scored against itself
+                nearest = torch.where(torch.isinf(others), nearest, others)
+            out[start : start + chunk] = nearest
         return out.reshape(n, h, w)
