@@ -265,6 +265,38 @@ def test_dicom_monochrome1_is_inverted_and_found_without_suffix(tmp_path):
     np.testing.assert_allclose(out, 1.0 - stored / 4095.0, atol=1e-6)
 
 
+def test_palette_dicom_is_the_luminance_of_its_colour_table():
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.pixels import apply_color_lut
+
+    path = get_testdata_file("examples_palette.dcm")
+    ds = pydicom.dcmread(path)
+    rgb = apply_color_lut(ds.pixel_array, ds).astype(np.float64)
+    depth = 2 ** int(ds.RedPaletteColorLookupTableDescriptor[2]) - 1
+    expected = rgb @ [0.299, 0.587, 0.114] / depth
+    out = _load(path, size=max(ds.Rows, ds.Columns), resize="pad")
+    top = (ds.Columns - ds.Rows) // 2  # the pad adds rows above and below
+    np.testing.assert_allclose(out[top : top + ds.Rows], expected, atol=1e-3)
+    assert np.abs(out[top : top + ds.Rows] - ds.pixel_array / 255).max() > 0.1
+
+
+def test_dicom_header_errors_name_the_attribute(tmp_path):
+    from pydicom import dcmread
+    from pydicom.dataelem import DataElement
+
+    stored = np.array([[0, 2048], [4095, 1024]], dtype=np.uint16)
+    path = _write_dicom(tmp_path / "zero.dcm", stored, slope=0.0, intercept=0.0)
+    with pytest.raises(ValueError, match="zero.dcm.*RescaleSlope is 0"):
+        _load(path, size=2)
+    path = _write_dicom(tmp_path / "frames.dcm", stored)
+    ds = dcmread(path)
+    ds["NumberOfFrames"] = DataElement(0x00280008, "LO", "1A")
+    ds.save_as(path)
+    with pytest.raises(ValueError, match="NumberOfFrames is '1A', not an integer"):
+        _load(path, size=2)
+
+
 def test_dicom_window_is_applied(tmp_path):
     stored = np.array([[0, 1000], [1500, 4095]], dtype=np.uint16)
     path = _write_dicom(tmp_path / "w.dcm", stored, window=(1500, 1000))

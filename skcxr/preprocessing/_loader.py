@@ -253,10 +253,26 @@ def _decode_pixels(ds):
         ) from None
 
 
+def _dicom_int(ds, keyword, default):
+    """An integer attribute of the DICOM header, or a read error naming it."""
+    value = ds.get(keyword, default)
+    try:
+        return int(value if value not in (None, "") else default)
+    except (TypeError, ValueError):
+        raise _ReadError(
+            f"its DICOM attribute {keyword} is {str(value)!r}, not an integer"
+        ) from None
+
+
 def _read_dicom(fh, head, max_pixels):
     """DICOM -> float32 (H, W) in [0, 1]: modality, VOI, presentation steps."""
     import pydicom
-    from pydicom.pixels import apply_modality_lut, apply_voi, apply_windowing
+    from pydicom.pixels import (
+        apply_color_lut,
+        apply_modality_lut,
+        apply_voi,
+        apply_windowing,
+    )
 
     marked = head[128:132] == b"DICM"
     not_dicom = f"not a DICOM file (no 'DICM' marker at byte 128): {_content(head)}"
@@ -278,16 +294,25 @@ def _read_dicom(fh, head, max_pixels):
             f"the DICOM header lacks {', '.join(missing)}, needed to decode its "
             "pixel data"
         )
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    frames = _dicom_int(ds, "NumberOfFrames", 1)
     _check_pixels(
         int(ds.Rows) * int(ds.Columns) * frames, max_pixels, "the DICOM image"
     )
     if frames > 1:
         raise _ReadError(f"multi-frame DICOM ({frames} frames) is not supported")
     arr = _decode_pixels(ds)
+    photometric = str(ds.get("PhotometricInterpretation", "")).upper()
+    bits = 2 ** _dicom_int(ds, "BitsStored", 8) - 1
+    if photometric == "PALETTE COLOR":  # the pixels index a colour lookup table
+        arr = apply_color_lut(arr, ds)
+        bits = 2 ** int(ds.RedPaletteColorLookupTableDescriptor[2]) - 1
     if arr.ndim == 3:  # colour (pydicom converts YBR to RGB): ITU-R 601 luma
         arr = arr[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-        return np.clip(arr / (2 ** int(ds.BitsStored) - 1), 0, 1).astype(np.float32)
+        return np.clip(arr / bits, 0, 1).astype(np.float32)
+    if ds.get("RescaleSlope") is not None and float(ds.RescaleSlope) == 0:
+        raise _ReadError(
+            "its RescaleSlope is 0, which maps every pixel to the same value"
+        )
     if int(ds.get("PixelRepresentation", 0)) == 0:  # drop bits above BitsStored
         arr = arr & np.asarray(2 ** int(ds.BitsStored) - 1, dtype=arr.dtype)
     arr = apply_modality_lut(arr, ds)
@@ -299,7 +324,7 @@ def _read_dicom(fh, head, max_pixels):
         arr = apply_windowing(arr, ds)
     arr = (np.asarray(arr, dtype=np.float64) - low) / max(high - low, 1e-12)
     arr = np.clip(arr, 0.0, 1.0)
-    if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+    if photometric == "MONOCHROME1":
         arr = 1.0 - arr  # MONOCHROME1: low values are bright
     return arr.astype(np.float32)
 
