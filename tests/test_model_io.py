@@ -387,3 +387,89 @@ def test_a_pickle_of_the_previous_format_still_loads(kind, monkeypatch):
         patch.setattr(type(model), "__getstate__", BaseEstimator.__getstate__)
         data = pickle.dumps(model)
     _assert_same_outputs(pickle.loads(data), model, X)
+
+
+def _model_file(tmp_path):
+    path = tmp_path / "model.skops"
+    save_model(DummyClassifier().fit(np.zeros((4, 2)), [0, 1, 0, 1]), path)
+    return path
+
+
+def test_a_member_inflating_beyond_its_declared_shape_is_refused_unread(tmp_path):
+    import tracemalloc
+    import zipfile
+
+    source = _model_file(tmp_path)
+    bomb = tmp_path / "bomb.skops"
+    with (
+        zipfile.ZipFile(source) as zin,
+        zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zout,
+    ):
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename.endswith(".npy") and not zout.namelist():
+                data += b"\0" * (64 * 2**20)  # 64 MiB of zeros past the array
+            zout.writestr(info.filename, data)
+    assert bomb.stat().st_size < 2**20
+    tracemalloc.start()
+    with pytest.raises(ValueError, match="declares .* bytes but inflates to"):
+        load_model(bomb)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8 * 2**20  # nothing was inflated
+
+
+def test_an_object_array_member_is_refused(tmp_path):
+    import zipfile
+
+    source = _model_file(tmp_path)
+    crafted = tmp_path / "objects.skops"
+    buffer = __import__("io").BytesIO()
+    np.save(buffer, np.array([None, 1], dtype=object), allow_pickle=True)
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(crafted, "w") as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, zin.read(info))
+        zout.writestr("extra.npy", buffer.getvalue())
+    with pytest.raises(ValueError, match="holds Python objects"):
+        load_model(crafted)
+
+
+@pytest.mark.parametrize(
+    "content, what",
+    [
+        (b"", "an empty file"),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 32, "a PNG image"),
+        (None, "a damaged or truncated zip archive"),
+    ],
+)
+def test_a_file_that_is_not_a_model_says_what_it_is(tmp_path, content, what):
+    path = tmp_path / "given.skops"
+    if content is None:  # the first bytes of a real model file
+        content = _model_file(tmp_path).read_bytes()[:300]
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=f"is {what}, not a model file"):
+        load_model(path)
+    with pytest.raises(ValueError, match=f"is {what}, not a model file"):
+        load_model(path, trust=True)
+
+
+def test_pipes_and_devices_are_not_model_files(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/zero"):
+        with pytest.raises(ValueError, match="not a regular file"):
+            load_model(path)
+
+
+def test_a_saved_model_has_the_usual_file_mode_and_a_missing_folder_is_named(
+    tmp_path,
+):
+    umask = os.umask(0o022)
+    try:
+        path = _model_file(tmp_path)
+    finally:
+        os.umask(umask)
+    assert oct(path.stat().st_mode & 0o777) == oct(0o644)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.skops"]
+    with pytest.raises(FileNotFoundError, match="the folder .*nowhere does not exist"):
+        save_model(DummyClassifier(), tmp_path / "nowhere" / "m.skops")

@@ -20,7 +20,6 @@ files you made yourself.
 
 import os
 import sys
-import tempfile
 import zipfile
 
 __all__ = ["TRUSTED_TYPES", "save_model", "load_model"]
@@ -44,11 +43,113 @@ TRUSTED_TYPES = [
 ]
 
 
+#: Largest total of the arrays a model file may declare (a ViT-Large is 1.2 GB).
+MAX_ARRAY_BYTES = 4 * 2**30
+#: Largest JSON description of a model file.
+MAX_SCHEMA_BYTES = 256 * 2**20
+
+_MAGIC = {  # what a file that is not a model file usually is
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"II*\x00": "a TIFF image",
+    b"MM\x00*": "a TIFF image",
+    b"{": "a JSON or text file",
+}
+
+
+def _describe(path):
+    """What the file at ``path`` is when it is clearly no model file, else None
+    (a pickle or joblib file, or something unknown)."""
+    with open(path, "rb") as fh:
+        head = fh.read(132)
+    if not head:
+        return "an empty file"
+    if head[128:132] == b"DICM":
+        return "a DICOM file"
+    if head.startswith(b"PK"):
+        return "a damaged or truncated zip archive"
+    for magic, what in _MAGIC.items():
+        if head.startswith(magic):
+            return what
+    return None
+
+
+def _check_regular_file(path):
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a folder, not a model file")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"model file not found: {path}")
+    if not os.path.isfile(path):  # a FIFO or a device such as /dev/zero
+        raise ValueError(f"{path} is not a regular file (a pipe or a device)")
+
+
+def _check_members(archive, path):
+    """Refuse a skops archive whose members inflate beyond what they declare.
+
+    Each array member is a ``.npy`` file: its header declares the dtype and
+    shape, so its uncompressed size (``ZipInfo.file_size``, read from the
+    archive's directory without inflating anything) must be the header plus
+    the array's bytes. A crafted member that inflates far beyond that (a zip
+    bomb) is refused before it is read, as is a model that declares more
+    than :data:`MAX_ARRAY_BYTES` of arrays.
+    """
+    import numpy as np
+
+    declared = 0
+    for info in archive.infolist():
+        if not info.filename.endswith(".npy"):
+            if info.file_size > MAX_SCHEMA_BYTES:
+                raise ValueError(
+                    f"{path}: its member {info.filename!r} inflates to "
+                    f"{info.file_size / 2**20:.0f} MiB, more than a model file holds"
+                )
+            continue
+        with archive.open(info) as member:
+            try:
+                version = np.lib.format.read_magic(member)
+                read_header = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = read_header(member)
+            except (ValueError, OSError, SyntaxError) as exc:
+                raise ValueError(
+                    f"{path}: its array {info.filename!r} is damaged ({exc})"
+                ) from None
+            header = member.tell()
+        if dtype.hasobject:
+            raise ValueError(
+                f"{path}: its array {info.filename!r} holds Python objects, which "
+                "a safe model file never does"
+            )
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if info.file_size != header + nbytes:
+            raise ValueError(
+                f"{path}: its array {info.filename!r} declares {nbytes} bytes but "
+                f"inflates to {info.file_size - header}; the file is damaged or "
+                "crafted and was not loaded"
+            )
+        declared += nbytes
+    if declared > MAX_ARRAY_BYTES:
+        raise ValueError(
+            f"{path}: its arrays declare {declared / 2**30:.1f} GiB, more than "
+            f"the {MAX_ARRAY_BYTES / 2**30:.0f} GiB a model file may hold"
+        )
+
+
 def _is_skops_file(path):
+    """Whether ``path`` is a skops archive; its members are checked on the way."""
     if not zipfile.is_zipfile(path):
         return False
-    with zipfile.ZipFile(path) as archive:
-        return "schema.json" in archive.namelist()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if "schema.json" not in archive.namelist():
+                return False
+            _check_members(archive, path)
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{path} is a damaged zip archive ({exc})") from None
+    return True
 
 
 def _torch_module_params(model):
@@ -128,8 +229,15 @@ def save_model(model, path):
             "line)."
         )
     folder = os.path.dirname(os.path.abspath(path))
-    handle, partial = tempfile.mkstemp(suffix=".skops", dir=folder)
-    os.close(handle)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(
+            f"cannot save {path}: the folder {folder} does not exist"
+        )
+    # written beside the target, then renamed over it (no half-written model);
+    # created with the usual mode of a new file (0666 less the umask), where
+    # tempfile.mkstemp would make it private (0600)
+    partial = os.path.join(folder, f".{os.path.basename(path)}.{os.urandom(6).hex()}")
+    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         if "torch" in sys.modules:  # a network referred to twice is stored once
             from ..nn._state import shared_arrays
@@ -180,11 +288,14 @@ def load_model(path, *, trust=False):
     import skops.io
 
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{path} is a folder, not a model file")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file not found: {path}")
+    _check_regular_file(path)
     if not _is_skops_file(path):
+        what = _describe(path)
+        if what is not None:
+            raise ValueError(
+                f"{path} is {what}, not a model file: 'skcxr study' writes models "
+                "in the safe .skops format (a zip archive)"
+            )
         if not trust:
             raise ValueError(
                 f"{path} is not in the safe model format that 'skcxr study' writes "
