@@ -93,7 +93,9 @@ def test_explain_adds_no_hook_per_request(model, sample_paths):
     module = model[-1].module_
 
     def hooks():
-        return [len(m._forward_hooks) + len(m._backward_hooks) for m in module.modules()]
+        return [
+            len(m._forward_hooks) + len(m._backward_hooks) for m in module.modules()
+        ]
 
     client.post("/api/explain", data={"file": [_upload(sample_paths[0])]})
     before = hooks()  # the layer's one capture hook, kept (skcxr.nn._capture)

@@ -56,13 +56,15 @@ def check_image_thread_safe_inference(name, estimator_orig):
             got = list(pool.map(lambda i: _outputs(estimator, rows[i]), order))
         for i, outputs in zip(order, got):
             _assert_same_outputs(
-                outputs, expected[i], f"{name} called from {N_THREADS} threads, image {i}"
+                outputs,
+                expected[i],
+                f"{name} called from {N_THREADS} threads, image {i}",
             )
         after = [_outputs(estimator, row) for row in rows]
     for i, outputs in enumerate(after):
         _assert_same_outputs(
             outputs, expected[i], f"{name} after concurrent calls, image {i}"
         )
-    assert fitted_digest(estimator) == digest, (
-        f"{name}: concurrent inference changed the fitted model"
-    )
+    assert (
+        fitted_digest(estimator) == digest
+    ), f"{name}: concurrent inference changed the fitted model"
