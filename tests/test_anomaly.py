@@ -364,10 +364,10 @@ def test_alignment_recovers_a_translation(X, padim):
     atlas = padim.atlas_
     assert atlas.shape == (16, 16)
     moved = np.roll(atlas, (2, -1), axis=(0, 1))[None]
-    _, shifts = padim._prepare(moved.astype(np.float32))
+    _, shifts = padim._method().prepare(moved.astype(np.float32))
     np.testing.assert_allclose(shifts[0], (-2, 1))
     no_align = ReconstructionAnomalyDetector(align=False, **FAST).fit(X)
-    assert no_align.atlas_ is None and no_align._prepare(X)[1] is None
+    assert no_align.atlas_ is None and no_align._method().prepare(X)[1] is None
 
 
 def test_reversed_and_readonly_views(X, padim):
@@ -594,7 +594,7 @@ def test_default_beats_embedding_mahalanobis_and_points_at_lesions():
 def test_translations_match_scikit_image():
     from skimage.registration import phase_cross_correlation
 
-    from skcxr.models._anomaly import _translations
+    from skcxr.models._anomaly_patches import translations as _translations
 
     rng = np.random.default_rng(0)
     reference = _smooth_images(1, size=24)[0]
@@ -634,3 +634,21 @@ def test_patch_methods_on_one_identical_or_constant_images(method):
         assert np.isfinite(detector.score_samples(other)).all()
         np.testing.assert_array_equal(detector.predict(healthy[:2]), [1, 1])
         np.testing.assert_array_equal(detector.predict(other), [-1, -1])
+
+
+def test_a_parameter_of_another_method_warns(X):
+    with pytest.warns(
+        UserWarning, match=r"latent_dim, lr are not used by method='padim'"
+    ):
+        ReconstructionAnomalyDetector(latent_dim=4, lr=0.1, **FAST).fit(X)
+    with pytest.warns(
+        UserWarning, match=r"coreset_ratio is not used by method='autoencoder'"
+    ):
+        ReconstructionAnomalyDetector(
+            method="autoencoder", coreset_ratio=0.5, max_epochs=1, depth=1, width=2
+        ).fit(X)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # shared and own parameters
+        ReconstructionAnomalyDetector(n_features=8, threshold=0.1, **FAST).fit(X)

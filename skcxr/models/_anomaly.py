@@ -21,15 +21,13 @@ a :class:`~sklearn.pipeline.Pipeline`. The image layouts it accepts are the
 data contract of the user guide.
 """
 
-import copy
 import functools
-import math
 import os
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-from scipy import ndimage
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -38,86 +36,39 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.metrics import roc_curve
-from sklearn.model_selection import KFold
 from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
-from skorch.callbacks import EarlyStopping
-from skorch.dataset import ValidSplit
 from torch import nn
-from torch.nn import functional as F
 
-from ..nn._autoencoder import AutoencoderNet, ConvAutoencoder, reset_parameters
-from ..nn._callbacks import DivergenceGuard
-from ..nn._engines import (
-    ENGINES,
-    PRECISIONS,
-    check_engine,
-    engine_runner,
-    keep_calibration,
-    run_batched,
-)
-from ..nn._ssim import ssim_error, ssim_map
+from ..nn._engines import ENGINES, PRECISIONS
 from ..nn._streaming import as_files, load_images, stream_map
-from ..nn._torch_utils import resolve_device
-from ..preprocessing._otsu import otsu_thresholds
+from ..preprocessing._otsu import atlas_lung_mask
 from ..utils._random import seed_from
 from ..utils._validation import restore_layout, validate_images
+from ._anomaly_autoencoder import AutoencoderMethod
+from ._anomaly_patches import PaDiMMethod, PatchCoreMethod, PatchMethod
 
 __all__ = ["ReconstructionAnomalyDetector"]
 
 _ERRORS = ("mse", "ssim", "masked_mse")
-_DEFAULT_STRIDES = (4, 8)
+
+# One small class per method, as scikit-learn's NearestNeighbors delegates to
+# its tree classes: the estimator validates, thresholds and scores once; each
+# method class fits and runs its own model (fitted state on the estimator).
+_METHODS = {
+    "padim": PaDiMMethod,
+    "patchcore": PatchCoreMethod,
+    "autoencoder": AutoencoderMethod,
+}
 
 
-def _lung_mask(images):
-    """Lung-field mask of the healthy atlas (mean training image).
-
-    The lungs are the dark (air-filled) region inside the bright body: blur the
-    mean image, keep pixels below its Otsu threshold (Otsu 1979), drop dark
-    regions that touch the image border (air outside the patient) and keep the
-    two largest remaining regions. Falls back to the whole image when that
-    leaves less than 5 % of it.
-    """
-    atlas = ndimage.gaussian_filter(
-        images.mean(0), sigma=max(images.shape[1] / 64, 0.5)
-    ).astype(np.float32)
-    dark = atlas < otsu_thresholds(atlas[None])[0]
-    labels, n = ndimage.label(dark)
-    border = np.unique(np.r_[labels[0], labels[-1], labels[:, 0], labels[:, -1]])
-    sizes = ndimage.sum(dark, labels, index=np.arange(1, n + 1))
-    keep = [i + 1 for i in np.argsort(sizes)[::-1] if i + 1 not in border][:2]
-    mask = np.isin(labels, keep)
-    if mask.mean() < 0.05:
-        mask = np.ones_like(dark)
-    return mask
-
-
-def _translations(reference, images):
-    """Integer (row, column) shifts that best align each image with ``reference``.
-
-    The peak of the FFT cross-correlation, as
-    ``skimage.registration.phase_cross_correlation(reference, image,
-    normalization=None)`` (a shift larger than half the side wraps to a
-    negative one).
-    """
-    from scipy import fft
-
-    product = fft.fft2(reference)[None] * np.conj(fft.fft2(images))
-    correlation = np.abs(fft.ifft2(product))
-    n, height, width = images.shape
-    flat = correlation.reshape(n, -1).argmax(1)
-    rows, cols = np.divmod(flat, width)
-    rows = np.where(rows > height // 2, rows - height, rows)
-    cols = np.where(cols > width // 2, cols - width, cols)
-    return np.stack([rows, cols], axis=1).astype(np.float64)
-
-
-def _all_channels(extractor):
-    """A copy of a PatchFeatures extractor that keeps all its channels."""
-    extractor = copy.deepcopy(extractor)
-    extractor.channels = None
-    return extractor
+def _method_parameters(method):
+    """The estimator parameters read by ``method`` alone (none of the others)."""
+    cls = _METHODS[method]
+    if issubclass(cls, PatchMethod):
+        return set(cls.parameters) | set(PatchMethod.patch_parameters)
+    return set(cls.parameters)
 
 
 def _is_autoencoder(estimator):
@@ -148,75 +99,85 @@ class ReconstructionAnomalyDetector(
         ``error``. The pretrained patch methods need no training and separate
         healthy from sick images far better (see the user guide's table).
     backbone : str, default="efficientnet_lite0"
-        Registry name of the frozen CNN of the patch methods.
+        Used when ``method`` is ``"padim"`` or ``"patchcore"`` (the patch
+        methods): the registry name of the frozen CNN.
     weights : "imagenet", str, path or None, default="imagenet"
-        Its weights (``None``: random, from ``random_state``).
+        The weights of ``backbone`` (patch methods) or of a backbone
+        ``encoder`` (autoencoder); ``None``: random, from ``random_state``.
     input_size : int or None, default=None
-        Side the images are resized to (bilinear) before the backbone;
-        ``None``: the size the backbone resizes to itself (torchxrayvision's
-        224 px, a timm model built for one size), else their own size (at
-        least 32). Memory grows with the number
-        of grid locations, ``(input_size / stages[0])**2``.
+        Used by the patch methods: the side the images are resized to
+        (bilinear) before the backbone; ``None``: the size the backbone
+        resizes to itself (torchxrayvision's 224 px, a timm model built for
+        one size), else their own size (at least 32). Memory grows with the
+        number of grid locations, ``(input_size / stages[0])**2``.
     stages : tuple of int or None, default=None
-        Output strides of the backbone stages whose features are used (the
-        last block of each stride); ``None``: ``(4, 8)``. The grid is that of
-        the first stride (16 x 16 patches at 64 pixels).
+        Used by the patch methods: the output strides of the backbone stages
+        whose features are used (the last block of each stride); ``None``:
+        ``(4, 8)``. The grid is that of the first stride (16 x 16 patches at
+        64 pixels).
     n_features : int or None, default=100
-        ``"padim"``: random subset of feature channels kept (``None``: all).
+        Used when ``method="padim"``: a random subset of feature channels kept
+        (``None``: all).
     coreset_ratio : float in (0, 1], default=0.1
-        ``"patchcore"``: fraction of the healthy patches kept in the bank.
+        Used when ``method="patchcore"``: the fraction of the healthy patches
+        kept in the bank.
     sigma : float or "auto", default="auto"
-        Standard deviation, in input pixels, of the Gaussian that smooths the
-        patch methods' anomaly maps; ``"auto"``: ``4 * H / 224`` (sigma 4 at
-        224 pixels, as both papers).
+        Used by the patch methods: the standard deviation, in input pixels, of
+        the Gaussian that smooths the anomaly maps; ``"auto"``:
+        ``4 * H / 224`` (sigma 4 at 224 pixels, as both papers).
     aggregation : "max" or float in (0, 1), default="max"
-        Per-image anomaly of the patch methods: the maximum of the smoothed
-        anomaly map over ``region``, or that quantile of it.
+        Used by the patch methods: the per-image anomaly is the maximum of the
+        smoothed anomaly map over ``region``, or that quantile of it.
     region : {"lungs", "image"}, default="lungs"
-        Where the patch methods' per-image anomaly is taken: the lung-field
-        mask ``mask_`` of the healthy atlas (the mean aligned training image),
-        or the whole image.
+        Used by the patch methods: where the per-image anomaly is taken, the
+        lung-field mask ``mask_`` of the healthy atlas (the mean aligned
+        training image) or the whole image.
     align : bool, default=True
-        Patch methods: translate every image onto the healthy atlas (phase
-        cross-correlation of the FFTs) before its features are computed, so patient position matters less;
-        :meth:`anomaly_map` is shifted back to the image's own coordinates.
+        Used by the patch methods: translate every image onto the healthy
+        atlas (phase cross-correlation of the FFTs) before its features are
+        computed, so patient position matters less; :meth:`anomaly_map` is
+        shifted back to the image's own coordinates.
     input_sigma : float, default=1.0
-        Patch methods: Gaussian blur (in image pixels) applied before the
-        backbone, so pixel noise does not dominate the fine-scale features.
+        Used by the patch methods: the Gaussian blur (in image pixels) applied
+        before the backbone, so pixel noise does not dominate the fine-scale
+        features.
     normalize : {"percentile"} or None, default=None
-        Patch methods: ``"percentile"`` rescales each image so its 1st and 99th
-        percentiles map to 0 and 1 (exposure normalisation); ``None`` keeps
-        the intensities.
+        Used by the patch methods: ``"percentile"`` rescales each image so its
+        1st and 99th percentiles map to 0 and 1 (exposure normalisation);
+        ``None`` keeps the intensities.
     latent_dim : int, default=32
-        ``"autoencoder"``: size of the bottleneck code returned by
-        :meth:`transform`.
+        Used when ``method="autoencoder"``: the size of the bottleneck code
+        returned by :meth:`transform`.
     depth : int, default=3
-        ``"autoencoder"``: number of Conv2d+MaxPool(2) encoder levels (and
-        Upsample+Conv2d decoder levels). Sides that are not a multiple of
-        ``2**depth`` are padded (replicating the last row/column) inside the
-        network and the reconstruction is cropped back.
+        Used when ``method="autoencoder"``: the number of Conv2d+MaxPool(2)
+        encoder levels (and Upsample+Conv2d decoder levels). Sides that are
+        not a multiple of ``2**depth`` are padded (replicating the last
+        row/column) inside the network and the reconstruction is cropped back.
     width : int, default=16
-        ``"autoencoder"``: channels of the first level, doubled at each level.
+        Used when ``method="autoencoder"``: the channels of the first level,
+        doubled at each level.
     variational : bool, default=False
-        ``"autoencoder"``: train a VAE (reparameterisation trick in training,
-        the mean at inference).
+        Used when ``method="autoencoder"``: train a VAE (reparameterisation
+        trick in training, the mean at inference).
     encoder : str, torch.nn.Module or None, default=None
-        ``"autoencoder"``: None trains the convolutional encoder with the
-        decoder. A backbone (a registry name such as ``"efficientnet_b4"``,
-        ``"timm:<name>"`` or a network object, see
+        Used when ``method="autoencoder"``: None trains the convolutional
+        encoder with the decoder. A backbone (a registry name such as
+        ``"efficientnet_b4"``, ``"timm:<name>"`` or a network object, see
         :func:`skcxr.nn.build_backbone`) is instead used as a frozen encoder,
         built with ``weights``: the code (and :meth:`transform`) comes from
         its globally averaged last feature map (autoencoder features of a
         frozen EfficientNet-B4, say); only the bottleneck and the decoder are
         trained.
     beta : float, default=1.0
-        Weight of the VAE's KL term ``MSE + beta * KL / (H * W)``.
+        Used when ``method="autoencoder"``: the weight of the VAE's KL term
+        ``MSE + beta * KL / (H * W)``.
     error : {"mse", "ssim", "masked_mse"}, default="mse"
-        ``"autoencoder"``: per-image reconstruction error used for scoring
-        (training minimises pixel MSE): the mean squared pixel error;
-        ``1 - SSIM`` (Wang et al. 2004; 11-pixel Gaussian window, sigma 1.5);
-        or the MSE inside the lung-field mask ``mask_`` of the mean training
-        image (a per-image mask would cut a bright consolidation out).
+        Used when ``method="autoencoder"``: the per-image reconstruction error
+        used for scoring (training minimises pixel MSE): the mean squared
+        pixel error; ``1 - SSIM`` (Wang et al. 2004; 11-pixel Gaussian window,
+        sigma 1.5); or the MSE inside the lung-field mask ``mask_`` of the
+        mean training image (a per-image mask would cut a bright
+        consolidation out).
     threshold : "mean", "youden" or float in (0, 0.5], default="mean"
         ``"mean"``: an image is an outlier when its anomaly exceeds the mean
         anomaly of the training images (the historical rule). A float ``q``:
@@ -226,7 +187,7 @@ class ReconstructionAnomalyDetector(
         :meth:`fit`, which it requires. Training anomalies of the patch
         methods are out-of-sample (see ``decision_scores_``).
     max_epochs : int, default=20
-        ``"autoencoder"`` training epochs.
+        Used when ``method="autoencoder"``: the training epochs.
     batch_size : int, default=32
         Images per batch, for training and inference.
     loader : ImageLoader, Pipeline or None, default=None
@@ -243,33 +204,35 @@ class ReconstructionAnomalyDetector(
         :meth:`reconstruct` read one batch at a time and return one row per
         path (an unreadable file raises).
     lr : float, default=1e-3
-        ``"autoencoder"``: Adam learning rate.
+        Used when ``method="autoencoder"``: the Adam learning rate.
     early_stopping : bool, default=False
-        ``"autoencoder"``: hold out ``validation_fraction`` of the images, stop
-        when their loss has not improved for ``n_iter_no_change`` epochs and
-        restore the best weights.
+        Used when ``method="autoencoder"``: hold out ``validation_fraction``
+        of the images, stop when their loss has not improved for
+        ``n_iter_no_change`` epochs and restore the best weights.
     validation_fraction : float in (0, 1), default=0.1
+        Used when ``method="autoencoder"`` with ``early_stopping``.
     n_iter_no_change : int, default=5
+        Used when ``method="autoencoder"`` with ``early_stopping``.
     device : str, default="auto"
         ``"auto"`` uses CUDA when present. Networks are pickled on the CPU.
     engine : {"torch", "onnxruntime", "openvino"}, default="torch"
-        Runs the patch methods' feature extraction (in ``fit`` and when
-        scoring): torch, or ``feature_extractor_`` exported once to ONNX and
-        run on the CPU by ONNX Runtime (``pip install skcxr[onnx]``) or
-        OpenVINO (``pip install skcxr[openvino]``) in 32-bit floats, usually
-        faster than torch on a CPU (features equal to torch's within 1e-4
-        relative to their scale). The autoencoder always runs in torch. With
-        an engine, ``device`` must be ``"cpu"`` or ``"auto"`` (which then
-        means the CPU for the feature extraction). See
-        :ref:`inference_engines`.
+        Used by the patch methods: runs the feature extraction (in ``fit`` and
+        when scoring) in torch, or exports ``feature_extractor_`` once to ONNX
+        and runs it on the CPU with ONNX Runtime (``pip install skcxr[onnx]``)
+        or OpenVINO (``pip install skcxr[openvino]``) in 32-bit floats,
+        usually faster than torch on a CPU (features equal to torch's within
+        1e-4 relative to their scale). With an engine, ``device`` must be
+        ``"cpu"`` or ``"auto"`` (which then means the CPU for the feature
+        extraction). See :ref:`inference_engines`.
     precision : {"fp32", "bf16", "int8"}, default="fp32"
-        Arithmetic of the engine (``engine="torch"`` takes only ``"fp32"``):
-        32-bit floats; bfloat16 (OpenVINO on a CPU with bf16 instructions);
-        or, with ONNX Runtime, 8-bit integers after post-training static
-        quantisation calibrated on 32 training images drawn at ``fit`` and
-        kept in ``calibration_images_``, so in a saved model too (faster,
-        outputs a few percent off: measure the change on held-out data
-        first). See :ref:`reduced_precision`.
+        Used by the patch methods: the arithmetic of the engine
+        (``engine="torch"`` takes only ``"fp32"``): 32-bit floats; bfloat16
+        (OpenVINO on a CPU with bf16 instructions); or, with ONNX Runtime,
+        8-bit integers after post-training static quantisation calibrated on
+        32 training images drawn at ``fit`` and kept in
+        ``calibration_images_``, so in a saved model too (faster, outputs a
+        few percent off: measure the change on held-out data first). See
+        :ref:`reduced_precision`.
     verbose : int, default=0
         Print skorch's epoch table when positive.
     random_state : int, RandomState instance or None, default=None
@@ -329,6 +292,9 @@ class ReconstructionAnomalyDetector(
     Modeling Framework for Anomaly Detection and Localization". Roth, Pemula,
     Zepeda, Schoelkopf, Brox, Gehler (2022), "Towards Total Recall in
     Industrial Anomaly Detection" (PatchCore).
+
+    A parameter that only another method reads, set away from its default,
+    gives a warning at ``fit``.
 
     Examples
     --------
@@ -492,19 +458,12 @@ class ReconstructionAnomalyDetector(
         if files is not None:
             X = load_images(*files, batch_size=self.batch_size)[0]
         images, _ = validate_images(self, X, reset=True)
-        if self.method != "autoencoder" and len(images) < 2:
-            raise ValueError(
-                f"method={self.method!r} models the variation of healthy images "
-                f"and needs at least 2 of them (got n_samples={len(images)}); "
-                "tens to hundreds give a useful model."
-            )
+        self._warn_unused_parameters()
         rng = np.random.default_rng(seed_from(self.random_state))
         self.calibration_images_ = None
         if self.method == "autoencoder":
-            self.mask_ = _lung_mask(images)
-            anomalies = self._fit_autoencoder(images, rng)
-        else:
-            anomalies = self._fit_patches(images, rng)
+            self.mask_ = atlas_lung_mask(images)
+        anomalies = self._method().fit(images, rng)
         self.decision_scores_ = -anomalies
 
         if X_val is not None:
@@ -513,7 +472,7 @@ class ReconstructionAnomalyDetector(
                 X_val = stream_map(np.asarray, *val_files, self.batch_size)
             val_images, _ = validate_images(self, X_val, reset=False)
             outlier = self._check_y_val(y_val, len(val_images))
-            val_anomalies = self._anomalies(val_images)
+            val_anomalies = self._method().anomalies(val_images)
         if self.threshold == "mean":
             self.threshold_ = float(anomalies.mean())
         elif self.threshold == "youden":
@@ -556,299 +515,31 @@ class ReconstructionAnomalyDetector(
         lower = anomalies[anomalies < best]
         return float((best + lower.max()) / 2 if len(lower) else best - 1e-12)
 
-    def _fit_autoencoder(self, images, rng):
-        n = images.shape[0]
-        device = resolve_device(self.device)
-        init_seed, shuffle_seed, noise_seed, split_seed = (
-            int(s) for s in rng.integers(0, 2**31 - 1, size=4)
+    def _method(self):
+        """The object that fits and runs this detector's method."""
+        return _METHODS[self.method](self)
+
+    def _warn_unused_parameters(self):
+        """Warn about parameters set away from their defaults that only another
+        method reads (they would be silently ignored)."""
+        defaults = type(self)().get_params()
+        params = self.get_params(deep=False)
+        used = _method_parameters(self.method)
+        ignored = sorted(
+            name
+            for other in _METHODS
+            if other != self.method
+            for name in _method_parameters(other) - used
+            if params[name] is not defaults[name] and params[name] != defaults[name]
         )
-        train_split, callbacks = None, [DivergenceGuard()]
-        if self.early_stopping:
-            n_valid = int(math.floor(n * self.validation_fraction))
-            if n_valid < 1 or n - n_valid < 1:
-                raise ValueError(
-                    f"validation_fraction={self.validation_fraction} leaves no "
-                    f"validation or training image out of {n}; use more images or "
-                    "early_stopping=False."
-                )
-            train_split = ValidSplit(
-                cv=self.validation_fraction, stratified=False, random_state=split_seed
+        if ignored:
+            warnings.warn(
+                f"{', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} not "
+                f"used by method={self.method!r} and ignored (see each "
+                "parameter's 'used when method=...').",
+                UserWarning,
+                stacklevel=3,
             )
-            callbacks.append(
-                EarlyStopping(
-                    monitor="valid_loss",
-                    patience=self.n_iter_no_change,
-                    load_best=True,
-                    sink=print if self.verbose else (lambda *a, **k: None),
-                )
-            )
-        # Construction draws default inits from the global RNG: fork it so the
-        # caller's state is untouched, then re-draw from our own generator.
-        encoder = self._autoencoder_encoder(self.weights, init_seed)
-        with torch.random.fork_rng(devices=[]):
-            module = ConvAutoencoder(
-                self.image_shape_,
-                self.latent_dim,
-                self.depth,
-                self.width,
-                self.variational,
-                encoder=encoder,
-            )
-        reset_parameters(module, torch.Generator().manual_seed(init_seed))
-        module.generator = torch.Generator(device=device).manual_seed(noise_seed)
-        net = AutoencoderNet(
-            module,
-            beta=self.beta,
-            criterion=nn.MSELoss,  # unused: get_loss compares with X
-            optimizer=torch.optim.Adam,
-            lr=self.lr,
-            max_epochs=self.max_epochs,
-            batch_size=min(self.batch_size, n),
-            iterator_train__shuffle=True,
-            iterator_train__generator=torch.Generator().manual_seed(shuffle_seed),
-            train_split=train_split,
-            callbacks=callbacks,
-            device=device,
-            verbose=int(self.verbose),
-        )
-        net.fit(images[:, None], None)
-        module = net.module_
-        module.generator = None
-        module.eval()
-        self.module_ = module
-        self.history_ = net.history
-        self._n_features_out = self.latent_dim
-        return self._errors(images, self.error)
-
-    def _autoencoder_encoder(self, weights, seed=0):
-        """The frozen backbone encoder of ``encoder`` (None: the trained one).
-
-        ``weights=None`` draws its random weights from ``seed`` (torch's global
-        generator is left as it was).
-        """
-        if self.encoder is None:
-            return None
-        from ..nn._backbones import build_backbone, check_backbone_name
-
-        check_backbone_name(self.encoder, "encoder")
-        if weights is None:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(seed))
-                return build_backbone(self.encoder, weights=None).eval()
-        return build_backbone(self.encoder, weights=weights).eval()
-
-    def _build_extractor(self, rng):
-        from ..nn._backbones import build_backbone, check_backbone_name
-        from ..nn._patch_features import PatchFeatures, stage_blocks
-
-        check_backbone_name(self.backbone)
-        strides = _DEFAULT_STRIDES if self.stages is None else self.stages
-        if not (
-            len(strides) > 0
-            and all(isinstance(s, Integral) and s >= 1 for s in strides)
-        ):
-            raise ValueError(
-                f"stages must be a non-empty tuple of output strides such as "
-                f"(4, 8, 16); got {self.stages!r}."
-            )
-        if self.weights is None:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(rng.integers(2**31 - 1)))
-                network = build_backbone(self.backbone, weights=None)
-        else:
-            network = build_backbone(self.backbone, weights=self.weights)
-        network.eval()
-        for param in network.parameters():
-            param.requires_grad_(False)
-        size = self._input_size(network)
-        blocks = stage_blocks(network, tuple(int(s) for s in strides), size)
-        extractor = PatchFeatures(network, blocks, size).eval()
-        return extractor
-
-    def _input_size(self, network):
-        from ..nn._patch_features import resized_input
-
-        if self.input_size is None:  # the size the backbone resizes to, if any
-            fixed = resized_input(network)
-            return fixed or max(32, int(self.image_shape_[0]))
-        return int(self.input_size)
-
-    def _fit_patches(self, images, rng):
-        from ._patch_models import GaussianPatchModel, PatchMemory
-
-        extractor = self._build_extractor(rng)
-        self.feature_extractor_ = extractor
-        self._device_extractor = None
-        self.atlas_ = None
-        prepared, _ = self._prepare(images)
-        if self.align:
-            self.atlas_ = prepared.mean(0)
-            prepared, _ = self._prepare(images)
-        self.mask_ = _lung_mask(prepared)
-        keep_calibration(self, prepared)
-        features = self._patch_features(prepared)
-        n_channels = features.shape[1]
-        if self.method == "padim" and self.n_features is not None:
-            if self.n_features < n_channels:
-                keep = np.sort(rng.choice(n_channels, self.n_features, replace=False))
-                extractor.channels = torch.as_tensor(keep, dtype=torch.long)
-                features = features[:, torch.as_tensor(keep)]
-        self._n_features_out = features.shape[1]
-        n = len(images)
-        if self.method == "padim":
-            self.patch_model_ = GaussianPatchModel().fit(features)
-            grids = torch.empty(n, *features.shape[2:])
-            if n >= 4:
-                folds = KFold(
-                    n_splits=min(5, n),
-                    shuffle=True,
-                    random_state=int(rng.integers(2**31 - 1)),
-                )
-                for train, test in folds.split(np.arange(n)):
-                    part = GaussianPatchModel().fit(features[train])
-                    grids[test] = part.score(features[test])
-            else:
-                grids = self.patch_model_.score(features)
-        else:
-            generator = torch.Generator().manual_seed(int(rng.integers(2**31 - 1)))
-            self.patch_model_ = PatchMemory(self.coreset_ratio, generator).fit(features)
-            exclude = torch.arange(n) if n > 1 else None
-            grids = self.patch_model_.score(features, exclude=exclude)
-        return self._aggregate(self._upsample(grids))
-
-    # ---------------------------------------------------------------- inference
-    def _extractor_on(self, device):
-        if device == "cpu":
-            return self.feature_extractor_
-        cached = getattr(self, "_device_extractor", None)
-        if cached is None or cached[0] != device:
-            cached = (device, copy.deepcopy(self.feature_extractor_).to(device))
-            self._device_extractor = cached
-        return cached[1]
-
-    def _patch_features(self, images):
-        if self.method != "autoencoder":
-            check_engine(self.engine, self.device, self.precision)
-        if self.engine != "torch":
-            # exported once per fitted extractor and engine, without the channel
-            # subset (chosen after the training features): applied here
-            extractor = self.feature_extractor_
-            runner = engine_runner(
-                self,
-                extractor,
-                (1, *images.shape[1:]),
-                build=lambda: _all_channels(extractor),
-            )
-            features = torch.from_numpy(run_batched(runner, images, self.batch_size))
-            if extractor.channels is not None:
-                features = features.index_select(1, extractor.channels)
-            return features
-        device = resolve_device(self.device)
-        extractor = self._extractor_on(device)
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(images), self.batch_size):
-                x = torch.tensor(images[start : start + self.batch_size])[:, None]
-                out.append(extractor(x.to(device)).float().cpu())
-        return torch.cat(out)
-
-    def _sigma(self):
-        if self.sigma == "auto":
-            return 4.0 * self.image_shape_[0] / 224
-        return float(self.sigma)
-
-    def _upsample(self, grids):
-        """Patch-grid anomalies -> smoothed per-pixel maps ``(n, H, W)``."""
-        maps = F.interpolate(
-            grids[:, None], size=self.image_shape_, mode="bilinear", align_corners=False
-        )[:, 0].numpy()
-        sigma = self._sigma()
-        if sigma > 0:
-            maps = ndimage.gaussian_filter(
-                maps, sigma=(0, sigma, sigma), mode="nearest"
-            )
-        return maps.astype(np.float32, copy=False)
-
-    def _aggregate(self, maps):
-        region = self.mask_ if self.region == "lungs" else None
-        values = maps[:, region] if region is not None else maps.reshape(len(maps), -1)
-        if self.aggregation == "max":
-            return values.max(1).astype(np.float64)
-        return np.quantile(values, self.aggregation, axis=1).astype(np.float64)
-
-    def _prepare(self, images):
-        """Blur, normalise and align images for the patch methods.
-
-        Returns the prepared images and the (row, column) shift applied to each
-        (``None`` without alignment).
-        """
-        out = images
-        if self.normalize == "percentile":
-            low, high = np.percentile(out, [1, 99], axis=(1, 2), keepdims=True)
-            out = np.clip((out - low) / np.maximum(high - low, 1e-6), 0, 1)
-        if self.input_sigma > 0:
-            sigma = (0, self.input_sigma, self.input_sigma)
-            out = ndimage.gaussian_filter(out, sigma=sigma, mode="nearest")
-        out = out.astype(np.float32, copy=False)
-        if not self.align or getattr(self, "atlas_", None) is None:
-            return out, None
-        shifts = _translations(self.atlas_, out)
-        aligned = np.stack(
-            [
-                ndimage.shift(image, shift, order=1, mode="nearest")
-                for image, shift in zip(out, shifts)
-            ]
-        )
-        return aligned.astype(np.float32, copy=False), shifts
-
-    def _patch_maps(self, images, own_coordinates=False):
-        prepared, shifts = self._prepare(images)
-        maps = self._upsample(self.patch_model_.score(self._patch_features(prepared)))
-        if own_coordinates and shifts is not None:
-            maps = np.stack(
-                [
-                    ndimage.shift(m, -shift, order=1, mode="nearest")
-                    for m, shift in zip(maps, shifts)
-                ]
-            )
-        return maps
-
-    def _anomalies(self, images):
-        if self.method == "autoencoder":
-            return self._errors(images, self.error)
-        return self._aggregate(self._patch_maps(images))
-
-    def _batches(self, images):
-        """Yield ``(x_on_device, module)`` batches of the autoencoder."""
-        module = self.module_
-        device = resolve_device(self.device)
-        if next(module.parameters()).device != torch.device(device):
-            try:
-                module.to(device)
-            except (RuntimeError, AssertionError):  # e.g. CUDA model on a CPU host
-                module.to("cpu")
-                device = "cpu"
-        for start in range(0, images.shape[0], self.batch_size):
-            x = torch.tensor(images[start : start + self.batch_size, None])
-            yield x.to(device), module
-
-    def _errors(self, images, error):
-        mask = self.mask_ if error == "masked_mse" else None
-        out = []
-        with torch.inference_mode():
-            for x, module in self._batches(images):
-                recon = module(x)[0]
-                if error == "ssim":
-                    e = ssim_error(recon, x)
-                else:
-                    sq = (recon - x) ** 2
-                    if mask is not None:
-                        m = torch.from_numpy(mask).to(sq.device)
-                        e = sq[:, 0, m].mean(1)
-                    else:
-                        e = sq.flatten(1).mean(1)
-                out.append(e.float().cpu().numpy())
-        return np.concatenate(out).astype(np.float64)
 
     def anomaly_map(self, X):
         """Per-pixel anomaly at the input resolution (higher = more anomalous).
@@ -873,21 +564,7 @@ class ReconstructionAnomalyDetector(
         if files is not None:
             return stream_map(self.anomaly_map, *files, self.batch_size)
         images, _ = validate_images(self, X, reset=False)
-        if self.method != "autoencoder":
-            return self._patch_maps(images, own_coordinates=True)
-        out = []
-        with torch.inference_mode():
-            for x, module in self._batches(images):
-                recon = module(x)[0]
-                if self.error == "ssim":
-                    m = 1.0 - ssim_map(recon, x, pad=True)
-                else:
-                    m = (recon - x) ** 2
-                out.append(m[:, 0].float().cpu().numpy())
-        maps = np.concatenate(out)
-        if self.error == "masked_mse":
-            maps = maps * self.mask_
-        return maps.astype(np.float32, copy=False)
+        return self._method().maps(images)
 
     def reconstruction_error(self, X, *, error=None):
         """Per-image anomaly (higher = more abnormal), the scale of ``threshold_``.
@@ -919,9 +596,9 @@ class ReconstructionAnomalyDetector(
             score = functools.partial(self.reconstruction_error, error=error)
             return stream_map(score, *files, self.batch_size)
         images, _ = validate_images(self, X, reset=False)
-        if self.method == "autoencoder":
-            return self._errors(images, self.error if error is None else error)
-        return self._anomalies(images)
+        if error is not None:
+            return self._method().errors(images, error)
+        return self._method().anomalies(images)
 
     def score_samples(self, X):
         """Opposite of the per-image anomaly: higher means more normal.
@@ -982,14 +659,7 @@ class ReconstructionAnomalyDetector(
         if files is not None:
             return stream_map(self.transform, *files, self.batch_size)
         images, _ = validate_images(self, X, reset=False)
-        if self.method != "autoencoder":
-            prepared, _ = self._prepare(images)
-            return self._patch_features(prepared).mean((2, 3)).numpy()
-        with torch.inference_mode():
-            codes = [
-                m.encode(x)[0].float().cpu().numpy() for x, m in self._batches(images)
-            ]
-        return np.concatenate(codes).astype(np.float32, copy=False)
+        return self._method().features(images)
 
     @available_if(_is_autoencoder)
     def reconstruct(self, X):
@@ -1008,11 +678,7 @@ class ReconstructionAnomalyDetector(
         if files is not None:
             return stream_map(self.reconstruct, *files, self.batch_size)
         images, layout = validate_images(self, X, reset=False)
-        with torch.inference_mode():
-            out = [
-                m(x)[0][:, 0].float().cpu().numpy() for x, m in self._batches(images)
-            ]
-        return restore_layout(np.concatenate(out), layout)
+        return restore_layout(self._method().reconstruct(images), layout)
 
     # ------------------------------------------------------------------- pickling
     # One path for pickle, copy.deepcopy and skcxr.utils.save_model: networks
@@ -1052,8 +718,7 @@ class ReconstructionAnomalyDetector(
         return state
 
     def __setstate__(self, state):
-        from ..nn._state import data_to_history, data_to_tensors
-        from ._patch_models import GaussianPatchModel, PatchMemory
+        from ..nn._state import data_to_history
 
         state = dict(state)
         if not isinstance(state.get("module_", state.get("feature_extractor_")), dict):
@@ -1065,59 +730,13 @@ class ReconstructionAnomalyDetector(
         patch_model = state.pop("patch_model_", None)
         super().__setstate__(state)
         if module is not None:
-            self.module_ = self._rebuild_autoencoder(module)
+            self.module_ = self._method().rebuild(module)
         if history is not None:
             self.history_ = data_to_history(history)
         if extractor is not None:
-            self.feature_extractor_ = self._rebuild_extractor(extractor)
+            self.feature_extractor_ = self._method().rebuild_extractor(extractor)
         if patch_model is not None:
-            cls = GaussianPatchModel if self.method == "padim" else PatchMemory
-            self.patch_model_ = data_to_tensors(cls, patch_model)
-
-    def _rebuild_autoencoder(self, data):
-        """The autoencoder of ``fit`` rebuilt from the parameters (a backbone
-        ``encoder`` with random weights: nothing is downloaded or read), with
-        the saved arrays, on the CPU in eval mode."""
-        from ..nn._state import arrays_to_module, rebuild_quietly
-
-        module = rebuild_quietly(
-            lambda: ConvAutoencoder(
-                self.image_shape_,
-                self.latent_dim,
-                self.depth,
-                self.width,
-                self.variational,
-                encoder=self._autoencoder_encoder(None),
-            )
-        )
-        arrays_to_module(
-            module, data["arrays"], frozen=data["frozen"], what="autoencoder"
-        )
-        return module.eval()
-
-    def _rebuild_extractor(self, data):
-        """The patch feature extractor of ``fit``: the backbone built with
-        random weights (nothing is downloaded or read), then the saved arrays."""
-        from ..nn._backbones import build_backbone
-        from ..nn._patch_features import PatchFeatures
-        from ..nn._state import arrays_to_module, rebuild_quietly
-
-        network = rebuild_quietly(lambda: build_backbone(self.backbone, weights=None))
-        arrays = data["arrays"]
-        extractor = PatchFeatures(
-            network,
-            data["blocks"],
-            data["input_size"],
-            data["neighbourhood"],
-            channels=arrays.get("channels"),
-        )
-        arrays_to_module(
-            extractor,
-            arrays,
-            frozen=[name for name, _ in extractor.named_parameters()],
-            what=f"patch feature extractor (backbone={self.backbone!r})",
-        )
-        return extractor.eval()
+            self.patch_model_ = self._method().rebuild_model(patch_model)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
