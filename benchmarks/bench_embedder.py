@@ -182,7 +182,7 @@ def _engine_configs(args, network, images, embedder):
     import torch
     from sklearn.base import clone
 
-    from skcxr.nn._engines import _exportable, calibration_images, quantize_int8
+    from skcxr.nn._export import _exportable, calibration_images, quantize_int8
 
     bs = args.batch_size
     available = [

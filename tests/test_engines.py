@@ -28,15 +28,14 @@ from skcxr import (
 )
 from skcxr._cli import main
 from skcxr.datasets import load_sample_images, make_chest_xrays
-from skcxr.nn._engines import (
+from skcxr.nn._engines import check_engine, set_engine
+from skcxr.nn._features import PooledFeatures
+from skcxr.nn._runners import (
     EngineCache,
     EngineRunner,
-    check_engine,
     network_fingerprint,
-    set_engine,
     shared_runner,
 )
-from skcxr.nn._features import PooledFeatures
 
 ENGINES = ["onnxruntime", "openvino"]
 # a tiny network with reproducible random weights, on the CPU
@@ -513,7 +512,7 @@ def _operators(onnx_bytes):
 )
 def test_int8_graph_holds_quantised_operators(engine, operator, capsys):
     _needs_int8(engine)
-    from skcxr.nn._engines import export_onnx, quantize_int8
+    from skcxr.nn._export import export_onnx, quantize_int8
 
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU()).eval()
     calibration = np.random.default_rng(0).random((4, 1, 8, 8), np.float32)
@@ -525,7 +524,7 @@ def test_int8_graph_holds_quantised_operators(engine, operator, capsys):
 
 def test_int8_calibration_images_are_drawn_from_training_data_and_kept(tmp_path):
     _needs("onnxruntime")
-    from skcxr.nn._engines import N_CALIBRATION_IMAGES
+    from skcxr.nn._export import N_CALIBRATION_IMAGES
 
     X = np.random.default_rng(1).random((N_CALIBRATION_IMAGES + 8, 32, 32), np.float32)
     params = dict(backbone="small_cnn", weights=None, device="cpu")
@@ -547,7 +546,7 @@ def test_int8_calibration_images_are_drawn_from_training_data_and_kept(tmp_path)
 def test_int8_calibration_reads_only_the_drawn_files(tmp_path):
     _needs("onnxruntime")
     from skcxr.datasets import write_chest_xrays
-    from skcxr.nn._engines import N_CALIBRATION_IMAGES, calibration_rows
+    from skcxr.nn._export import N_CALIBRATION_IMAGES, calibration_rows
 
     X, y = make_chest_xrays(N_CALIBRATION_IMAGES + 4, size=32, random_state=0)
     paths = list(write_chest_xrays(tmp_path, X, y, fmt="png", random_state=0))
@@ -574,7 +573,7 @@ def test_int8_quantiser_advice_is_dropped_but_other_threads_still_log(
     _needs("onnxruntime")
     import onnxruntime.quantization
 
-    from skcxr.nn._engines import export_onnx, quantize_int8
+    from skcxr.nn._export import export_onnx, quantize_int8
 
     def quantize_static(model, path, *args, **kwargs):
         logging.warning("advice of the quantiser")  # its own thread

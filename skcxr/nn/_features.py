@@ -5,7 +5,7 @@
 them. :class:`~skcxr.CNNEmbedder` and the frozen-backbone features of
 :class:`~skcxr.TransferClassifier` run with an inference engine build the same
 network from the same backbone this way, so one exported graph serves both
-(see :func:`skcxr.nn._engines.shared_runner`).
+(see :func:`skcxr.nn._runners.shared_runner`).
 """
 
 import copy

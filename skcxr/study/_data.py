@@ -220,7 +220,7 @@ def load_study_data(
     if official_test is not None and not official_test.any():
         official_test = None  # a folder without its official test images
     split = _assign_splits(y, patients, official_test, settings, random_state)
-    from ..nn._streaming import should_stream
+    from ..utils._memory import should_stream
 
     loader = ImageLoader(size=settings.size, n_jobs=-1)
     stream, array, available = should_stream(
