@@ -11,13 +11,9 @@ import torch
 import torchvision
 from torch import nn
 
+from skcxr.nn._backbone_modules import IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LITE_STD
 from skcxr.nn._backbones import (
     BACKBONES,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    LITE_MEAN,
-    LITE_STD,
-    TIMM_CURATED,
     Backbone,
     BackboneSpec,
     FoldedConv,
@@ -27,6 +23,7 @@ from skcxr.nn._backbones import (
     list_backbones,
 )
 from skcxr.nn._networks import FusedCNN, LearnableResizer, SeparableCNN, SmallCNN
+from skcxr.nn._timm_backbones import TIMM_CURATED
 
 LIGHT = [
     "small_cnn",
@@ -330,7 +327,7 @@ def test_every_entry_is_a_spec_and_build_reads_only_the_entry():
 
 
 def test_a_new_entry_is_enough_to_add_a_network(tmp_path, monkeypatch):
-    from skcxr.nn._backbones import _resnet_spec
+    from skcxr.nn._registry import _resnet_spec
 
     monkeypatch.setitem(BACKBONES, "resnet18", _resnet_spec("resnet18"))
     assert "resnet18" in list_backbones()

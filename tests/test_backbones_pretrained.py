@@ -17,16 +17,15 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F
 
+from skcxr.nn._backbone_modules import IMAGENET_MEAN, IMAGENET_STD
 from skcxr.nn._backbones import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     XRV_WEIGHTS,
     TimmWeights,
-    _timm_spec,
     build_backbone,
     check_backbone_name,
     list_backbones,
 )
+from skcxr.nn._timm_backbones import _timm_spec
 
 
 def _shuffle_batch_norms(model, seed):

@@ -40,7 +40,7 @@ def resized_input(backbone):
 def _as_map(out, backbone):
     """A block's output as an ``(n, C, h, w)`` map (channels-last timm stages,
     such as Swin's ``(n, h, w, C)``, are permuted)."""
-    from ._backbones import _TimmFeatures
+    from ._timm_backbones import _TimmFeatures
 
     features = getattr(backbone, "features", None)
     return features.channels_first(out) if isinstance(features, _TimmFeatures) else out
