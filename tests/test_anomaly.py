@@ -424,7 +424,7 @@ def test_ledoit_wolf_batch_matches_sklearn():
     import torch
     from sklearn.covariance import ledoit_wolf
 
-    from skcxr.models._patch_models import ledoit_wolf_batch
+    from skcxr.nn._patch_models import ledoit_wolf_batch
 
     rng = np.random.default_rng(0)
     for n, d in [(30, 5), (6, 20)]:  # more samples than dimensions, and fewer
@@ -439,7 +439,7 @@ def test_ledoit_wolf_batch_matches_sklearn():
 def test_greedy_coreset_covers_better_than_random():
     import torch
 
-    from skcxr.models._patch_models import greedy_coreset
+    from skcxr.nn._patch_models import greedy_coreset
 
     gen = torch.Generator().manual_seed(0)
     points = torch.cat([torch.randn(500, 8), torch.randn(5, 8) + 20])  # rare cluster

@@ -313,7 +313,7 @@ class PaDiMMethod(PatchMethod):
 
     @staticmethod
     def model_class():
-        from ._patch_models import GaussianPatchModel
+        from ..nn._patch_models import GaussianPatchModel
 
         return GaussianPatchModel
 
@@ -349,7 +349,7 @@ class PatchCoreMethod(PatchMethod):
 
     @staticmethod
     def model_class():
-        from ._patch_models import PatchMemory
+        from ..nn._patch_models import PatchMemory
 
         return PatchMemory
 

@@ -37,7 +37,7 @@ def ledoit_wolf_batch(X):
     --------
     >>> import numpy as np, torch
     >>> from sklearn.covariance import ledoit_wolf
-    >>> from skcxr.models._patch_models import ledoit_wolf_batch
+    >>> from skcxr.nn._patch_models import ledoit_wolf_batch
     >>> X = np.random.default_rng(0).normal(size=(3, 10, 4))
     >>> cov, s = ledoit_wolf_batch(torch.from_numpy(X))
     >>> bool(np.allclose(cov[1].numpy(), ledoit_wolf(X[1])[0]))
@@ -65,7 +65,7 @@ class GaussianPatchModel:
     Examples
     --------
     >>> import torch
-    >>> from skcxr.models._patch_models import GaussianPatchModel
+    >>> from skcxr.nn._patch_models import GaussianPatchModel
     >>> feats = torch.randn(20, 5, 3, 3, generator=torch.Generator().manual_seed(0))
     >>> model = GaussianPatchModel().fit(feats)
     >>> model.score(feats).shape, bool(model.score(feats + 10).min() > model.score(feats).max())
@@ -128,7 +128,7 @@ def greedy_coreset(points, n_select, generator, projection_dim=128):
     Examples
     --------
     >>> import torch
-    >>> from skcxr.models._patch_models import greedy_coreset
+    >>> from skcxr.nn._patch_models import greedy_coreset
     >>> pts = torch.tensor([[0.0], [0.1], [5.0], [10.0]])
     >>> sorted(greedy_coreset(pts, 3, torch.Generator().manual_seed(0)).tolist())
     [0, 2, 3]
@@ -155,7 +155,7 @@ class PatchMemory:
     Examples
     --------
     >>> import torch
-    >>> from skcxr.models._patch_models import PatchMemory
+    >>> from skcxr.nn._patch_models import PatchMemory
     >>> feats = torch.randn(10, 4, 3, 3, generator=torch.Generator().manual_seed(0))
     >>> mem = PatchMemory(0.5, torch.Generator().manual_seed(0)).fit(feats)
     >>> mem.bank_.shape, mem.score(feats).shape
