@@ -25,6 +25,41 @@ _MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest allowed value
 _TRIM_THRESHOLD = 1024 * 1024 * 1024
 
 
+def _positive_int(text):
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not positive")
+    return value
+
+
+def _positive_number(text):
+    """An argparse type: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not np.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
+
+
+def _port(text):
+    """An argparse type: a TCP port, 0 (any free port) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"{value} is not a port number (0 to 65535; 0 picks a free one)"
+        )
+    return value
+
+
 def _parser():
     parser = argparse.ArgumentParser(
         prog="skcxr", description="Chest X-ray studies with scikit-learn estimators."
@@ -59,7 +94,7 @@ def _parser():
     )
     study.add_argument(
         "--size",
-        type=int,
+        type=_positive_int,
         help="image size in pixels (default: 64 synthetic, the backbone's native "
         "input size, 224 for most, on a real folder)",
     )
@@ -74,7 +109,7 @@ def _parser():
     )
     study.add_argument(
         "--epochs",
-        type=int,
+        type=_positive_int,
         help="epochs of every network (head, fine-tuning, scratch, autoencoder)",
     )
     study.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
@@ -86,7 +121,7 @@ def _parser():
     )
     study.add_argument(
         "--max-images",
-        type=int,
+        type=_positive_int,
         help="study a stratified, patient-grouped subsample of about this many "
         "images (a first run on a large folder)",
     )
@@ -117,7 +152,7 @@ def _parser():
     )
     predict.add_argument(
         "--chunk-size",
-        type=int,
+        type=_positive_int,
         default=256,
         metavar="N",
         help="files read and predicted at a time, here or per Dask task "
@@ -152,9 +187,29 @@ def _parser():
     )
     serve.add_argument("model", help="a classification model from models/")
     serve.add_argument("--host", default="127.0.0.1", help="(default: %(default)s)")
-    serve.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
     serve.add_argument(
-        "--max-upload-mb", type=float, default=20, help="(default: %(default)s)"
+        "--port",
+        type=_port,
+        default=8000,
+        help="(default: %(default)s; 0 picks a free port)",
+    )
+    serve.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=4,
+        help="requests served at once (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-upload-mb",
+        type=_positive_number,
+        default=20,
+        help="largest request (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-files",
+        type=_positive_int,
+        default=100,
+        help="most images in one request (default: %(default)s)",
     )
     serve.add_argument(
         "--token", help="require 'Authorization: Bearer TOKEN' on every API request"
@@ -451,12 +506,17 @@ def _serve(args):
     if detector is not None:
         _set_engine(detector, args.engine, args.detector, args.precision)
     app = create_app(
-        model, detector=detector, max_upload_mb=args.max_upload_mb, token=args.token
+        model,
+        detector=detector,
+        max_upload_mb=args.max_upload_mb,
+        max_files=args.max_files,
+        token=args.token,
     )
     serve(
         app,
         host=args.host,
         port=args.port,
+        threads=args.threads,
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )
 

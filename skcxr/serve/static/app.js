@@ -11,6 +11,7 @@ const results = document.getElementById("results");
 const download = document.getElementById("download-csv");
 let classes = [];
 let rows = [];
+let operatingThreshold = null;
 
 function headers() {
   const token = document.getElementById("token").value;
@@ -87,7 +88,9 @@ async function showResult(file, result, method, index) {
   const predicted = Array.isArray(result.predicted)
     ? (result.predicted.length ? result.predicted.join(", ") : "no finding above 0.5")
     : result.predicted;
-  text.append(element("p", { class: "predicted" }, "Predicted: " + predicted));
+  const at = operatingThreshold === null ? ""
+    : " (decision at the operating threshold " + operatingThreshold.toFixed(3) + ")";
+  text.append(element("p", { class: "predicted" }, "Predicted: " + predicted + at));
   text.append(probabilityBars(result));
   if (result.regions) {
     text.append(element("p", { class: "regions" },
@@ -168,9 +171,19 @@ dropZone.addEventListener("drop", (event) => {
   analyse(Array.from(event.dataTransfer.files));
 });
 
+function listExplanations(explanations) {
+  const select = document.getElementById("method");
+  select.replaceChildren(...explanations.map((e) => element("option", { value: e.name }, e.label)));
+  document.getElementById("sources").textContent = explanations
+    .map((e) => e.label + ": " + e.source).join(". ") + ".";
+}
+
 fetch("/healthz").then((r) => r.json()).then((health) => {
   classes = health.classes;
+  operatingThreshold = health.operating_threshold;
+  listExplanations(health.explanations);
   document.getElementById("model-line").textContent =
     "Model: " + health.model + "; classes: " + health.classes.join(", ") +
+    (health.calibrated ? "; calibrated probabilities (temperature scaling)" : "") +
     (health.detector ? "; anomaly detector: " + health.detector : "") + ".";
 }).catch(() => showError("The server did not describe its model."));
