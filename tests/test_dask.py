@@ -299,3 +299,42 @@ def test_torch_threads_plugin_on_cluster_workers(client):
     assert set(client.run(threads).values()) == {2}
     client.register_plugin(TorchThreads())  # replaces it: the worker's nthreads
     assert set(client.run(threads).values()) == {1}
+
+
+@pytest.mark.slow
+def test_a_worker_with_several_threads_gives_single_thread_answers(files):
+    """One worker, four threads, each running chunks of the same model at once:
+    a pretrained backbone (its folded first convolution) and PaDiM's patch
+    features were the parts that mixed the threads' answers."""
+    from skcxr import ReconstructionAnomalyDetector
+
+    distributed = pytest.importorskip("distributed")
+    paths, y = files
+    model = make_pipeline(
+        ImageLoader(size=SIZE),
+        _transfer(backbone="efficientnet_lite0", weights="imagenet", trainable=1),
+    ).fit(paths, y)
+    detector = make_pipeline(
+        ImageLoader(size=SIZE), ReconstructionAnomalyDetector(random_state=0)
+    ).fit(paths[y == "normal"])
+    paths = paths[:16]
+    expected_proba = map_in_chunks(model, paths, chunk_size=1)
+    expected_scores = map_in_chunks(
+        detector, paths, method="score_samples", chunk_size=1
+    )
+    with (
+        distributed.LocalCluster(
+            n_workers=1,
+            processes=True,
+            threads_per_worker=4,
+            dashboard_address=None,
+            host="127.0.0.1",
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        proba = map_in_chunks(model, paths, client=client, chunk_size=1)
+        scores = map_in_chunks(
+            detector, paths, method="score_samples", client=client, chunk_size=1
+        )
+    assert_allclose(proba, expected_proba, rtol=1e-6, atol=1e-6)
+    assert_allclose(scores, expected_scores, rtol=1e-6, atol=1e-6)
