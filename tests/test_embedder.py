@@ -419,3 +419,37 @@ def test_weights_file_for_a_module_backbone(tmp_path):
     np.testing.assert_array_equal(
         CNNEmbedder(backbone=net, device="cpu").fit_transform(X), own
     )
+
+
+@pytest.mark.parametrize(
+    "device, match",
+    [
+        ("tpu", "device='tpu' is not supported"),
+        pytest.param(
+            "cuda",
+            "CUDA is not available",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="has CUDA"),
+        ),
+        pytest.param(
+            "mps",
+            "cannot use Apple's MPS",
+            marks=pytest.mark.skipif(
+                torch.backends.mps.is_available(), reason="has MPS"
+            ),
+        ),
+    ],
+)
+def test_a_device_this_machine_lacks_is_named(device, match):
+    X = np.zeros((2, 32, 32), np.float32)
+    with pytest.raises(ValueError, match=match):
+        CNNEmbedder(backbone="small_cnn", weights=None, device=device).fit(X)
+
+
+def test_weights_that_are_a_folder_or_text_are_named(tmp_path):
+    X = np.zeros((2, 32, 32), np.float32)
+    with pytest.raises(IsADirectoryError, match="is a folder, not a weights file"):
+        CNNEmbedder(backbone="efficientnet_lite0", weights=tmp_path).fit(X)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    with pytest.raises(ValueError, match="notes.txt' is not a torch weights file"):
+        CNNEmbedder(backbone="efficientnet_lite0", weights=notes).fit(X)

@@ -1007,3 +1007,21 @@ def test_large_images_are_reduced_within_tolerance(tmp_path):
     bilinear = np.asarray(big.resize((64, 64), Image.Resampling.BILINEAR)) / 255
     gap = np.abs(out - exact).mean()
     assert gap < 2e-3 and gap < 0.5 * np.abs(bilinear - exact).mean()
+
+
+def test_file_contents_given_as_paths_are_named_briefly():
+    buffer = io.BytesIO()
+    Image.fromarray(_gradient(64, 64)).save(buffer, format="PNG")
+    with pytest.raises(ValueError, match=r"X\[0\] is \d+ bytes of data") as error:
+        ImageLoader(size=8).fit_transform([buffer.getvalue()])
+    assert len(str(error.value)) < 200
+
+
+def test_a_float_tiff_with_nan_pixels_says_so(tmp_path):
+    values = np.full((8, 8), 0.5, np.float32)
+    values[3, 3] = np.nan
+    Image.fromarray(values, mode="F").save(tmp_path / "nan.tif")
+    with pytest.raises(
+        ValueError, match="nan.tif.*1 of its 64 'F'-mode pixels are NaN"
+    ):
+        _load(tmp_path / "nan.tif", size=8)

@@ -234,3 +234,14 @@ def test_inference_time(data):
     assert 0 < t < 0.1
     with pytest.raises(ValueError, match="repeat"):
         inference_time(clf, X, repeat=0)
+
+
+@pytest.mark.parametrize(
+    "metric", [false_no_finding_rate, sensitivity_specificity, per_class_f1]
+)
+def test_scores_instead_of_labels_and_empty_input_are_named(metric):
+    scores = np.random.default_rng(0).random(10)
+    with pytest.raises(ValueError, match="y_true holds continuous values"):
+        metric(scores, scores)
+    with pytest.raises(ValueError, match="empty: there is nothing to score"):
+        metric([], [])

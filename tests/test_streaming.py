@@ -288,3 +288,23 @@ def test_daemon_process_decodes_in_place(files, monkeypatch):
     assert rows.tolist() == list(range(8))
     np.testing.assert_array_equal(images.numpy(), _loader().transform(paths[:8]))
     batches.close()
+
+
+def test_an_unreadable_file_at_predict_is_not_told_to_skip(tmp_path):
+    from PIL import Image
+
+    from skcxr import ImageLoader, TransferClassifier
+
+    good = tmp_path / "good.png"
+    Image.fromarray(np.full((32, 32), 128, np.uint8)).save(good)
+    (tmp_path / "bad.png").write_text("not an image")
+    clf = TransferClassifier(
+        backbone="small_cnn",
+        weights=None,
+        max_epochs=1,
+        loader=ImageLoader(size=32, on_error="skip"),
+        random_state=0,
+    ).fit(np.array([str(good)] * 8), [0, 1] * 4)
+    with pytest.raises(ValueError, match="bad.png.*needs an output row") as error:
+        clf.predict(np.array([str(good), str(tmp_path / "bad.png")]))
+    assert "out of fit" not in str(error.value)

@@ -163,3 +163,39 @@ def test_contract_helpers_are_public_in_skcxr_utils():
     assert skcxr.utils.restore_layout is _validation.restore_layout
     assert skcxr.utils.estimator_checks is estimator_checks
     assert {"check_images", "estimator_checks"} <= set(dir(skcxr.utils))
+
+
+def test_channels_last_colour_images_are_recognised():
+    rgb = np.random.default_rng(0).random((4, 32, 32, 3), dtype=np.float32)
+    with pytest.raises(
+        ValueError, match=r"channels-last images of shape \(4, 32, 32, 3\)"
+    ):
+        check_images(rgb)
+    with pytest.raises(ValueError, match="got 3 channels"):  # channels first
+        check_images(np.moveaxis(rgb, -1, 1))
+
+
+@pytest.mark.parametrize(
+    "y, match",
+    [
+        (np.array(["normal", 1], dtype=object), r"mixes label types \(int, str\)"),
+        (np.array(["normal", None], dtype=object), r"1 missing label\(s\).*\[1\]"),
+        (np.array([0.0, np.nan]), r"1 missing label\(s\)"),
+        (np.array([0.25, 0.5, 0.75]), "continuous values.*threshold scores"),
+        (np.zeros((2, 2)), r"1-D array of class labels; got shape \(2, 2\)"),
+    ],
+)
+def test_class_labels_that_cannot_be_classes(y, match):
+    from skcxr.utils._validation import check_class_labels
+
+    with pytest.raises(ValueError, match=match):
+        check_class_labels(y)
+
+
+def test_booleans_are_not_counts():
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from skcxr import ImageLoader
+
+    with pytest.raises(InvalidParameterError, match="'size' parameter .* Got True"):
+        ImageLoader(size=True).fit(["a.png"])

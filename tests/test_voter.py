@@ -351,3 +351,16 @@ def test_inconsistent_lengths_are_refused(data):
         _small().fit(X[:-1], y)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         _small().fit(X, y, X_val=X[:10], y_val=y[:9])
+
+
+def test_bad_weights_and_labels_are_named():
+    X, y = make_classification(40, random_state=0)
+    models = [("lr", LogisticRegression()), ("nb", GaussianNB())]
+    with pytest.raises(ValueError, match=r"weights must be numbers.*\['a', 'b'\]"):
+        GAWeightedVoter(models, weights=["a", "b"]).fit(X, y)
+    labels = np.array(["normal", 1] * 20, dtype=object)
+    with pytest.raises(ValueError, match="mixes label types"):
+        GAWeightedVoter(models).fit(X, labels)
+    labels = np.array(["normal", None] * 20, dtype=object)
+    with pytest.raises(ValueError, match=r"20 missing label\(s\)"):
+        GAWeightedVoter(models).fit(X, labels)

@@ -28,7 +28,7 @@ A fitted :class:`~skcxr.TransferClassifier` follows it.
 
 import contextlib
 import difflib
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from scipy import ndimage
@@ -36,10 +36,11 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ..utils._param_validation import IntInterval
 from ..utils._validation import check_images, restore_layout, validate_images
 
 # parameter constraints shared by the public functions (validate_params)
-POSITIVE_INT = [Interval(Integral, 1, None, closed="left")]
+POSITIVE_INT = [IntInterval(1, None, closed="left")]
 BASELINE = [Interval(Real, 0, 1, closed="both"), StrOptions({"mean", "blur"})]
 
 # --------------------------------------------------------------------------

@@ -14,6 +14,9 @@ from sklearn.utils._param_validation import Interval, validate_params
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_consistent_length, column_or_1d
 
+from ..utils._param_validation import IntInterval
+from ..utils._validation import check_class_labels
+
 __all__ = [
     "false_no_finding_rate",
     "sensitivity_specificity",
@@ -28,9 +31,11 @@ __all__ = [
 
 
 def _check_targets(y_true, y_pred):
-    y_true = column_or_1d(y_true)
-    y_pred = column_or_1d(y_pred)
+    y_true = check_class_labels(column_or_1d(y_true), name="y_true")
+    y_pred = check_class_labels(column_or_1d(y_pred), name="y_pred")
     check_consistent_length(y_true, y_pred)
+    if not len(y_true):
+        raise ValueError("y_true and y_pred are empty: there is nothing to score.")
     return y_true, y_pred
 
 
@@ -363,7 +368,7 @@ def cxr_scoring(healthy_label="normal"):
     {
         "estimator": [object],
         "X": ["array-like"],
-        "repeat": [Interval(Integral, 1, None, closed="left")],
+        "repeat": [IntInterval(1, None, closed="left")],
         "method": [str],
     },
     prefer_skip_nested_validation=True,

@@ -24,7 +24,7 @@ data contract of the user guide.
 import functools
 import os
 import warnings
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import torch
@@ -43,7 +43,9 @@ from torch import nn
 
 from ..nn._engines import ENGINES, PRECISIONS
 from ..nn._streaming import as_files, load_images, stream_map
+from ..nn._torch_utils import check_device
 from ..preprocessing._otsu import atlas_lung_mask
+from ..utils._param_validation import IntInterval
 from ..utils._random import seed_from
 from ..utils._validation import restore_layout, validate_images
 from ._anomaly_autoencoder import AutoencoderMethod
@@ -316,9 +318,9 @@ class ReconstructionAnomalyDetector(
         "method": [StrOptions({"padim", "patchcore", "autoencoder"})],
         "backbone": [str],
         "weights": [str, os.PathLike, None],
-        "input_size": [Interval(Integral, 16, None, closed="left"), None],
+        "input_size": [IntInterval(16, None, closed="left"), None],
         "stages": [tuple, list, None],
-        "n_features": [Interval(Integral, 1, None, closed="left"), None],
+        "n_features": [IntInterval(1, None, closed="left"), None],
         "coreset_ratio": [Interval(Real, 0, 1, closed="right")],
         "sigma": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
         "aggregation": [StrOptions({"max"}), Interval(Real, 0, 1, closed="neither")],
@@ -326,9 +328,9 @@ class ReconstructionAnomalyDetector(
         "align": ["boolean"],
         "input_sigma": [Interval(Real, 0, None, closed="left")],
         "normalize": [StrOptions({"percentile"}), None],
-        "latent_dim": [Interval(Integral, 1, None, closed="left")],
-        "depth": [Interval(Integral, 1, 6, closed="both")],
-        "width": [Interval(Integral, 1, None, closed="left")],
+        "latent_dim": [IntInterval(1, None, closed="left")],
+        "depth": [IntInterval(1, 6, closed="both")],
+        "width": [IntInterval(1, None, closed="left")],
         "variational": ["boolean"],
         "encoder": [str, nn.Module, None],
         "beta": [Interval(Real, 0, None, closed="left")],
@@ -337,13 +339,13 @@ class ReconstructionAnomalyDetector(
             StrOptions({"mean", "youden"}),
             Interval(Real, 0, 0.5, closed="right"),
         ],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [IntInterval(1, None, closed="left")],
+        "batch_size": [IntInterval(1, None, closed="left")],
         "loader": [None, HasMethods(["transform"])],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [IntInterval(1, None, closed="left")],
         "device": [str, torch.device],
         "engine": [StrOptions(set(ENGINES))],
         "precision": [StrOptions(set(PRECISIONS))],
@@ -458,6 +460,7 @@ class ReconstructionAnomalyDetector(
         if files is not None:
             X = load_images(*files, batch_size=self.batch_size)[0]
         images, _ = validate_images(self, X, reset=True)
+        check_device(self.device)
         self._warn_unused_parameters()
         rng = np.random.default_rng(seed_from(self.random_state))
         self.calibration_images_ = None

@@ -3,7 +3,6 @@
 import copy
 import os
 import warnings
-from numbers import Integral
 
 import numpy as np
 import torch
@@ -13,7 +12,7 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils._param_validation import HasMethods, Hidden, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Hidden, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
@@ -27,7 +26,8 @@ from ..nn._engines import (
 )
 from ..nn._features import PooledFeatures, inference_network
 from ..nn._streaming import as_files, load_images, stream_map
-from ..nn._torch_utils import resolve_device
+from ..nn._torch_utils import check_device, resolve_device
+from ..utils._param_validation import IntInterval
 from ..utils._random import seed_from
 from ..utils._validation import validate_images
 
@@ -166,7 +166,7 @@ class CNNEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         "backbone": [str, HasMethods(["fit", "predict"]), nn.Module],
         "weights": [str, os.PathLike, None],
         "pooling": [StrOptions({"avg", "max", "avgmax"})],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [IntInterval(1, None, closed="left")],
         "device": [str, torch.device],
         "engine": [StrOptions(set(ENGINES))],
         "precision": [StrOptions(set(PRECISIONS))],
@@ -278,6 +278,7 @@ class CNNEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         -------
         self : CNNEmbedder
         """
+        check_device(self.device)
         check_engine(self.engine, self.device, self.precision)
         files = as_files(self, X, reset=True)  # file paths: the first ones suffice
         if files is not None:

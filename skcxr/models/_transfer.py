@@ -1,7 +1,6 @@
 """Transfer learning on chest X-rays: a CNN backbone + an MLP head, skorch inside."""
 
 import os
-import re
 from numbers import Integral, Real
 
 import numpy as np
@@ -9,7 +8,6 @@ import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils._missing import is_scalar_nan
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
@@ -41,7 +39,7 @@ from ..nn._streaming import (
     streamed_pooled_features,
     weights_key,
 )
-from ..nn._torch_utils import resolve_device, torch_generator
+from ..nn._torch_utils import check_device, resolve_device, torch_generator
 from ..nn._transfer_net import (
     Head,
     TransferNet,
@@ -50,12 +48,12 @@ from ..nn._transfer_net import (
     parameter_table,
     pooled_features,
 )
+from ..utils._param_validation import IntInterval
 from ..utils._random import seed_from
-from ..utils._validation import validate_images
+from ..utils._validation import check_class_labels, validate_images
 
 __all__ = ["TransferClassifier"]
 
-_DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 _MAX_POS_WEIGHT = 100.0
 
 
@@ -311,9 +309,9 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         "pooling": [StrOptions({"avg", "max"})],
         "trainable": [
             StrOptions({"head", "all"}),
-            Interval(Integral, 0, None, closed="left"),
+            IntInterval(0, None, closed="left"),
         ],
-        "resizer": [None, Interval(Integral, 4, None, closed="left")],
+        "resizer": [None, IntInterval(4, None, closed="left")],
         "optimizer": [StrOptions({"adam", "adamw", "rmsprop", "sgd"})],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "backbone_lr": [Interval(Real, 0, None, closed="left")],
@@ -322,15 +320,15 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             StrOptions({"exponential", "step", "plateau", "cosine"}),
         ],
         "lr_gamma": [Interval(Real, 0, 1, closed="right")],
-        "lr_step_size": [Interval(Integral, 1, None, closed="left")],
-        "lr_patience": [Interval(Integral, 0, None, closed="left")],
+        "lr_step_size": [IntInterval(1, None, closed="left")],
+        "lr_patience": [IntInterval(0, None, closed="left")],
         "min_lr": [Interval(Real, 0, None, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "warmup_epochs": [Interval(Integral, 0, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [IntInterval(1, None, closed="left")],
+        "warmup_epochs": [IntInterval(0, None, closed="left")],
+        "batch_size": [IntInterval(1, None, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-        "early_stopping": [None, Interval(Integral, 1, None, closed="left")],
+        "early_stopping": [None, IntInterval(1, None, closed="left")],
         "checkpoint": [None, str, os.PathLike],
         "class_weight": [None, StrOptions({"balanced"}), dict],
         "pos_weight": [None, StrOptions({"balanced"}), "array-like"],
@@ -419,16 +417,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit
     def _check_params(self):
         check_backbone_name(self.backbone)
-        if not _DEVICE_PATTERN.fullmatch(str(self.device)):
-            raise ValueError(
-                f"device={self.device!r} is not supported; use 'auto', 'cpu', "
-                "'cuda', 'cuda:N' (N a GPU index) or 'mps'."
-            )
-        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(
-                f"device={self.device!r} but CUDA is not available; use "
-                "device='auto' or 'cpu'."
-            )
+        check_device(self.device)
         sizes = self.head_sizes
         if isinstance(sizes, (str, bytes)) or not all(
             isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes
@@ -499,19 +488,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         y_arr = None if sp.issparse(y) else np.asarray(y)
         if y_arr is not None and y_arr.ndim == 2 and y_arr.shape[1] > 1:
             return self._check_indicator(y_arr)
-        if y_arr is not None and y_arr.dtype.kind in "Of":
-            missing = np.fromiter(
-                (v is None or is_scalar_nan(v) for v in y_arr.ravel()),
-                bool,
-                y_arr.size,
-            ).reshape(y_arr.shape)
-            if missing.any():
-                rows = np.flatnonzero(missing.reshape(len(y_arr), -1).any(axis=1))
-                raise ValueError(
-                    f"y has {len(rows)} missing label(s) (None or NaN), e.g. at "
-                    f"index {rows[:5].tolist()}; every image needs a label: drop "
-                    "the unlabelled images (or give them a class of their own)."
-                )
+        if y_arr is not None and y_arr.ndim == 1:
+            check_class_labels(y_arr)
         y = check_array(
             y,
             accept_sparse=["csr", "csc"],

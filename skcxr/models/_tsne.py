@@ -7,6 +7,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ..utils._param_validation import IntInterval
 from ..utils._random import seed_from
 
 __all__ = ["TSNE"]
@@ -96,18 +97,18 @@ class TSNE(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_components": [IntInterval(1, None, closed="left")],
         "perplexity": [Interval(Real, 0, None, closed="neither")],
         "learning_rate": [
             StrOptions({"auto"}),
             Interval(Real, 0, None, closed="neither"),
         ],
-        "early_exaggeration_iter": [Interval(Integral, 0, None, closed="left")],
+        "early_exaggeration_iter": [IntInterval(0, None, closed="left")],
         "early_exaggeration": [
             StrOptions({"auto"}),
             Interval(Real, 0, None, closed="neither"),
         ],
-        "n_iter": [Interval(Integral, 0, None, closed="left")],
+        "n_iter": [IntInterval(0, None, closed="left")],
         "metric": [str],
         "initialization": [StrOptions({"pca", "spectral", "random"})],
         "random_state": ["random_state"],

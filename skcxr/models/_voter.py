@@ -1,6 +1,6 @@
 """Soft-voting ensemble whose weights are found by a genetic algorithm."""
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
@@ -19,7 +19,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _num_samples, check_is_fitted, column_or_1d
 
+from ..utils._param_validation import IntInterval
 from ..utils._split import holdout_split
+from ..utils._validation import check_class_labels
 from ._genetic import (
     VECTORISED_SCORERS,
     evolve_weights,
@@ -168,9 +170,9 @@ class GAWeightedVoter(ClassifierMixin, _BaseHeterogeneousEnsemble):
         "weights": [StrOptions({"ga", "uniform"}), "array-like"],
         "prefit": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "population_size": [Interval(Integral, 2, None, closed="left")],
-        "n_generations": [Interval(Integral, 0, None, closed="left")],
-        "tournament_size": [Interval(Integral, 1, None, closed="left")],
+        "population_size": [IntInterval(2, None, closed="left")],
+        "n_generations": [IntInterval(0, None, closed="left")],
+        "tournament_size": [IntInterval(1, None, closed="left")],
         "crossover_rate": [Interval(Real, 0, 1, closed="both")],
         "mutation_rate": [Interval(Real, 0, 1, closed="both")],
         "elite_fraction": [Interval(Real, 0, 1, closed="left")],
@@ -243,11 +245,18 @@ class GAWeightedVoter(ClassifierMixin, _BaseHeterogeneousEnsemble):
                     f"estimators: {name!r} ({type(est).__name__}) has no predict_proba;"
                     " soft voting needs probabilities."
                 )
-        if not isinstance(self.weights, str) and len(self.weights) != len(estimators):
-            raise ValueError(
-                f"weights: got {len(self.weights)} weights for {len(estimators)} estimators."
-            )
-        y = column_or_1d(y, warn=True)
+        if not isinstance(self.weights, str):
+            weights = np.asarray(self.weights)
+            if weights.dtype.kind not in "biuf" or weights.dtype == bool:
+                raise ValueError(
+                    f"weights must be numbers, one per estimator; got {self.weights!r}."
+                )
+            if len(weights) != len(estimators):
+                raise ValueError(
+                    f"weights: got {len(weights)} weights for {len(estimators)} "
+                    "estimators."
+                )
+        y = check_class_labels(column_or_1d(y, warn=True))
         check_classification_targets(y)
         check_consistent_length(X, y)
         if (X_val is None) != (y_val is None):

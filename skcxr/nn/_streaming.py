@@ -179,6 +179,14 @@ class _BatchDataset(torch.utils.data.Dataset):
         return idx, torch.from_numpy(images), kept, errors
 
 
+_READ_ERROR_HINT = {
+    "fit": "Remove the file(s), or give the loader on_error='skip' to leave "
+    "unreadable files out of fit (with their targets).",
+    "predict": "Every file given for prediction needs an output row, whatever the "
+    "loader's on_error (which applies to fit): remove or replace the file(s).",
+}
+
+
 def _raise_read_error(errors, n_paths, what):
     listed = "; ".join(errors[:5])
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
@@ -186,14 +194,22 @@ def _raise_read_error(errors, n_paths, what):
 
 
 def iter_batches(
-    reader, paths, batch_size, *, order=None, on_error="raise", pin_memory=False
+    reader,
+    paths,
+    batch_size,
+    *,
+    order=None,
+    on_error="raise",
+    pin_memory=False,
+    hint="fit",
 ):
     """Yield ``(rows, images)`` batches of decoded files, in order.
 
     ``rows`` are the positions in ``paths`` of the images (unreadable files
     are left out when ``on_error`` is "skip" or "warn"; "raise" raises a
     ValueError naming the file). ``order`` (an index array) gives the order
-    of the paths to read, default all of them. Decoding runs in
+    of the paths to read, default all of them. ``hint`` ("fit" or "predict")
+    says what the error of an unreadable file advises. Decoding runs in
     ``reader.num_workers`` DataLoader worker processes, shut down when the
     iteration ends or is abandoned.
     """
@@ -230,12 +246,7 @@ def iter_batches(
         for idx, images, kept, errors in iterator:
             if errors:
                 if on_error == "raise":
-                    _raise_read_error(
-                        errors,
-                        len(paths),
-                        "Remove the file(s), or give the loader on_error='skip' to "
-                        "leave unreadable files out of fit (with their targets).",
-                    )
+                    _raise_read_error(errors, len(paths), _READ_ERROR_HINT[hint])
                 n_failed += len(errors)
                 first_errors.extend(errors[: max(0, 5 - len(first_errors))])
             yield idx[kept], images
@@ -260,7 +271,10 @@ def stream_map(func, reader, paths, batch_size, pin_memory=False):
     ``ImageLoader.transform`` does), whatever ``on_error`` says.
     """
     out = []
-    for _, images in iter_batches(reader, paths, batch_size, pin_memory=pin_memory):
+    batches = iter_batches(
+        reader, paths, batch_size, pin_memory=pin_memory, hint="predict"
+    )
+    for _, images in batches:
         out.append(func(images.numpy()))
     if not out:
         raise ValueError("X must contain at least one file path, got 0.")

@@ -4,12 +4,57 @@ Nothing here touches process-wide state: no global seeding, no thread settings.
 """
 
 import os
+import re
 
 import torch
 
 from ..utils._random import seed_from
 
-__all__ = ["resolve_device", "torch_generator", "load_state_dict"]
+__all__ = ["check_device", "resolve_device", "torch_generator", "load_state_dict"]
+
+_DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def check_device(device, param="device"):
+    """Refuse a ``device`` this machine does not have, naming the parameter.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+    param : str, default="device"
+
+    Raises
+    ------
+    ValueError
+        An unknown device, or CUDA / MPS when torch cannot use them here.
+
+    Examples
+    --------
+    >>> from skcxr.nn._torch_utils import check_device
+    >>> check_device("cpu")
+    >>> check_device("tpu")
+    Traceback (most recent call last):
+    ...
+    ValueError: device='tpu' is not supported; use 'auto', 'cpu', 'cuda', \
+'cuda:N' (N a GPU index) or 'mps'.
+    """
+    name = str(device)
+    if not _DEVICE_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"{param}={name!r} is not supported; use 'auto', 'cpu', 'cuda', "
+            "'cuda:N' (N a GPU index) or 'mps'."
+        )
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"{param}={name!r} but CUDA is not available; use {param}='auto' or "
+            "'cpu'."
+        )
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(
+            f"{param}='mps' but this PyTorch cannot use Apple's MPS here; use "
+            f"{param}='auto' or 'cpu'."
+        )
 
 
 def resolve_device(device):
@@ -67,14 +112,26 @@ def load_state_dict(path, *, map_location="cpu"):
 
     Raises
     ------
-    FileNotFoundError
-        If ``path`` does not exist, naming it.
+    FileNotFoundError, IsADirectoryError
+        If ``path`` does not exist or is a folder, naming it.
     ValueError
-        If the file is not a loadable state dict, naming it.
+        If the file is not a torch weights file or not a loadable state dict,
+        naming it.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path!r} is a folder, not a weights file")
+    if not os.path.exists(path):
         raise FileNotFoundError(f"Weights file not found: {path!r}")
+    if not os.path.isfile(path):
+        raise ValueError(f"{path!r} is not a regular file (a pipe or a device)")
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    if head not in (b"PK", b"\x80\x02"):  # a torch zip archive, a legacy pickle
+        raise ValueError(
+            f"{path!r} is not a torch weights file (a zip archive written by "
+            "torch.save, or a .safetensors file)"
+        )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # pickle, zip and unsafe-global errors alike

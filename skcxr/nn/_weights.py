@@ -180,6 +180,8 @@ def _read_state(path):
     try:
         return load_state_dict(path)
     except ValueError as exc:
+        if "torchxrayvision" not in str(exc):
+            raise
         raise ValueError(
             f"{exc} (A torchxrayvision model file is read with weights='xrv:<name>' "
             f"from the folder {_xrv_folder()!r}.)"

@@ -9,8 +9,10 @@ from numbers import Integral
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils._param_validation import HasMethods, Interval, validate_params
+from sklearn.utils._param_validation import HasMethods, validate_params
 from sklearn.utils.validation import _num_samples, check_is_fitted
+
+from ..utils._param_validation import IntInterval
 
 try:
     from distributed import WorkerPlugin as _WorkerPlugin
@@ -239,7 +241,7 @@ def _map_on_cluster(client, estimator, X, bounds, method):
         "X": ["array-like"],
         "method": [str, callable],
         "client": [None, str, HasMethods(["submit", "scatter"])],
-        "chunk_size": [Interval(Integral, 1, None, closed="left")],
+        "chunk_size": [IntInterval(1, None, closed="left")],
     },
     prefer_skip_nested_validation=True,
 )

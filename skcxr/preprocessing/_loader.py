@@ -13,9 +13,10 @@ from typing import NamedTuple
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 
 from ..utils._parallel import resolve_n_jobs
+from ..utils._param_validation import IntInterval
 from ..utils._validation import restore_layout
 
 __all__ = ["ImageLoader"]
@@ -135,11 +136,16 @@ def _as_paths(X):
     if arr.shape[0] == 0:
         raise ValueError("X must contain at least one file path, got 0.")
     paths = []
-    for item in arr:
+    for i, item in enumerate(arr):
         if not isinstance(item, (str, bytes, os.PathLike)):
             raise ValueError(
                 "X must contain file paths (str or os.PathLike), got an element of "
-                f"type {type(item).__name__}: {item!r}."
+                f"type {type(item).__name__}: {_one_line(repr(item))[:80]}."
+            )
+        if isinstance(item, bytes) and (b"\0" in item or len(item) > 4096):
+            raise ValueError(
+                f"X[{i}] is {len(item)} bytes of data (the content of a file?), "
+                "not a file path: write it to a file and pass its path."
             )
         paths.append(os.fsdecode(os.fspath(item)))
     return paths
@@ -457,8 +463,14 @@ def _open_pil(fh, head, max_pixels, draft_size, exif_transpose):
         if mode in ("I", "F"):
             arr = np.asarray(im).astype(np.float64)
             high = 1.0 if mode == "F" else 65535.0
+            if not np.isfinite(arr).all():
+                n_bad = int((~np.isfinite(arr)).sum())
+                raise _ReadError(
+                    f"{n_bad} of its {arr.size} {mode!r}-mode pixels are NaN or "
+                    "infinite"
+                )
             low_v, high_v = float(arr.min()), float(arr.max())
-            if not (np.isfinite(arr).all() and low_v >= 0 and high_v <= high):
+            if not (low_v >= 0 and high_v <= high):
                 raise _ReadError(
                     f"{mode!r}-mode pixels range over [{low_v:g}, {high_v:g}]; "
                     f"expected [0, {high:g}]"
@@ -625,7 +637,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        "size": [Interval(Integral, 1, None, closed="left")],
+        "size": [IntInterval(1, None, closed="left")],
         "resize": [StrOptions({"square", "pad", "crop", "region"})],
         "region": [tuple, list, np.ndarray, None],
         "layout": [StrOptions({"nhw", "n1hw", "flat"})],
@@ -633,7 +645,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         "exif_transpose": ["boolean"],
         "n_jobs": [Integral, None],
         "on_error": [StrOptions({"raise", "warn", "skip"})],
-        "max_pixels": [Interval(Integral, 1, None, closed="left"), None],
+        "max_pixels": [IntInterval(1, None, closed="left"), None],
     }
 
     def __init__(

@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..utils._parallel import resolve_n_jobs
+from ..utils._param_validation import IntInterval
 from ..utils._validation import restore_layout, validate_images
 from ._otsu import _gaussian_blur, otsu_thresholds
 
@@ -144,10 +145,10 @@ class OtsuMasker(TransformerMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "sigma": [Interval(Real, 0, None, closed="left")],
-        "n_bins": [Interval(Integral, 2, None, closed="left")],
+        "n_bins": [IntInterval(2, None, closed="left")],
         "keep": [StrOptions({"below", "above"})],
         "clear_border": ["boolean"],
-        "n_regions": [Interval(Integral, 1, None, closed="left"), None],
+        "n_regions": [IntInterval(1, None, closed="left"), None],
         "fill_holes": ["boolean"],
         "fill_value": [Interval(Real, 0, 1, closed="both")],
         "n_jobs": [Integral, None],

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["check_images", "restore_layout", "validate_images"]
+__all__ = ["check_class_labels", "check_images", "restore_layout", "validate_images"]
 
 LAYOUTS_HELP = (
     "(n_samples, H, W), (n_samples, 1, H, W) or a flat (n_samples, H*W) array of a "
@@ -110,6 +110,14 @@ def check_images(X, *, name="X", check_range=True):
         images, layout = X, "nhw"
     elif X.ndim == 4 and X.shape[1] == 1:
         images, layout = X[:, 0], "n1hw"
+    elif X.ndim == 4 and X.shape[-1] in (1, 3, 4) and X.shape[1] > 4:
+        raise _fail(
+            f"got channels-last images of shape {X.shape} ({X.shape[-1]} channels "
+            "in the last axis); images must be grayscale: convert colour images to "
+            "gray first (e.g. rgb @ [0.299, 0.587, 0.114], ITU-R 601) and drop the "
+            "channel axis",
+            name,
+        )
     elif X.ndim == 4:
         raise _fail(f"got {X.shape[1]} channels; images must be grayscale", name)
     else:
@@ -205,3 +213,72 @@ def validate_images(estimator, X, *, reset, check_range=True):
                 f"({estimator.n_features_in_} features)."
             )
     return images, layout
+
+
+def check_class_labels(y, *, name="y"):
+    """Class labels of one type, none missing, or a ``ValueError`` saying why.
+
+    The checks scikit-learn's own would fail on obscurely: a missing label
+    (None or NaN), labels of mixed types (numbers and strings: they cannot be
+    sorted), and continuous values where classes are expected. A 1-D array of
+    the labels is returned.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+    name : str, default="y"
+        How the message names the labels.
+
+    Returns
+    -------
+    y : ndarray of shape (n_samples,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcxr.utils._validation import check_class_labels
+    >>> check_class_labels(["normal", "virus"]).tolist()
+    ['normal', 'virus']
+    >>> check_class_labels(np.array(["normal", 1], dtype=object))
+    Traceback (most recent call last):
+    ...
+    ValueError: y mixes label types (int, str): use one type for every label, \
+e.g. all strings.
+    """
+    from sklearn.utils.multiclass import type_of_target
+
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(
+            f"{name} must be a 1-D array of class labels; got shape {y.shape}."
+        )
+    if y.dtype.kind in "Of":
+        missing = np.fromiter(
+            (v is None or (isinstance(v, float) and math.isnan(v)) for v in y),
+            bool,
+            len(y),
+        )
+        if missing.any():
+            rows = np.flatnonzero(missing)
+            raise ValueError(
+                f"{name} has {len(rows)} missing label(s) (None or NaN), e.g. at "
+                f"index {rows[:5].tolist()}; every image needs a label: drop the "
+                "unlabelled images (or give them a class of their own)."
+            )
+    if y.dtype.kind == "O":
+        kinds = sorted(
+            {"str" if isinstance(v, str) else type(v).__name__ for v in y.tolist()}
+        )
+        numeric = {"int", "float", "bool"}
+        if len(kinds) > 1 and not set(kinds) <= numeric:
+            raise ValueError(
+                f"{name} mixes label types ({', '.join(kinds)}): use one type for "
+                "every label, e.g. all strings."
+            )
+    if len(y) and type_of_target(y, input_name=name) == "continuous":
+        raise ValueError(
+            f"{name} holds continuous values such as {y[:3].tolist()}; class labels "
+            "are expected (e.g. 0/1 or 'normal'/'pneumonia'): threshold scores or "
+            "probabilities into classes first."
+        )
+    return y
