@@ -292,8 +292,10 @@ def _check_files(paths):
     for path in paths:
         if os.path.isdir(path):
             raise IsADirectoryError(f"{path} is a folder, not an image file")
-        if not os.path.isfile(path):
+        if not os.path.exists(path):
             raise FileNotFoundError(f"image file not found: {path}")
+        if not os.path.isfile(path):
+            raise ValueError(f"{path} is not a regular file (a pipe or a device)")
 
 
 def _read_all(loader, paths):
@@ -388,21 +390,25 @@ def _csv_rows(model, paths):
 
 
 def _predict(args):
-    from .parallel import map_in_chunks
+    import contextlib
 
-    if args.chunk_size < 1:
-        raise ValueError(f"--chunk-size must be at least 1, got {args.chunk_size}")
-    model = _load_model(args.model, args.trust)
-    _set_engine(model, args.engine, args.model, args.precision)
+    from .parallel import connect, map_in_chunks
+
     _check_files(args.images)
-    columns, _ = _output_columns(model)
-    rows = map_in_chunks(
-        model,
-        args.images,
-        method=_csv_rows,
-        client=args.scheduler,
-        chunk_size=args.chunk_size,
-    )
+    with contextlib.ExitStack() as stack:
+        client = None  # a scheduler is checked before the model is loaded
+        if args.scheduler is not None:
+            client = stack.enter_context(connect(args.scheduler))
+        model = _load_model(args.model, args.trust)
+        _set_engine(model, args.engine, args.model, args.precision)
+        columns, _ = _output_columns(model)
+        rows = map_in_chunks(
+            model,
+            args.images,
+            method=_csv_rows,
+            client=client,
+            chunk_size=args.chunk_size,
+        )
     n_errors = sum(bool(row[-1]) for row in rows)
     out = sys.stdout if args.output == "-" else open(args.output, "w", newline="")
     try:
@@ -419,6 +425,7 @@ def _predict(args):
             "see the error column",
             file=sys.stderr,
         )
+    return 2 if n_errors == len(args.images) else 0
 
 
 def _study_settings(args):
@@ -459,6 +466,10 @@ def _study(args):
     from .study._run import run_study
 
     if args.data is not None and not os.path.isdir(args.data):
+        if os.path.exists(args.data):
+            raise NotADirectoryError(
+                f"--data {args.data} is a file; give the data set's folder"
+            )
         raise FileNotFoundError(f"data folder not found: {args.data}")
     path = run_study(
         args.out,
@@ -560,8 +571,7 @@ def main(argv=None):
         "serve": _serve,
     }[args.command]
     try:
-        command(args)
+        return command(args) or 0
     except (ValueError, OSError, ImportError) as exc:
         print(f"skcxr: error: {exc}", file=sys.stderr)
         return 2
-    return 0

@@ -1,6 +1,7 @@
 import base64
 import csv
 import io
+import os
 import re
 import subprocess
 import sys
@@ -294,3 +295,73 @@ def test_a_shared_pickle_does_not_run_without_trust(tmp_path, capsys):
     assert main(["predict", str(evil), str(image)]) == 2
     assert "--trust" in capsys.readouterr().err
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["serve", "m.skops", "--port", "70000"], "--port: 70000 is not a port number"),
+        (["serve", "m.skops", "--max-upload-mb", "nan"], "'nan' is not a positive"),
+        (["serve", "m.skops", "--max-upload-mb", "-5"], "'-5' is not a positive"),
+        (["serve", "m.skops", "--threads", "0"], "--threads: 0 is not positive"),
+        (["study", "--max-images", "-3"], "--max-images: -3 is not positive"),
+        (["study", "--epochs", "two"], "--epochs: 'two' is not a whole number"),
+    ],
+)
+def test_bad_numbers_are_refused_by_argparse(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_settings_out_of_range_name_the_setting(tmp_path, capsys):
+    config = tmp_path / "settings.toml"
+    config.write_text("test_fraction = 1.5\n")
+    assert main(["study", "--config", str(config), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "setting 'test_fraction' is a fraction of the images" in err
+
+
+def test_a_file_given_as_the_data_folder_or_a_pipe_as_an_image(tmp_path, capsys):
+    image = tmp_path / "x.png"
+    image.write_bytes(b"")
+    assert main(["study", "--data", str(image), "--out", str(tmp_path / "o")]) == 2
+    assert "is a file; give the data set's folder" in capsys.readouterr().err
+    pipe = tmp_path / "pipe.png"
+    os.mkfifo(pipe)
+    assert main(["predict", "model.skops", str(pipe)]) == 2
+    assert "pipe.png is not a regular file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "address, message",
+    [
+        ("tcp://127.0.0.1:9", "no Dask scheduler answers at tcp://127.0.0.1:9"),
+        ("notaurl", "'notaurl' is not like tcp://HOST:PORT"),
+    ],
+)
+def test_a_scheduler_that_is_not_there_fails_at_once(
+    tmp_path, address, message, capsys
+):
+    import time
+
+    pytest.importorskip("distributed")
+    from skcxr.datasets import load_sample_images
+
+    paths, _ = load_sample_images()
+    start = time.perf_counter()
+    status = main(["predict", "m.skops", paths[0], "--scheduler", address])
+    assert status == 2 and time.perf_counter() - start < 10
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_predict_exits_2_when_no_input_could_be_read(quick_study, tmp_path, capsys):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    model = str(quick_study / "models" / "three-class.skops")
+    output = tmp_path / "rows.csv"
+    assert main(["predict", model, str(broken), "-o", str(output)]) == 2
+    assert "broken.png" in output.read_text()  # the error row is still written
+    assert "1 of 1 file(s) could not be read" in capsys.readouterr().err

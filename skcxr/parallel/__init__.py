@@ -15,6 +15,7 @@ from .._lazy import attach
 __getattr__, __dir__, __all__ = attach(
     __name__,
     {
+        "connect": "._dask",
         "map_in_chunks": "._dask",
         "TorchThreads": "._dask",
     },

@@ -4,6 +4,7 @@ Dask is optional (``pip install skcxr[dask]``): this module imports without
 it, and only the cluster paths need it.
 """
 
+import socket
 import uuid
 from numbers import Integral
 
@@ -19,7 +20,7 @@ try:
 except ImportError:  # the optional extra is not installed
     _WorkerPlugin = object
 
-__all__ = ["map_in_chunks", "TorchThreads"]
+__all__ = ["connect", "map_in_chunks", "TorchThreads"]
 
 _INSTALL = "pip install skcxr[dask]"
 _CHUNK_KEY = "skcxr-chunk"
@@ -170,11 +171,68 @@ def _concatenate(parts):
     return np.concatenate([np.asarray(part) for part in parts], axis=0)
 
 
+#: Seconds to wait for a scheduler given by its address.
+CONNECT_TIMEOUT = 5
+
+
 def _as_client(client, distributed):
     """``(client, owned)``: a ``distributed.Client`` and whether we opened it."""
     if isinstance(client, str):
-        return distributed.Client(client, set_as_default=False), True
+        return connect(client), True
     return client, False
+
+
+def connect(address):
+    """A ``distributed.Client`` of the Dask scheduler at ``address``, checked first.
+
+    An address that is not ``[tcp://]HOST:PORT``, or where nothing answers
+    within :data:`CONNECT_TIMEOUT` seconds, is a ``ValueError`` at once (a
+    client made for it would retry for half a minute, then fail again while it
+    closes). Needs ``pip install skcxr[dask]``.
+
+    Parameters
+    ----------
+    address : str
+        Such as ``"tcp://10.0.0.5:8786"`` (``"10.0.0.5:8786"`` means tcp).
+
+    Returns
+    -------
+    distributed.Client
+        Close it when done (it is a context manager).
+
+    Examples
+    --------
+    >>> from skcxr.parallel import connect
+    >>> connect("no-port-here")  # doctest: +SKIP
+    Traceback (most recent call last):
+    ...
+    ValueError: scheduler address 'no-port-here' is not like tcp://HOST:PORT ...
+    """
+    distributed = _import_distributed("connect")
+    client = address
+    address = client if "://" in client else f"tcp://{client}"
+    try:
+        scheme, location = distributed.comm.parse_address(address, strict=True)
+        host, port = distributed.comm.parse_host_port(location)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"scheduler address {client!r} is not like tcp://HOST:PORT (e.g. "
+            "tcp://10.0.0.5:8786)"
+        ) from None
+    if scheme in ("tcp", "tls"):
+        try:
+            socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+        except OSError as exc:
+            raise ValueError(
+                f"no Dask scheduler answers at {address} ({exc.strerror or exc}); "
+                "start one with 'dask scheduler' or check the address"
+            ) from None
+    return (
+        distributed.Client(
+            address, set_as_default=False, timeout=f"{CONNECT_TIMEOUT}s"
+        ),
+        True,
+    )
 
 
 def _in_flight(client):

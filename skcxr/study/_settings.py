@@ -12,6 +12,19 @@ __all__ = ["StudySettings"]
 # at this size unless --size says otherwise (Kermany et al. 2018 used 224 px)
 _NATIVE_SIZE = {"inception_v3": 299}
 _DEFAULT_NATIVE_SIZE = 224
+# settings that must lie in a range (checked when read from a file or a flag)
+_FRACTIONS = ("test_fraction", "validation_fraction")
+_AT_LEAST_ONE = (
+    "n_samples",
+    "size",
+    "head_epochs",
+    "finetune_epochs",
+    "scratch_epochs",
+    "anomaly_epochs",
+    "batch_size",
+    "n_resamples",
+)
+_AT_LEAST_ZERO = ("max_images", "n_explained", "n_scored_explanations", "difficulty")
 
 
 @dataclass
@@ -106,6 +119,7 @@ class StudySettings:
                     f"{source}: setting {name!r} must be {expected.__name__}, got "
                     f"{value!r}."
                 )
+            _check_range(name, value, source)
             changes[name] = value
         if changes.get("precision", "fp32") not in ("fp32", "bf16", "int8"):
             raise ValueError(
@@ -146,3 +160,20 @@ class StudySettings:
             {"setting": name, "value": value}
             for name, value in dataclasses.asdict(self).items()
         ]
+
+
+def _check_range(name, value, source):
+    """A ``ValueError`` naming the setting when its value is out of range."""
+    if name in _FRACTIONS and not 0 < value < 1:
+        raise ValueError(
+            f"{source}: setting {name!r} is a fraction of the images, between 0 "
+            f"and 1 (exclusive); got {value!r}."
+        )
+    if name in _AT_LEAST_ONE and value < 1:
+        raise ValueError(
+            f"{source}: setting {name!r} must be at least 1; got {value!r}."
+        )
+    if name in _AT_LEAST_ZERO and value < 0:
+        raise ValueError(
+            f"{source}: setting {name!r} must not be negative; got {value!r}."
+        )
