@@ -1,4 +1,11 @@
-"""Synthetic chest X-rays, loaders of the real data sets' layouts, a real sample."""
+"""Synthetic chest X-rays, loaders of the real data sets' layouts, a real sample.
+
+The loaders of the public data sets (:func:`load_chexpert`,
+:func:`load_mimic_cxr`, :func:`load_padchest`, :func:`load_rsna_pneumonia`,
+:func:`load_vindr_cxr`, :func:`load_siim_pneumothorax`, :func:`load_chestxray14`)
+return one Bunch shape whose ``labels`` columns are common finding names of
+:data:`LABEL_TABLE`; :func:`concat_datasets` pools them.
+"""
 
 from .._lazy import attach
 
@@ -13,5 +20,9 @@ __getattr__, __dir__, __all__ = attach(
         "CHESTXRAY14_FINDINGS": "._real",
         "CHESTXRAY14_NO_FINDING": "._real",
         "load_sample_images": "._sample",
+        "LABEL_TABLE": "._labels",
+        "UNMAPPED_LABELS": "._labels",
+        "COMMON_CLASSES": "._labels",
+        "DATASET_NAMES": "._labels",
     },
 )
