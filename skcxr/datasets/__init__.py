@@ -21,6 +21,7 @@ __getattr__, __dir__, __all__ = attach(
         "CHESTXRAY14_NO_FINDING": "._real",
         "load_sample_images": "._sample",
         "load_chexpert": "._chexpert",
+        "load_mimic_cxr": "._mimic",
         "LABEL_TABLE": "._labels",
         "UNMAPPED_LABELS": "._labels",
         "COMMON_CLASSES": "._labels",
