@@ -22,6 +22,7 @@ __getattr__, __dir__, __all__ = attach(
         "load_sample_images": "._sample",
         "load_chexpert": "._chexpert",
         "load_mimic_cxr": "._mimic",
+        "load_padchest": "._padchest",
         "LABEL_TABLE": "._labels",
         "UNMAPPED_LABELS": "._labels",
         "COMMON_CLASSES": "._labels",
