@@ -24,6 +24,7 @@ __getattr__, __dir__, __all__ = attach(
         "load_mimic_cxr": "._mimic",
         "load_padchest": "._padchest",
         "load_rsna_pneumonia": "._rsna",
+        "load_vindr_cxr": "._vindr",
         "LABEL_TABLE": "._labels",
         "UNMAPPED_LABELS": "._labels",
         "COMMON_CLASSES": "._labels",
