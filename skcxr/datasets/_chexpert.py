@@ -12,6 +12,7 @@ from ._common import (
     check_missing,
     labeler_codes,
     labeler_labels,
+    labeler_unreadable,
     make_bunch,
     map_values,
     present,
@@ -207,7 +208,7 @@ def load_chexpert(
                 f"{str(path)!r} has other columns than {str(sources[0])!r}: {head}."
             )
         header = head
-        codes, wrong = labeler_codes(table[:, _observations(header)])
+        wrong = labeler_unreadable(table[:, _observations(header)])
         if first_bad is None and (bad or wrong.any()):
             where = bad[0][0] if bad else int(np.argmax(wrong)) + 1
             why = (
@@ -218,26 +219,22 @@ def load_chexpert(
             first_bad = (source_name("chexpert", path), f"data row {where}", why)
         counts["n_unreadable"] += len(bad) + int(wrong.sum())
         counts["n_rows"] += n_rows
-        parts.append((table[~wrong], codes[~wrong], np.full((~wrong).sum(), name)))
+        parts.append((table[~wrong], np.full((~wrong).sum(), name)))
         sources.append(path)
     source = " and ".join(source_name("chexpert", p) for p in sources)
     if first_bad is not None:
         warn_unreadable(counts["n_unreadable"], *first_bad)
-    table, codes, split_of = (np.concatenate(arrays) for arrays in zip(*parts))
+    table, split_of = (np.concatenate(arrays) for arrays in zip(*parts))
     col = {name: j for j, name in enumerate(header)}
-    rows = {"table": table, "codes": codes, "split": split_of}
+    rows = {"table": table, "split": split_of}
 
-    rows["views"] = map_values(
-        [
-            "LATERAL" if f.strip().lower() == "lateral" else v
-            for f, v in zip(
-                table[:, col["Frontal/Lateral"]].tolist(),
-                table[:, col["AP/PA"]].tolist(),
-            )
-        ],
-        view_name,
-        object,
+    rows["views"] = map_values(table[:, col["AP/PA"]].tolist(), view_name)
+    lateral = map_values(
+        table[:, col["Frontal/Lateral"]].tolist(),
+        lambda v: v.strip().lower() == "lateral",
+        bool,
     )
+    rows["views"][lateral] = "LATERAL"
     keep = views_keep(rows["views"], views, source=source)
     counts["n_excluded"] = int(keep.size - np.count_nonzero(keep))
     rows = take(rows, keep)
@@ -255,7 +252,7 @@ def load_chexpert(
 
     table = rows["table"]
     labels = labeler_labels(
-        rows["codes"],
+        labeler_codes(table[:, _observations(header)]),
         [header[j] for j in _observations(header)],
         classes,
         "chexpert",

@@ -34,10 +34,11 @@ COUNT_KEYS = ("n_rows", "n_unreadable", "n_excluded", "n_missing")
 def gc_paused():
     """Pause the cyclic garbage collector while a label file is parsed.
 
-    Parsing builds millions of small lists and strings, none of which can be
+    Parsing builds hundreds of thousands of row lists, none of which can be
     part of a reference cycle; the collector would walk them again and again
     while they are built (about doubling the time to index CheXpert's
-    223,414 rows). It is switched back on afterwards if it was on.
+    223,414 rows). It is switched back on afterwards if it was on; the lists
+    are gone by then.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -110,6 +111,9 @@ def read_csv(path, *, required=()):
         table = np.empty((len(good), width), dtype=object)
         if good:
             table[:] = good
+        # drop the row lists before the collector is back: a numpy array of
+        # strings holds nothing it would have to walk
+        del rows, good
     missing = [c for c in required if c not in header]
     if missing:
         raise ValueError(
@@ -226,8 +230,11 @@ DICOM_TAGS = ("PatientID", "PatientSex", "PatientAge", "ViewPosition")
 def dicom_headers(paths, *, source):
     """``{tag: (n,) object array of str}`` of :data:`DICOM_TAGS` read from files.
 
-    Only the header is read (pydicom, ``stop_before_pixels``). A file whose
-    header cannot be read gets blank values and is counted in one warning.
+    Only the header is read (pydicom, ``stop_before_pixels``), and the values
+    are taken as stored, not validated: public sets store ages such as
+    ``"43"`` where DICOM asks for ``"043Y"``, which :func:`age_years` reads
+    alike. A file whose header cannot be read gets blank values and is
+    counted in one warning.
     """
     import pydicom
 
@@ -241,9 +248,9 @@ def dicom_headers(paths, *, source):
         except Exception as exc:  # any unreadable header: counted, not fatal
             failed += 1
             first = first or f"{path!r}: {exc}"
-            ds = {}
+            ds = None
         for tag in DICOM_TAGS:
-            values[tag].append(str(ds.get(tag, "") or ""))
+            values[tag].append(_raw_value(ds, tag))
     if failed:
         warnings.warn(
             f"The DICOM header of {failed} image(s) of {source} could not be "
@@ -252,6 +259,15 @@ def dicom_headers(paths, *, source):
             stacklevel=4,
         )
     return {tag: np.asarray(v, dtype=object) for tag, v in values.items()}
+
+
+def _raw_value(ds, tag):
+    """The stored text of a header element ("" when absent)."""
+    item = None if ds is None else ds.get_item(tag)
+    value = "" if item is None else item.value
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    return str(value or "").strip(" \x00")
 
 
 def check_missing(on_disk, shown, on_missing, *, source, root):
@@ -404,13 +420,27 @@ def _labeler_code(value):
 def labeler_codes(cells):
     """Floats 1 / 0 / -1 / NaN (blank) of a CheXpert-labeler column block.
 
-    Returns the codes and a row mask of cells that are none of these.
+    A cell that is none of these is 9; :func:`labeler_unreadable` finds them.
     """
     cells = np.asarray(cells, dtype=object)
     codes = map_values(cells.ravel().tolist(), _labeler_code, float)
-    codes = codes.reshape(cells.shape)
-    bad = (codes == _BAD_CODE).any(axis=1) if codes.ndim == 2 else codes == _BAD_CODE
-    return codes, bad
+    return codes.reshape(cells.shape)
+
+
+def labeler_unreadable(cells):
+    """Row mask of a labeler column block: a cell not 1, 0, -1 or blank.
+
+    Each column's distinct values are checked once, so the codes themselves
+    need only be made for the rows a loader keeps.
+    """
+    cells = np.asarray(cells, dtype=object)
+    bad = np.zeros(len(cells), dtype=bool)
+    for j in range(cells.shape[1]):
+        column = cells[:, j].tolist()
+        wrong = {v for v in set(column) if _labeler_code(v) == _BAD_CODE}
+        if wrong:
+            bad |= np.fromiter((v in wrong for v in column), bool, len(column))
+    return bad
 
 
 def labeler_labels(codes, header_cols, classes, dataset, uncertain):

@@ -13,6 +13,7 @@ from ._common import (
     check_missing,
     labeler_codes,
     labeler_labels,
+    labeler_unreadable,
     make_bunch,
     map_values,
     present,
@@ -308,7 +309,7 @@ def _study_labels(path, subject, study, classes, uncertain, counts, unreadable):
     header, table, bad, _ = read_csv(path, required=_IDS)
     col = {name: j for j, name in enumerate(header)}
     observed = [j for j, name in enumerate(header) if name and name not in _IDS]
-    codes, wrong = labeler_codes(table[:, observed])
+    wrong = labeler_unreadable(table[:, observed])
     if bad or wrong.any():
         where = bad[0][0] if bad else int(np.argmax(wrong)) + 1
         why = "wrong width" if bad else "a label that is not 1, 0, -1 or blank"
@@ -328,7 +329,13 @@ def _study_labels(path, subject, study, classes, uncertain, counts, unreadable):
         dtype=int,
         count=len(subject),
     )
-    study_codes = np.vstack([codes, np.full((1, len(observed)), np.nan)])[index]
+    needed = np.unique(index[index >= 0])  # the label rows of kept images
+    codes = np.vstack(
+        [labeler_codes(table[needed][:, observed]), np.full((1, len(observed)), np.nan)]
+    )
+    row = np.full(len(table) + 1, len(needed))  # index -1 (no row): the NaN row
+    row[needed] = np.arange(len(needed))
+    study_codes = codes[row[index]]
     labels = labeler_labels(
         study_codes, [header[j] for j in observed], classes, "mimic_cxr", uncertain
     )
