@@ -116,7 +116,7 @@ def load_padchest(
         ``paths`` (n,) str; ``labels`` (n, n_classes) float, 1 when the label
         list holds any of the labels :data:`~skcxr.datasets.LABEL_TABLE`
         lists for the finding, else 0; ``classes``; ``findings`` list of
-        tuples of every label of an image (stripped, empty entries dropped);
+        lists of every label of an image (stripped, empty entries dropped);
         ``patient_ids`` (n,) str (``PatientID``); ``study_ids`` (n,) str
         (``StudyID``); ``split`` None; ``views`` (n,) str; ``sex`` (n,) str
         ``"M"``, ``"F"``, ``"O"`` or ``"unknown"``; ``age`` (n,) float, the
@@ -165,7 +165,7 @@ def load_padchest(
     array([[ 0.,  0., nan],
            [ 1.,  1., nan]])
     >>> data.findings, data.views.tolist(), data.age.tolist()
-    ([('normal',), ('pneumonia', 'pleural effusion')], ['PA', 'LATERAL'], [84.0, 86.0])
+    ([['normal'], ['pneumonia', 'pleural effusion']], ['PA', 'LATERAL'], [84.0, 86.0])
     """
     root = Path(root)
     if not root.is_dir():
@@ -221,7 +221,7 @@ def load_padchest(
         relpaths = [p for p, ok in zip(relpaths, on_disk) if ok]
         table = rows["table"]
 
-    findings = list(rows["findings"])
+    findings = [list(f) for f in rows["findings"]]
     base = os.path.join(str(root), "")
     birth = map_values(table[:, col["PatientBirth"]].tolist(), year_of, float)
     study = map_values(table[:, col["StudyDate_DICOM"]].tolist(), year_of, float)

@@ -116,7 +116,7 @@ def load_rsna_pneumonia(
         str; ``labels`` (n, n_classes) float; ``classes``; ``boxes`` (n,)
         object array, each a ``(n_boxes, 4)`` float array of ``x, y, width,
         height`` in pixels of the 1024 x 1024 image (no row for a negative
-        image); ``findings`` list of tuples (``"Lung Opacity"`` and the
+        image); ``findings`` list of lists (``"Lung Opacity"`` and the
         detailed class when known); ``patient_ids`` and ``study_ids`` (n,) str,
         the ``patientId``, which names one image (the challenge does not link
         images of one patient); ``split`` None; ``views``, ``sex`` (n,) str
@@ -226,7 +226,7 @@ def load_rsna_pneumonia(
 
     detailed = _detailed_classes(root, rows["ids"])
     findings = [
-        tuple(f for f in ((_POSITIVE if t == 1 else ""), c) if f)
+        list(dict.fromkeys(f for f in ((_POSITIVE if t == 1 else ""), c) if f))
         for t, c in zip(rows["target"].tolist(), detailed.tolist())
     ]
     labels = finding_labels(findings, classes, "rsna_pneumonia")

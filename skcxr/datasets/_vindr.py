@@ -115,7 +115,7 @@ def load_vindr_cxr(
     data : :class:`~sklearn.utils.Bunch`
         ``paths`` (n,) str; ``labels`` (n, n_classes) float (every reader
         reads every finding, so 0 where the policy does not make it 1);
-        ``classes``; ``findings`` list of tuples of the class names the
+        ``classes``; ``findings`` list of lists of the class names the
         policy keeps (also the four with no common name: "Aortic
         enlargement", "Calcification", "ILD", "Other lesion");
         ``n_readers`` (n,) int; ``boxes`` (n,) object array of ``(n_boxes,
@@ -233,9 +233,7 @@ def load_vindr_cxr(
     findings, n_readers = [], []
     for i in ids:
         marks, names = images[i]["marks"], images[i]["readers"]
-        findings.append(
-            tuple(c for c, who in marks.items() if decide(len(who), len(names)))
-        )
+        findings.append([c for c, who in marks.items() if decide(len(who), len(names))])
         n_readers.append(len(names))
     boxes = object_array(
         [np.asarray(images[i]["boxes"], dtype=float).reshape(-1, 4) for i in ids]
