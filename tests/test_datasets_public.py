@@ -421,6 +421,7 @@ def test_mimic_negbio_missing_plain_csv_and_patients(tmp_path):
 # ------------------------------------------------------------------- PadChest
 PADCHEST_ROWS = 1000
 GARBLED = {10: "", 20: "pneumonia, pleural effusion", 30: "['unterminated"}
+GARBLED_MISSING = {12: "['pneumonia'"}  # its image is missing: counted there
 
 
 @pytest.fixture(scope="module")
@@ -429,7 +430,7 @@ def padchest(tmp_path_factory):
     path = xrv_data("PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv.gz")
     header, rows = head_rows(path, PADCHEST_ROWS)
     at = {name: j for j, name in enumerate(header)}
-    for i, text in GARBLED.items():
+    for i, text in {**GARBLED, **GARBLED_MISSING}.items():
         rows[i][at["Labels"]] = text
     write_csv(
         root / "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv", header, rows
@@ -471,13 +472,15 @@ def test_padchest_counts_unreadable_and_missing(padchest):
         data = load_padchest(root, on_missing="skip")
     df = _padchest_frame(root)
     unreadable = df["parsed"].isna()
-    assert unreadable.sum() == len(GARBLED)
+    on_disk = ~df["ImageID"].isin(missing)
+    assert unreadable.sum() == len(GARBLED) + len(GARBLED_MISSING)
     messages = [str(w.message) for w in caught]
-    first = df.loc[unreadable.idxmax(), "ImageID"]
+    first = df.loc[(unreadable & on_disk).idxmax(), "ImageID"]
     assert any(m.startswith("3 row(s) of PadChest") and first in m for m in messages)
+    # each row counted once: first not on disk, then unreadable
     assert data.n_rows == PADCHEST_ROWS and data.n_unreadable == 3
-    kept = df[~unreadable & ~df["ImageID"].isin(missing)]
-    assert data.n_missing == int((~unreadable & df["ImageID"].isin(missing)).sum())
+    assert data.n_missing == len(missing) == int((~on_disk).sum())
+    kept = df[~unreadable & on_disk]
     assert len(data.paths) + data.n_missing + data.n_unreadable == PADCHEST_ROWS
     assert data.findings == kept["parsed"].tolist()
     for j, common in enumerate(data.classes):

@@ -193,7 +193,7 @@ def load_chexpert(
     """
     folder = _data_folder(root)
     classes = resolve_classes(classes, "chexpert")
-    header, parts, sources = None, [], []
+    header, tables, names, sources = None, [], [], []
     counts = {"n_rows": 0, "n_unreadable": 0}
     first_bad = None
     for name in list(_CSV) if split is None else [split]:
@@ -208,25 +208,22 @@ def load_chexpert(
                 f"{str(path)!r} has other columns than {str(sources[0])!r}: {head}."
             )
         header = head
-        wrong = labeler_unreadable(table[:, _observations(header)])
-        if first_bad is None and (bad or wrong.any()):
-            where = bad[0][0] if bad else int(np.argmax(wrong)) + 1
-            why = (
-                "not as many fields as the header"
-                if bad
-                else "a label that is not 1, 0, -1 or blank"
+        if bad and first_bad is None:
+            first_bad = (
+                source_name("chexpert", path),
+                f"data row {bad[0][0]}",
+                "not as many fields as the header",
             )
-            first_bad = (source_name("chexpert", path), f"data row {where}", why)
-        counts["n_unreadable"] += len(bad) + int(wrong.sum())
+        counts["n_unreadable"] += len(bad)
         counts["n_rows"] += n_rows
-        parts.append((table[~wrong], np.full((~wrong).sum(), name)))
+        tables.append(table)
+        names.append(name)
         sources.append(path)
     source = " and ".join(source_name("chexpert", p) for p in sources)
-    if first_bad is not None:
-        warn_unreadable(counts["n_unreadable"], *first_bad)
-    table, split_of = (np.concatenate(arrays) for arrays in zip(*parts))
     col = {name: j for j, name in enumerate(header)}
-    rows = {"table": table, "split": split_of}
+    observations = [j for j, name in enumerate(header) if name not in _COLUMNS]
+    table = tables[0] if len(tables) == 1 else np.concatenate(tables)
+    rows = {"table": table, "split": np.repeat(names, [len(t) for t in tables])}
 
     rows["views"] = map_values(table[:, col["AP/PA"]].tolist(), view_name)
     lateral = map_values(
@@ -237,23 +234,39 @@ def load_chexpert(
     rows["views"][lateral] = "LATERAL"
     keep = views_keep(rows["views"], views, source=source)
     counts["n_excluded"] = int(keep.size - np.count_nonzero(keep))
-    rows = take(rows, keep)
+    if counts["n_excluded"]:
+        rows = take(rows, keep)
 
     relpaths = _relative(rows["table"][:, col["Path"]].tolist())
     on_disk = present(str(folder), relpaths)
     counts["n_missing"] = check_missing(
         on_disk, relpaths, on_missing, source=source, root=folder
     )
-    if not on_disk.any():
-        raise ValueError(f"None of the images listed in {source} is on disk.")
     if counts["n_missing"]:
         rows = take(rows, on_disk)
         relpaths = [p for p, ok in zip(relpaths, on_disk) if ok]
 
+    # labels are read for the images kept: one that is none of 1, 0, -1 or
+    # blank makes its row unreadable
+    wrong = labeler_unreadable(rows["table"][:, observations])
+    if wrong.any():
+        counts["n_unreadable"] += int(wrong.sum())
+        first_bad = first_bad or (
+            source,
+            f"image {relpaths[int(np.argmax(wrong))]!r}",
+            "a label that is not 1, 0, -1 or blank",
+        )
+        rows = take(rows, ~wrong)
+        relpaths = [p for p, bad in zip(relpaths, wrong) if not bad]
+    if first_bad is not None:
+        warn_unreadable(counts["n_unreadable"], *first_bad)
+    if not relpaths:
+        raise ValueError(f"None of the images listed in {source} is on disk.")
+
     table = rows["table"]
     labels = labeler_labels(
-        labeler_codes(table[:, _observations(header)]),
-        [header[j] for j in _observations(header)],
+        labeler_codes(table[:, observations]),
+        [header[j] for j in observations],
         classes,
         "chexpert",
         uncertain,
@@ -277,11 +290,6 @@ def load_chexpert(
     )
 
 
-def _observations(header):
-    """Column numbers of the labeler's observations (every other column)."""
-    return [j for j, name in enumerate(header) if name and name not in _COLUMNS]
-
-
 def _chexpert_age(value):
     age = age_years(value)
     return np.nan if age == 0 else age  # 0 is CheXpert's placeholder
@@ -289,6 +297,13 @@ def _chexpert_age(value):
 
 def _relative(paths):
     """CSV paths relative to the data folder (its own name dropped)."""
+    if not paths:
+        return []
+    first = paths[0].partition("/")[0] + "/"
+    if first in ("train/", "valid/", "test/"):
+        return list(paths)
+    if os.path.commonprefix(paths).startswith(first):  # the usual case
+        return [p[len(first) :] for p in paths]
     return [
         p if p.startswith(("train/", "valid/", "test/")) else p.partition("/")[2]
         for p in paths

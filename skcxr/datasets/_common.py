@@ -164,10 +164,7 @@ def present(root, relpaths):
         return np.fromiter(
             (os.path.exists(os.path.join(root, p)) for p in relpaths), bool, n
         )
-    top = os.path.commonpath([p.rpartition("/")[0] or "." for p in probe])
-    top = top.replace(os.sep, "/").strip("/.")
-    if top and not all(p.startswith(top + "/") for p in relpaths):
-        top = ""
+    top = os.path.commonprefix(relpaths).rpartition("/")[0]
     on_disk = _walk(os.path.join(root, top) if top else root, top + "/" if top else "")
     return np.fromiter((p in on_disk for p in relpaths), bool, n)
 

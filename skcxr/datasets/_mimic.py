@@ -70,7 +70,7 @@ def load_mimic_cxr(
 ):
     """File paths, findings, patients and official split of MIMIC-CXR-JPG.
 
-    MIMIC-CXR (Johnson et al. 2019): 377,110 chest radiographs of 227,827
+    MIMIC-CXR (Johnson et al. 2019): 377,110 chest radiographs of 227,835
     studies of 65,379 patients of the Beth Israel Deaconess Medical Center
     (Boston), 2011-2016. MIMIC-CXR-JPG 2.x labels every study with the 14
     observations of the CheXpert labeler or of NegBio (Peng et al. 2018)

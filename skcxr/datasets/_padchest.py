@@ -160,7 +160,7 @@ def load_padchest(
     ...     data = load_padchest(root, classes=["Effusion", "Pneumonia",
     ...                                         "Lung Opacity"])
     >>> print(caught[0].message)  # doctest: +ELLIPSIS
-    1 row(s) of PadChest file ... the first, data row 3 (ImageID 'c.png'): ...
+    1 row(s) of PadChest file ... the first, ImageID 'c.png': ...
     >>> data.labels  # PadChest does not label Lung Opacity
     array([[ 0.,  0., nan],
            [ 1.,  1., nan]])
@@ -185,9 +185,28 @@ def load_padchest(
     col = {name: j for j, name in enumerate(header)}
     counts = {"n_rows": n_rows}
 
+    counts["n_unreadable"] = len(bad)
+    rows = {"table": table}
+    rows["views"] = map_values(table[:, col["Projection"]].tolist(), view_name)
+    keep = views_keep(rows["views"], views, source=source)
+    counts["n_excluded"] = int(keep.size - np.count_nonzero(keep))
+    if counts["n_excluded"]:
+        rows = take(rows, keep)
+
+    relpaths = _relative_paths(root, rows["table"], col)
+    on_disk = present(str(root), relpaths)
+    counts["n_missing"] = check_missing(
+        on_disk, relpaths, on_missing, source=source, root=root
+    )
+    if counts["n_missing"]:
+        rows = take(rows, on_disk)
+        relpaths = [p for p, ok in zip(relpaths, on_disk) if ok]
+
+    # the label lists of the images kept; one that is not a list is unreadable
+    table = rows["table"]
     lists = map_values(table[:, col["Labels"]].tolist(), parse_label_list)
     wrong = np.fromiter((f is None for f in lists), bool, len(lists))
-    counts["n_unreadable"] = len(bad) + int(wrong.sum())
+    counts["n_unreadable"] += int(wrong.sum())
     if bad:
         warn_unreadable(
             counts["n_unreadable"], source, f"data row {bad[0][0]}", "wrong width"
@@ -197,29 +216,16 @@ def load_padchest(
         warn_unreadable(
             counts["n_unreadable"],
             source,
-            f"data row {i + 1} (ImageID {table[i, col['ImageID']]!r})",
+            f"ImageID {table[i, col['ImageID']]!r}",
             f"Labels {table[i, col['Labels']]!r} is not a list of labels",
         )
-    rows = {"table": table[~wrong], "findings": lists[~wrong]}
-    table = rows["table"]
-
-    rows["views"] = map_values(table[:, col["Projection"]].tolist(), view_name)
-    keep = views_keep(rows["views"], views, source=source)
-    counts["n_excluded"] = int(keep.size - np.count_nonzero(keep))
-    rows = take(rows, keep)
-    table = rows["table"]
-
-    relpaths = _relative_paths(root, table, col)
-    on_disk = present(str(root), relpaths)
-    counts["n_missing"] = check_missing(
-        on_disk, relpaths, on_missing, source=source, root=root
-    )
-    if not on_disk.any():
+    rows["findings"] = lists
+    if wrong.any():
+        rows = take(rows, ~wrong)
+        relpaths = [p for p, w in zip(relpaths, wrong) if not w]
+    if not relpaths:
         raise ValueError(f"None of the images listed in {source} is on disk.")
-    if counts["n_missing"]:
-        rows = take(rows, on_disk)
-        relpaths = [p for p, ok in zip(relpaths, on_disk) if ok]
-        table = rows["table"]
+    table = rows["table"]
 
     findings = [list(f) for f in rows["findings"]]
     base = os.path.join(str(root), "")
@@ -246,7 +252,9 @@ def load_padchest(
 def _relative_paths(root, table, col):
     """``ImageDir/ImageID`` when the numbered folders exist, else ``ImageID``."""
     names = table[:, col["ImageID"]].tolist()
-    folders = [d.strip().split(".")[0] for d in table[:, col["ImageDir"]].tolist()]
+    folders = map_values(
+        table[:, col["ImageDir"]].tolist(), lambda d: d.strip().split(".")[0]
+    ).tolist()
     nested = any((root / d).is_dir() for d in set(folders[:1000]) if d)
     if not nested:
         return names

@@ -587,53 +587,57 @@ def load_chestxray14(
         header, table, expert, bad, n_rows, source = read_expert(files)
         csv_path = files[0]
     col = {name: j for j, name in enumerate(header)}
-    names = [n.strip() for n in table[:, col["Image Index"]].tolist()]
-    cells = (
-        table[:, col["Patient ID"]].tolist()
-        if "Patient ID" in col
-        else [None] * len(names)
-    )
-    pids = [_nih_patient(n, c) for n, c in zip(names, cells)]
-    no_pid = np.fromiter((p is None for p in pids), bool, len(pids))
-    counts = {"n_rows": n_rows, "n_unreadable": len(bad) + int(no_pid.sum())}
-    if bad:
-        warn_unreadable(
-            counts["n_unreadable"], source, f"data row {bad[0][0]}", "wrong width"
-        )
-    elif no_pid.any():
-        i = int(np.argmax(no_pid))
-        warn_unreadable(
-            counts["n_unreadable"],
-            source,
-            f"data row {i + 1} ({names[i]!r})",
-            "its Patient ID is not an integer",
-        )
-    sex_col = "Patient Gender" if "Patient Gender" in col else "Patient Sex"
-    rows = {
-        "table": table,
-        "names": np.asarray(names, dtype=object),
-        "pids": np.asarray([p if p is not None else -1 for p in pids], dtype=int),
-        "views": _column(table, col, "View Position", view_name),
-        "sex": _column(table, col, sex_col, sex_name),
-        "age": _column(table, col, "Patient Age", age_years, float),
-    }
+    counts = {"n_rows": n_rows, "n_unreadable": len(bad)}
+    rows = {"table": table}
     if expert is not None:
         rows["split"] = expert
-    rows = take(rows, ~no_pid)
+    rows["views"] = _column(table, col, "View Position", view_name)
     keep = views_keep(rows["views"], views, source=source)
     counts["n_excluded"] = int(keep.size - np.count_nonzero(keep))
-    rows = take(rows, keep)
+    if counts["n_excluded"]:
+        rows = take(rows, keep)
 
+    names = [n.strip() for n in rows["table"][:, col["Image Index"]].tolist()]
     index = _index_images(root)
-    on_disk = np.fromiter((n in index for n in rows["names"]), bool, len(rows["names"]))
+    on_disk = np.fromiter((n in index for n in names), bool, len(names))
     counts["n_missing"] = check_missing(
-        on_disk, rows["names"], on_missing, source=source, root=root
+        on_disk, names, on_missing, source=source, root=root
     )
     if not on_disk.any():
         raise ValueError(
             f"None of the images listed in {str(csv_path)!r} is under {str(root)!r}."
         )
-    rows = take(rows, on_disk)
+    if counts["n_missing"]:
+        rows = take(rows, on_disk)
+        names = [n for n, ok in zip(names, on_disk) if ok]
+
+    # the patient of each image kept; a row without one is unreadable
+    cells = (
+        rows["table"][:, col["Patient ID"]].tolist()
+        if "Patient ID" in col
+        else [None] * len(names)
+    )
+    pids = [_nih_patient(n, c) for n, c in zip(names, cells)]
+    no_pid = np.fromiter((p is None for p in pids), bool, len(pids))
+    counts["n_unreadable"] += int(no_pid.sum())
+    if bad:
+        warn_unreadable(
+            counts["n_unreadable"], source, f"data row {bad[0][0]}", "wrong width"
+        )
+    elif no_pid.any():
+        warn_unreadable(
+            counts["n_unreadable"],
+            source,
+            f"image {names[int(np.argmax(no_pid))]!r}",
+            "its Patient ID is not an integer",
+        )
+    rows["names"] = np.asarray(names, dtype=object)
+    rows["pids"] = np.asarray([-1 if p is None else p for p in pids], dtype=int)
+    if no_pid.any():
+        rows = take(rows, ~no_pid)
+    sex_col = "Patient Gender" if "Patient Gender" in col else "Patient Sex"
+    rows["sex"] = _column(rows["table"], col, sex_col, sex_name)
+    rows["age"] = _column(rows["table"], col, "Patient Age", age_years, float)
     table, names = rows["table"], rows["names"].tolist()
     if labels == "nih":
         findings = _nih_findings(table, header)
