@@ -571,3 +571,14 @@ def test_padchest_flat_folder_and_explicit_csv(tmp_path):
     assert data.patient_ids.tolist() == ["p1", "p1"]
     with pytest.raises(ValueError, match=re.escape("PADCHEST_chest_x_ray")):
         load_padchest(tmp_path / "images")
+
+
+def test_a_file_that_is_not_csv_is_named(tmp_path):
+    folder = tmp_path / "CheXpert-v1.0-small"
+    folder.mkdir()
+    (folder / "train.csv").write_text("Path,Sex\n" + "x" * 200_000 + ",Male\n")
+    with pytest.raises(ValueError, match=r"train.csv' is not a CSV file: field"):
+        load_chexpert(tmp_path)
+    (folder / "train.csv").write_bytes(b"Path,Sex\n\xff\xfe,Male\n")
+    with pytest.raises(ValueError, match="is not UTF-8 text"):
+        load_chexpert(tmp_path)

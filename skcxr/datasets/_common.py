@@ -93,7 +93,10 @@ def read_csv(path, *, required=()):
     """
     text = read_text(path)
     with gc_paused():
-        rows = list(_csv.reader(io.StringIO(text, newline="")))
+        try:
+            rows = list(_csv.reader(io.StringIO(text, newline="")))
+        except _csv.Error as exc:
+            raise ValueError(f"{str(path)!r} is not a CSV file: {exc}.") from None
         del text
         header = [h.strip() for h in rows[0]] if rows else []
         width = len(header)
