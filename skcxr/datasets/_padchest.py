@@ -72,11 +72,12 @@ def load_padchest(
     """File paths, findings and patients of PadChest.
 
     PadChest (Bustos et al. 2020): 160,868 radiographs (six projections) of
-    67,625 patients of San Juan Hospital (Alicante, Spain), 2009-2017, as
-    16-bit PNGs. Each report is labelled with radiographic findings,
-    differential diagnoses and locations of a hierarchical vocabulary; 27% of
-    the reports by physicians, the rest by a recurrent network trained on
-    them (``MethodLabel``). There is no official split.
+    about 67,000 patients of San Juan Hospital (Alicante, Spain), 2009-2017,
+    as 16-bit PNGs; the label file lists 160,861 images of 67,625 patients.
+    Each report is labelled with radiographic findings, differential
+    diagnoses and locations of a hierarchical vocabulary; 27% of the reports
+    by physicians, the rest by a recurrent network trained on them
+    (``MethodLabel``). There is no official split.
 
     Download from https://bimcv.cipf.es/bimcv-projects/padchest/ after a
     request (research use; the data may not be shared and no attempt may be
