@@ -114,7 +114,8 @@ print(
 from skcxr.datasets import concat_datasets
 
 pooled = concat_datasets(nih, chexpert)
-print(pooled.classes.tolist(), dict(zip(*np.unique(pooled.source, return_counts=True))))
+sources, counts = np.unique(pooled.source, return_counts=True)
+print(pooled.classes.tolist(), dict(zip(sources.tolist(), counts.tolist())))
 
 fig, ax = plt.subplots(figsize=(8, 2.8))
 shown = np.ma.masked_invalid(pooled.labels.T)
