@@ -35,7 +35,8 @@ fig, ax = plt.subplots(figsize=(8, 7))
 ax.imshow(np.minimum(coverage, 3), cmap="Blues", vmin=0, vmax=3)
 for (i, j), n in np.ndenumerate(coverage):
     if n:
-        ax.text(j, i, n, ha="center", va="center", fontsize=8)
+        color = "white" if n >= 3 else "black"
+        ax.text(j, i, n, ha="center", va="center", fontsize=8, color=color)
 ax.set_xticks(
     range(len(sets)),
     [DATASET_NAMES[s] for s in sets],
