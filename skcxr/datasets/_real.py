@@ -7,10 +7,10 @@ Two public chest X-ray collections:
   folder; the patient is encoded in the file name.
 - Wang et al. 2017 (CVPR), NIH ChestX-ray14: ``Data_Entry_2017.csv`` with the
   findings and patient of every PNG image, and the official patient-wise split
-  in ``train_val_list.txt`` / ``test_list.txt``.
+  in ``train_val_list.txt`` / ``test_list.txt``; or the expert labels of four
+  findings of Majkowska et al. 2020 (``labels="google2019"``).
 """
 
-import csv as _csv
 import os
 import re
 from pathlib import Path
@@ -18,6 +18,26 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import StrOptions, validate_params
+
+from ._common import (
+    age_years,
+    check_missing,
+    finding_labels,
+    import_pandas,
+    make_bunch,
+    map_values,
+    read_csv,
+    sex_name,
+    source_name,
+    take,
+    to_frame,
+    view_name,
+    views_keep,
+    warn_unreadable,
+)
+from ._google2019 import COMBINED, RELEASE, expert_findings, find_files
+from ._google2019 import read as read_expert
+from ._labels import resolve_classes, source_labels
 
 __all__ = [
     "load_kermany",
@@ -54,6 +74,7 @@ CHESTXRAY14_FINDINGS = (
 #: The ChestX-ray14 label of an image without any finding (the healthy class).
 CHESTXRAY14_NO_FINDING = "No Finding"
 _NIH_LISTS = {"train": "train_val_list.txt", "test": "test_list.txt"}
+_NIH_COLUMNS = ("Image Index", "Finding Labels", "Patient ID")
 _UNASSIGNED = "unassigned"
 
 
@@ -338,26 +359,39 @@ def _single_label_keep(findings, column):
     return np.asarray(keep, dtype=bool), np.asarray(target, dtype=str)
 
 
-def _check_classes(classes):
-    classes = [str(c) for c in classes]
-    if not classes:
-        raise ValueError("classes must name at least one finding, got [].")
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"classes must not repeat a finding, got {classes}.")
-    if CHESTXRAY14_NO_FINDING in classes:
+def _check_classes(classes, labels):
+    dataset = "chestxray14" if labels == "nih" else "nih_google2019"
+    if classes is not None and CHESTXRAY14_NO_FINDING in [str(c) for c in classes]:
         raise ValueError(
             f"classes must not contain {CHESTXRAY14_NO_FINDING!r}: an image without "
             "finding has an all-zero row of labels (and, with single_label='drop', "
             f"the target {CHESTXRAY14_NO_FINDING!r})."
         )
-    return classes
+    return resolve_classes(classes, dataset)
+
+
+def _nih_findings(table, header):
+    """Per row: the findings of ``Finding Labels`` ("No Finding" is none)."""
+    column = header.index("Finding Labels")
+    return [
+        [f for f in (x.strip() for x in cell.split("|")) if f and f != "No Finding"]
+        for cell in table[:, column].tolist()
+    ]
+
+
+def _nih_patient(name, cell):
+    """Patient id of a row: the ``Patient ID`` cell, else the image name's digits."""
+    text = (cell if cell is not None else name.split("_", 1)[0]).strip()
+    return int(text) if text.isdigit() else None
 
 
 @validate_params(
     {
         "root": [str, os.PathLike],
         "csv": [str, os.PathLike, None],
+        "labels": [StrOptions({"nih", "google2019"})],
         "classes": ["array-like", None],
+        "views": [str, "array-like", None],
         "on_missing": [StrOptions({"raise", "skip"})],
         "single_label": [StrOptions({"drop"}), None],
         "as_frame": ["boolean"],
@@ -368,7 +402,9 @@ def load_chestxray14(
     root,
     csv=None,
     *,
+    labels="nih",
     classes=None,
+    views=None,
     on_missing="raise",
     single_label=None,
     as_frame=False,
@@ -376,8 +412,23 @@ def load_chestxray14(
     """File paths, findings, patient ids and official split of NIH ChestX-ray14.
 
     The data set of Wang et al. 2017: 112,120 frontal radiographs of 30,805
-    patients, each with any of 14 findings mined from the reports, or
-    ``"No Finding"``.
+    patients of the NIH Clinical Center, each with any of 14 findings mined
+    from the reports, or ``"No Finding"``. With ``labels="google2019"``, the
+    4,376 images that a panel of radiologists labelled for four findings
+    instead (Majkowska et al. 2020).
+
+    Download the images and ``Data_Entry_2017.csv`` from
+    https://nihcc.app.box.com/v/ChestXray-NIHCC (no restriction of use; cite
+    Wang et al. 2017, link the site and acknowledge the NIH Clinical Center
+    as the provider). Google's expert labels are distributed with the images
+    on Google Cloud (https://cloud.google.com/healthcare-api/docs/resources/public-datasets/nih-chest).
+    Expected layout::
+
+        root/Data_Entry_2017.csv
+        root/train_val_list.txt, root/test_list.txt     (the official split)
+        root/images_001/images/00000001_000.png ... images_012/images/...
+
+    (or every PNG in ``root`` or ``root/images``).
 
     Parameters
     ----------
@@ -385,17 +436,34 @@ def load_chestxray14(
         Folder holding the PNG images, directly or in ``images/`` or in the
         release's ``images_001/images/`` ... ``images_012/images/`` folders.
     csv : str or os.PathLike, default=None
-        The metadata file; by default ``root/Data_Entry_2017.csv`` (or
-        ``Data_Entry_2017_v2020.csv``). Columns used: ``"Image Index"``,
-        ``"Finding Labels"`` (findings separated by ``|``, ``"No Finding"`` for
-        none) and ``"Patient ID"``; every column is kept in ``metadata``.
+        The label file. With ``labels="nih"``, by default
+        ``root/Data_Entry_2017.csv`` (or ``Data_Entry_2017_v2020.csv``).
+        Columns used: ``"Image Index"``, ``"Finding Labels"`` (findings
+        separated by ``|``, ``"No Finding"`` for none), ``"Patient ID"``,
+        ``"Follow-up #"``, ``"View Position"``, ``"Patient Gender"`` (or
+        ``"Patient Sex"``) and ``"Patient Age"``; every column is kept in
+        ``metadata``. With ``labels="google2019"``, by default the
+        ``four_findings_expert_labels_test_labels.csv`` and
+        ``..._validation_labels.csv`` of Google's release (or one file with a
+        ``Set Id`` column), looked for in ``root``.
+    labels : {"nih", "google2019"}, default="nih"
+        The report-mined labels of Wang et al. 2017, or the expert labels of
+        Majkowska et al. 2020 (``Fracture``, ``Pneumothorax``, ``Airspace
+        opacity`` -> "Lung Opacity", ``Nodule or mass`` -> "Nodule/Mass"; a
+        cell neither ``YES`` nor ``NO`` is unknown).
     classes : array-like of str, default=None
-        Findings that get a column of ``labels``, in that order. Default: the 14
-        findings of the data set, sorted (:data:`CHESTXRAY14_FINDINGS`). Other
+        Common finding names (:data:`~skcxr.datasets.LABEL_TABLE`) that get a
+        column of ``labels``, in that order; one the labels do not cover is
+        NaN. Default: the 14 findings of the data set, sorted
+        (:data:`CHESTXRAY14_FINDINGS`), or the four expert findings. Other
         findings of an image stay in ``findings``.
+    views : str or list of str, default=None
+        Keep only these ``View Position`` values (``"PA"``, ``"AP"``); None
+        keeps every image.
     on_missing : {"raise", "skip"}, default="raise"
-        A CSV row whose image file is not under ``root``: raise a ValueError,
-        or leave the row out (for a partial download).
+        A CSV row whose image file is not under ``root``: raise a ValueError
+        naming the first and how many, or leave those rows out with one
+        warning (for a partial download).
     single_label : {"drop"} or None, default=None
         ``"drop"`` keeps only the images that fit a single-label task and adds
         their ``target``: an image without finding is
@@ -403,35 +471,56 @@ def load_chestxray14(
         ``classes`` is that finding, and every other image (several findings,
         or one outside ``classes``) is left out of every returned array. So
         ``classes=["Atelectasis", "Effusion", "Infiltration"]`` gives a
-        four-class problem with ``"No Finding"``.
+        four-class problem with ``"No Finding"``. Only with ``labels="nih"``.
     as_frame : bool, default=False
-        Also return ``frame``, a pandas DataFrame of the CSV rows kept and
-        their ``path`` (needs pandas: ``pip install pandas``).
+        Also return ``frame``, a pandas DataFrame of one row per image (needs
+        pandas: ``pip install pandas``).
 
     Returns
     -------
     data : :class:`~sklearn.utils.Bunch`
         ``paths`` (n,) str; ``findings`` list of lists of every finding name
-        (empty for "No Finding"); ``labels`` (n, n_classes) int binary matrix,
-        ready for multi-label estimators; ``classes`` (n_classes,) str;
-        ``patient_ids`` (n,) int, the groups of
+        (empty for "No Finding"; the expert-positive ones with
+        ``"google2019"``); ``labels`` (n, n_classes) float, 1 or 0 (NaN for a
+        finding the labels do not cover), ready for multi-label estimators;
+        ``classes`` (n_classes,) str; ``patient_ids`` (n,) int, the groups of
         :class:`~sklearn.model_selection.GroupKFold` so a patient's follow-up
-        images stay on one side; ``split`` (n,) str or None: the official
-        patient-wise split, ``"train"`` for images in ``train_val_list.txt``,
-        ``"test"`` for ``test_list.txt``, ``"unassigned"`` for images in neither
-        (the lists are searched beside the CSV, then in ``root``; None when
-        neither list exists); ``target`` (n,) str and ``target_names``
-        (sorted labels present) with ``single_label="drop"``, else None;
-        ``metadata`` dict of CSV column -> (n,) str array; ``frame`` DataFrame
-        or None.
+        images stay on one side; ``study_ids`` (n,) str, the image name
+        without ``.png`` (patient and follow-up number); ``split`` (n,) str
+        or None: the official patient-wise split, ``"train"`` for images in
+        ``train_val_list.txt``, ``"test"`` for ``test_list.txt``,
+        ``"unassigned"`` for images in neither (the lists are searched beside
+        the CSV, then in ``root``; None when neither list exists); with
+        ``"google2019"``, ``"val"`` or ``"test"`` of the expert sets;
+        ``views`` (n,) str; ``sex`` (n,) str ``"M"``, ``"F"`` or
+        ``"unknown"``; ``age`` (n,) float years; ``target`` (n,) str and
+        ``target_names`` (sorted labels present) with
+        ``single_label="drop"``, else None; ``metadata`` dict of CSV column
+        -> (n,) object array of str; ``frame`` DataFrame or None;
+        ``dataset`` ``"chestxray14"`` or ``"nih_google2019"``; the counts
+        ``n_rows``, ``n_unreadable`` (rows left out with a warning: wrong
+        width or no patient id), ``n_excluded`` (by ``views`` and
+        ``single_label``) and ``n_missing``.
 
     Raises
     ------
     ValueError
         On a missing CSV or column, a missing image (``on_missing="raise"``), an
-        image in both official lists, repeated ``classes``, or no image left.
+        image in both official lists, repeated or unknown ``classes`` (with a
+        "did you mean"), or no image left.
     ImportError
         With ``as_frame=True`` when pandas is not installed.
+
+    References
+    ----------
+    .. [1] Wang X, Peng Y, Lu L, Lu Z, Bagheri M, Summers RM. ChestX-ray8:
+       Hospital-scale chest X-ray database and benchmarks on
+       weakly-supervised classification and localization of common thorax
+       diseases. CVPR 2017.
+    .. [2] Majkowska A, Mittal S, Steiner DF, et al. Chest radiograph
+       interpretation with deep learning models: assessment with
+       radiologist-adjudicated reference standards and population-adjusted
+       evaluation. Radiology 294(2), 421-431 (2020).
 
     Examples
     --------
@@ -448,118 +537,166 @@ def load_chestxray14(
     ...     _ = (root / name).write_bytes(b"")
     >>> data = load_chestxray14(root, classes=["Effusion"])
     >>> data.labels.ravel(), data.patient_ids
-    (array([1, 1, 0]), array([1, 1, 2]))
+    (array([1., 1., 0.]), array([1, 1, 2]))
     >>> data.findings
     [['Cardiomegaly', 'Effusion'], ['Effusion'], []]
     >>> data.split
     array(['unassigned', 'unassigned', 'test'], dtype='<U10')
     >>> load_chestxray14(root, classes=["Effusion"], single_label="drop").target
     array(['Effusion', 'No Finding'], dtype='<U10')
+    >>> load_chestxray14(root, classes=["Effusion", "Lung Opacity"]).labels[0]
+    array([ 1., nan])
+
+    Google's expert labels of the same images:
+
+    >>> _ = (root / "four_findings_expert_labels_test_labels.csv").write_text(
+    ...     "Image Index,Patient ID,Fracture,Pneumothorax,Airspace opacity,"
+    ...     "Nodule or mass\\n"
+    ...     "00000001_000.png,1,NO,NO,YES,NO\\n00000002_000.png,2,NO,YES,NO,NO\\n")
+    >>> expert = load_chestxray14(root, labels="google2019")
+    >>> expert.classes.tolist()
+    ['Fracture', 'Lung Opacity', 'Nodule/Mass', 'Pneumothorax']
+    >>> expert.labels, expert.split.tolist()
+    (array([[0., 1., 0., 0.],
+           [0., 0., 0., 1.]]), ['test', 'test'])
     """
-    frame_module = _import_pandas() if as_frame else None
+    frame_module = import_pandas() if as_frame else None  # fail before reading
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"root={str(root)!r} is not a folder.")
-    csv_path = _find_csv(root) if csv is None else Path(csv)
-    if not csv_path.is_file():
-        raise ValueError(f"csv={str(csv_path)!r} is not a file.")
-    classes = _check_classes(CHESTXRAY14_FINDINGS if classes is None else classes)
-    column = {name: j for j, name in enumerate(classes)}
-
-    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-        reader = _csv.reader(fh)
-        header = _split_bracket_columns([h.strip() for h in next(reader, [])])
-        rows = [row for row in reader if any(cell.strip() for cell in row)]
-    needed = ("Image Index", "Finding Labels", "Patient ID")
-    missing_cols = [c for c in needed if c not in header]
-    if missing_cols:
+    dataset = "chestxray14" if labels == "nih" else "nih_google2019"
+    if single_label is not None and labels != "nih":
         raise ValueError(
-            f"{str(csv_path)!r} lacks the column(s) {missing_cols}; header: {header}."
+            "single_label='drop' needs labels='nih': the expert labels cover four "
+            "findings, so an image without them need not be without finding."
         )
-    i_img, i_find, i_pid = (header.index(c) for c in needed)
-
-    index = _index_images(root)
-    paths, findings, pids, kept_rows, not_found = [], [], [], [], []
-    for row in rows:
-        name = row[i_img].strip()
-        path = index.get(name)
-        if path is None:
-            not_found.append(name)
-            continue
-        found = [f.strip() for f in row[i_find].split("|") if f.strip()]
-        try:
-            pid = int(row[i_pid])
-        except ValueError:
+    classes = _check_classes(classes, labels)
+    if labels == "nih":
+        csv_path = _find_csv(root) if csv is None else Path(csv)
+        header, table, bad, n_rows = read_csv(csv_path, required=_NIH_COLUMNS)
+        header = _split_bracket_columns(header)
+        source = source_name(dataset, csv_path)
+        expert = None
+    else:
+        files = [Path(csv)] if csv is not None else find_files([root])
+        if not files:
             raise ValueError(
-                f"Patient ID {row[i_pid]!r} of {name!r} in {str(csv_path)!r} is not "
-                "an integer."
-            ) from None
-        paths.append(path)
-        findings.append([f for f in found if f != CHESTXRAY14_NO_FINDING])
-        pids.append(pid)
-        kept_rows.append(row)
-    if not_found and on_missing == "raise":
-        raise ValueError(
-            f"{len(not_found)} image(s) listed in {str(csv_path)!r} are not under "
-            f"{str(root)!r} (e.g. {not_found[:3]}); pass on_missing='skip' to use the "
-            "images present."
-        )
-    if not paths:
+                f"No expert label file ({RELEASE['test']}, {RELEASE['val']} or "
+                f"{COMBINED[0]}[.gz]) in root={str(root)!r}; pass csv=path."
+            )
+        header, table, expert, bad, n_rows, source = read_expert(files)
+        csv_path = files[0]
+    col = {name: j for j, name in enumerate(header)}
+    counts = {"n_rows": n_rows, "n_unreadable": len(bad)}
+    rows = {"table": table}
+    if expert is not None:
+        rows["split"] = expert
+    rows["views"] = _column(table, col, "View Position", view_name)
+    keep = views_keep(rows["views"], views, source=source)
+    counts["n_excluded"] = int(keep.size - np.count_nonzero(keep))
+    if counts["n_excluded"]:
+        rows = take(rows, keep)
+
+    names = [n.strip() for n in rows["table"][:, col["Image Index"]].tolist()]
+    index = _index_images(root)
+    on_disk = np.fromiter((n in index for n in names), bool, len(names))
+    counts["n_missing"] = check_missing(
+        on_disk, names, on_missing, source=source, root=root
+    )
+    if not on_disk.any():
         raise ValueError(
             f"None of the images listed in {str(csv_path)!r} is under {str(root)!r}."
         )
+    if counts["n_missing"]:
+        rows = take(rows, on_disk)
+        names = [n for n, ok in zip(names, on_disk) if ok]
 
-    names = [row[i_img].strip() for row in kept_rows]
-    folders = list(dict.fromkeys([csv_path.parent, root]))
-    split = _official_split(names, folders)
+    # the patient of each image kept; a row without one is unreadable
+    cells = (
+        rows["table"][:, col["Patient ID"]].tolist()
+        if "Patient ID" in col
+        else [None] * len(names)
+    )
+    pids = [_nih_patient(n, c) for n, c in zip(names, cells)]
+    no_pid = np.fromiter((p is None for p in pids), bool, len(pids))
+    counts["n_unreadable"] += int(no_pid.sum())
+    if bad:
+        warn_unreadable(
+            counts["n_unreadable"], source, f"data row {bad[0][0]}", "wrong width"
+        )
+    elif no_pid.any():
+        warn_unreadable(
+            counts["n_unreadable"],
+            source,
+            f"image {names[int(np.argmax(no_pid))]!r}",
+            "its Patient ID is not an integer",
+        )
+    rows["names"] = np.asarray(names, dtype=object)
+    rows["pids"] = np.asarray([-1 if p is None else p for p in pids], dtype=int)
+    if no_pid.any():
+        rows = take(rows, ~no_pid)
+    sex_col = "Patient Gender" if "Patient Gender" in col else "Patient Sex"
+    rows["sex"] = _column(rows["table"], col, sex_col, sex_name)
+    rows["age"] = _column(rows["table"], col, "Patient Age", age_years, float)
+    table, names = rows["table"], rows["names"].tolist()
+    if labels == "nih":
+        findings = _nih_findings(table, header)
+        folders = list(dict.fromkeys([csv_path.parent, root]))
+        split = _official_split(names, folders)
+    else:
+        findings, unknown = expert_findings(table, header)
+        split = rows["split"]
+
     target = None
     if single_label == "drop":
-        keep, target = _single_label_keep(findings, column)
+        keep, target = _single_label_keep(findings, set(classes))
         if not keep.any():
             raise ValueError(
                 f"No image of {str(csv_path)!r} has no finding or a single finding "
                 f"among classes={classes}."
             )
-        paths = [p for p, k in zip(paths, keep) if k]
+        counts["n_excluded"] += int(keep.size - np.count_nonzero(keep))
+        rows = take(rows, keep)
+        table, names = rows["table"], rows["names"].tolist()
         findings = [f for f, k in zip(findings, keep) if k]
-        pids = [p for p, k in zip(pids, keep) if k]
-        kept_rows = [r for r, k in zip(kept_rows, keep) if k]
         split = None if split is None else split[keep]
 
-    labels = np.zeros((len(paths), len(classes)), dtype=int)
-    for i, found in enumerate(findings):
-        labels[i, [column[f] for f in found if f in column]] = 1
+    values = finding_labels(findings, classes, dataset)
+    if labels != "nih":  # a blank expert cell is unknown, not absent
+        own = source_labels(dataset)
+        for j, common in enumerate(classes):
+            for i, blank in enumerate(unknown):
+                if set(own.get(common, ())) & set(blank):
+                    values[i, j] = np.nan
     metadata = {
-        name: np.asarray(
-            [row[j].strip() if j < len(row) else "" for row in kept_rows], dtype=str
-        )
+        name: np.asarray([c.strip() for c in table[:, j].tolist()], dtype=object)
         for j, name in enumerate(header)
         if name
     }
-    frame = None
-    if frame_module is not None:
-        frame = frame_module.DataFrame(metadata)
-        frame.insert(0, "path", paths)
-    return Bunch(
-        paths=np.asarray(paths, dtype=str),
-        findings=findings,
-        labels=labels,
-        classes=np.asarray(classes, dtype=str),
-        patient_ids=np.asarray(pids, dtype=int),
+    bunch = make_bunch(
+        dataset,
+        paths=[index[n] for n in names],
+        labels=values,
+        classes=classes,
+        patient_ids=rows["pids"],
+        study_ids=[n.rsplit(".", 1)[0] for n in names],
         split=split,
+        views=rows["views"],
+        sex=rows["sex"],
+        age=rows["age"],
+        metadata=metadata,
+        counts=counts,
+        as_frame=False,
+        findings=findings,
         target=target,
         target_names=None if target is None else np.unique(target),
-        metadata=metadata,
-        frame=frame,
     )
+    if frame_module is not None:
+        bunch.frame = to_frame(bunch)
+    return bunch
 
 
-def _import_pandas():
-    try:
-        import pandas
-    except ImportError as exc:
-        raise ImportError(
-            "as_frame=True needs pandas: pip install pandas (or pip install "
-            "'skcxr[pandas]')."
-        ) from exc
-    return pandas
+def _column(table, col, name, fn, dtype=object):
+    """``fn`` of a CSV column, or of blanks when the file lacks it."""
+    values = table[:, col[name]].tolist() if name in col else [""] * len(table)
+    return map_values(values, fn, dtype)

@@ -1,0 +1,328 @@
+"""Indexing the public data sets' label files: skcxr's loaders vs torchxrayvision.
+
+The CheXpert case indexes the full 223,414-row ``train.csv`` of CheXpert
+(Irvin et al. 2019), shipped in torchxrayvision's wheel, in the data set's
+folder layout with only part of the images on disk (a partial download:
+every ``--every``-th patient folder, as empty files, which neither library
+reads while indexing). It times, interleaved, repeat after repeat:
+
+* torchxrayvision's ``CheX_Dataset`` as constructed with its own defaults
+  (``views=["PA"]``, ``unique_patients=True``: it keeps one PA image per
+  patient, 20,543 rows), and with ``views=["*"], unique_patients=False`` (every
+  row, the work skcxr does). It reads the CSV with pandas, never looks at the
+  image files and leaves the labels of all 14 columns as they are;
+* ``load_chexpert(root, on_missing="skip")``: every row, the labels of the 13
+  findings, patient and study ids, views, sex, age, and which images are on
+  disk (one walk of the folders present, or a stat per file, whichever its
+  sample of 256 paths says is cheaper);
+
+then, on the loaded Bunch, which-files-exist by ``os.path.exists`` per row vs
+skcxr's choice, and the patient-grouped hold-out splits of all rows
+(scikit-learn's ``GroupShuffleSplit`` and skcxr's ``holdout_split``: grouped
+for a 2-D label matrix; with ``--stratified`` also grouped and stratified on a
+1-D label, the Edema column, which takes minutes). ``--all`` also times ChestX-ray14 (112,120
+rows) and PadChest (160,861 rows) against torchxrayvision's ``NIH_Dataset``
+and ``PC_Dataset`` (every row); PadChest's label lists are parsed once per
+distinct string.
+
+Import times are not counted (torchxrayvision imports torch). Each ratio is
+the median of the per-repeat ratios; the machine's other load shows in the
+spread.
+
+Run::
+
+    python benchmarks/bench_datasets.py            # CheXpert, 5 repeats
+    python benchmarks/bench_datasets.py --all      # also ChestX-ray14, PadChest
+    python benchmarks/bench_datasets.py --quick    # 3 repeats
+    python benchmarks/bench_datasets.py --stratified  # + a stratified split
+"""
+
+import argparse
+import csv as csv_module
+import gzip
+import os
+import shutil
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import GroupShuffleSplit
+
+from skcxr.datasets import load_chestxray14, load_chexpert, load_padchest
+from skcxr.datasets._common import present
+from skcxr.utils._split import holdout_split
+
+
+def xrv_data():
+    import torchxrayvision as xrv
+
+    return xrv, Path(xrv.__file__).parent / "data"
+
+
+def make_chexpert(folder, data, every):
+    """CheXpert-v1.0-small/train.csv and every ``every``-th patient's files."""
+    base = Path(folder) / "CheXpert-v1.0-small"
+    base.mkdir(parents=True)
+    csv = base / "train.csv"
+    csv.write_bytes(gzip.decompress((data / "chexpert_train.csv.gz").read_bytes()))
+    lines = csv.read_text().splitlines()[1:]
+    written = 0
+    for line in lines:
+        relative = line.split(",", 1)[0].split("/", 1)[1]
+        patient = int(relative.split("/")[1][len("patient") :])
+        if patient % every == 0:
+            path = base / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+            written += 1
+    return base, len(lines), written
+
+
+def make_flat(folder, names, every):
+    """Every ``every``-th of ``names`` as an empty file in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names[::every]:
+        (folder / name).touch()
+
+
+def compare(runs, repeats):
+    """Interleaved wall times and the last result of each run."""
+    times = {name: [] for name in runs}
+    results = {}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the missing-images warning
+                results[name] = run()
+            times[name].append(time.perf_counter() - start)
+    return times, results
+
+
+def report(title, runs, repeats, base, rows_of):
+    times, results = compare(runs, repeats)
+    print(
+        f"\n{title} ({repeats} interleaved repeats, load average "
+        f"{os.getloadavg()[0]:.1f})"
+    )
+    print(
+        f"{'run':<58}{'rows':>8}{'median s':>10}{'(min-max)':>14}"
+        f"{'x ' + base[:14]:>18}"
+    )
+    ratios = {}
+    for name in runs:
+        per = [t / b for t, b in zip(times[name], times[base])]
+        ratios[name] = statistics.median(per)
+        spread = f"({min(times[name]):.2f}-{max(times[name]):.2f})"
+        print(
+            f"{name:<58}{rows_of(results[name]):>8}"
+            f"{statistics.median(times[name]):>10.3f}{spread:>14}"
+            f"{ratios[name]:>17.2f}x"
+        )
+    return times, results, ratios
+
+
+def bench_chexpert(xrv, data, every, repeats, stratified=False):
+    folder = tempfile.mkdtemp()
+    try:
+        base, n_rows, written = make_chexpert(folder, data, every)
+        print(
+            f"CheXpert train.csv: {n_rows} rows; {written} image files on disk "
+            f"(every {every}th patient)"
+        )
+        csv = str(base / "train.csv")
+        runs = {
+            "torchxrayvision CheX_Dataset (its defaults)": lambda: xrv.datasets.CheX_Dataset(
+                imgpath=str(base), csvpath=csv
+            ),
+            "torchxrayvision CheX_Dataset (views=*, every row)": lambda: xrv.datasets.CheX_Dataset(
+                imgpath=str(base), csvpath=csv, views=["*"], unique_patients=False
+            ),
+            "skcxr load_chexpert(on_missing='skip')": lambda: load_chexpert(
+                folder, on_missing="skip"
+            ),
+        }
+
+        def rows_of(result):
+            return len(result) if hasattr(result, "csv") else len(result.paths)
+
+        name = "torchxrayvision CheX_Dataset (views=*, every row)"
+        times, results, ratios = report(
+            "Index CheXpert's train.csv", runs, repeats, name, rows_of
+        )
+        loaded = results["skcxr load_chexpert(on_missing='skip')"]
+        print(
+            f"skcxr: {len(loaded.paths)} images on disk, n_missing="
+            f"{loaded.n_missing}, {len(loaded.classes)} classes"
+        )
+
+        relpaths = [
+            line.split(",", 1)[0].split("/", 1)[1]
+            for line in Path(csv).read_text().splitlines()[1:]
+        ]
+        exists = {
+            "os.path.exists per row": lambda: np.fromiter(
+                (os.path.exists(os.path.join(str(base), p)) for p in relpaths),
+                bool,
+                len(relpaths),
+            ),
+            "skcxr present() (sample, then walk or stat)": lambda: present(
+                str(base), relpaths
+            ),
+        }
+        t_exists, r_exists, _ = report(
+            "Which images are on disk",
+            exists,
+            repeats,
+            "os.path.exists per row",
+            lambda r: int(r.sum()),
+        )
+        assert (
+            r_exists["os.path.exists per row"]
+            == r_exists["skcxr present() (sample, then walk or stat)"]
+        ).all()
+
+        # every row's patient (as load_chexpert names it) and its Edema label
+        groups = np.array([p.split("/")[1] for p in relpaths])
+        with open(csv, newline="") as fh:
+            rows = list(csv_module.reader(fh))
+        edema = rows[0].index("Edema")
+        y = np.array([row[edema] or "blank" for row in rows[1:]])
+        splits = {
+            "GroupShuffleSplit(test_size=0.2)": lambda: next(
+                GroupShuffleSplit(test_size=0.2, random_state=0).split(
+                    groups, groups=groups
+                )
+            ),
+            "skcxr holdout_split(2-D labels: grouped)": lambda: holdout_split(
+                np.zeros((len(groups), 2)),
+                test_size=0.2,
+                groups=groups,
+                random_state=0,
+            ),
+        }
+        if stratified:  # StratifiedGroupKFold over 64,540 patients: minutes
+            splits["skcxr holdout_split(Edema: grouped, stratified)"] = (
+                lambda: holdout_split(y, test_size=0.2, groups=groups, random_state=0)
+            )
+        report(
+            f"Patient-grouped hold-out split of {len(groups)} images, "
+            f"{len(set(groups))} patients",
+            splits,
+            repeats,
+            "GroupShuffleSplit(test_size=0.2)",
+            lambda r: len(r[1]),
+        )
+        return times, ratios
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def bench_nih_padchest(xrv, data, every, repeats):
+    import pandas as pd
+
+    folder = Path(tempfile.mkdtemp())
+    try:
+        nih_csv = folder / "nih" / "Data_Entry_2017.csv"
+        nih_csv.parent.mkdir()
+        nih_csv.write_bytes(
+            gzip.decompress((data / "Data_Entry_2017_v2020.csv.gz").read_bytes())
+        )
+        names = pd.read_csv(nih_csv, usecols=["Image Index"])["Image Index"].tolist()
+        make_flat(folder / "nih" / "images", names, every)
+        runs = {
+            "torchxrayvision NIH_Dataset (views=*, every row)": lambda: xrv.datasets.NIH_Dataset(
+                imgpath=str(folder / "nih"),
+                csvpath=str(nih_csv),
+                views=["*"],
+                unique_patients=False,
+            ),
+            "skcxr load_chestxray14(on_missing='skip')": lambda: load_chestxray14(
+                folder / "nih", on_missing="skip"
+            ),
+        }
+        report(
+            "Index ChestX-ray14's Data_Entry_2017.csv",
+            runs,
+            repeats,
+            "torchxrayvision NIH_Dataset (views=*, every row)",
+            lambda r: len(r) if hasattr(r, "csv") else len(r.paths),
+        )
+
+        pc_csv = (
+            folder / "padchest" / "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv"
+        )
+        pc_csv.parent.mkdir()
+        pc_csv.write_bytes(
+            gzip.decompress(
+                (
+                    data / "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv.gz"
+                ).read_bytes()
+            )
+        )
+        frame = pd.read_csv(pc_csv, usecols=["ImageID"])
+        make_flat(folder / "padchest", frame["ImageID"].tolist(), every)
+        runs = {
+            "torchxrayvision PC_Dataset (views=*, every row)": lambda: xrv.datasets.PC_Dataset(
+                imgpath=str(folder / "padchest"),
+                csvpath=str(pc_csv),
+                views=["*"],
+                unique_patients=False,
+            ),
+            "skcxr load_padchest(on_missing='skip')": lambda: load_padchest(
+                folder / "padchest", on_missing="skip"
+            ),
+        }
+        report(
+            "Index PadChest's label CSV",
+            runs,
+            repeats,
+            "torchxrayvision PC_Dataset (views=*, every row)",
+            lambda r: len(r) if hasattr(r, "csv") else len(r.paths),
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 repeats")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument(
+        "--every",
+        type=int,
+        default=10,
+        help="one patient (image) in EVERY has files on disk",
+    )
+    parser.add_argument(
+        "--all", action="store_true", help="also ChestX-ray14 and PadChest"
+    )
+    parser.add_argument(
+        "--stratified",
+        action="store_true",
+        help="also holdout_split stratified on a label (takes minutes)",
+    )
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (3 if args.quick else 5)
+    start = time.perf_counter()
+    xrv, data = xrv_data()
+    print(
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+        f"torchxrayvision {xrv.__version__} imported in "
+        f"{time.perf_counter() - start:.1f} s (not counted)"
+    )
+    results = {
+        "chexpert": bench_chexpert(
+            xrv, data, args.every, repeats, stratified=args.stratified
+        )
+    }
+    if args.all:
+        bench_nih_padchest(xrv, data, args.every, repeats)
+    return results
+
+
+if __name__ == "__main__":
+    main()

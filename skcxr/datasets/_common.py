@@ -1,0 +1,568 @@
+"""Reading rules shared by the loaders of the public chest X-ray data sets.
+
+Each rule lives here once: reading a label file (``.csv``, ``.csv.gz`` or a
+``.zip`` holding one CSV), counting unreadable rows, finding which listed
+images are on disk, the common vocabularies of views, sex and age, labels from
+label lists and from the CheXpert labeler's 1 / 0 / -1 / blank columns, and
+the Bunch every loader returns.
+"""
+
+import contextlib
+import csv as _csv
+import gc
+import gzip
+import io
+import os
+import re
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from sklearn.utils import Bunch
+
+from ._labels import DATASET_NAMES, source_labels
+
+#: The value of ``views`` and ``sex`` when the label files do not say.
+UNKNOWN = "unknown"
+
+#: Summary counts of what a loader read (keys of every returned Bunch).
+COUNT_KEYS = ("n_rows", "n_unreadable", "n_excluded", "n_missing")
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Pause the cyclic garbage collector while a label file is parsed.
+
+    Parsing builds hundreds of thousands of row lists, none of which can be
+    part of a reference cycle; the collector would walk them again and again
+    while they are built (about doubling the time to index CheXpert's
+    223,414 rows). It is switched back on afterwards if it was on; the lists
+    are gone by then.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def read_text(path):
+    """Text of a label file: plain, gzip (``.gz``) or the one CSV of a ``.zip``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{str(path)!r} is not a file.")
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    elif data[:4] == b"PK\x03\x04":
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = [n for n in archive.namelist() if n.lower().endswith(".csv")]
+            if len(members) != 1:
+                raise ValueError(
+                    f"{str(path)!r} must hold exactly one .csv file, found {members}."
+                )
+            data = archive.read(members[0])
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{str(path)!r} is not UTF-8 text: {exc}.") from None
+
+
+def read_csv(path, *, required=()):
+    """Header, table and unreadable rows of a CSV label file.
+
+    Parameters
+    ----------
+    path : path-like
+    required : sequence of str
+        Columns that must be in the header (a ValueError names those missing).
+
+    Returns
+    -------
+    header : list of str
+        Column names, stripped of surrounding spaces.
+    table : ndarray of shape (n_rows, n_columns), dtype=object
+        The cells (str) of every row that has as many fields as the header.
+    bad : list of (int, list of str)
+        The 1-based data-row number and fields of every other row.
+    n_rows : int
+        Data rows read (blank lines are not rows).
+    """
+    text = read_text(path)
+    with gc_paused():
+        try:
+            rows = list(_csv.reader(io.StringIO(text, newline="")))
+        except _csv.Error as exc:
+            raise ValueError(f"{str(path)!r} is not a CSV file: {exc}.") from None
+        del text
+        header = [h.strip() for h in rows[0]] if rows else []
+        width = len(header)
+        good, bad, n_rows = rows[1:], [], len(rows) - 1
+        if set(map(len, good)) - {width}:  # blank lines, short or long rows
+            good, n_rows = [], 0
+            for row in rows[1:]:
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue
+                n_rows += 1
+                if len(row) == width:
+                    good.append(row)
+                else:
+                    bad.append((n_rows, row))
+        table = np.empty((len(good), width), dtype=object)
+        if good:
+            table[:] = good
+        # drop the row lists before the collector is back: a numpy array of
+        # strings holds nothing it would have to walk
+        del rows, good
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise ValueError(
+            f"{str(path)!r} lacks the column(s) {missing}; header: {header}."
+        )
+    return header, table, bad, n_rows
+
+
+def warn_unreadable(n, source, first, reason):
+    """Warn once that ``n`` rows of ``source`` were left out, naming the first."""
+    if n:
+        warnings.warn(
+            f"{n} row(s) of {source} could not be read and are left out "
+            f"(n_unreadable counts them); the first, {first}: {reason}.",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def present(root, relpaths):
+    """Which of ``root/relpath`` exist, at the cost of the cheaper of two ways.
+
+    A ``stat`` per file costs a few microseconds; listing a folder about ten,
+    but answers for every file in it. When few of the listed images are on disk
+    (a partial download) or they share few folders, the folders that exist
+    under the deepest folder common to all paths are walked once and each
+    path is looked up in what was found; otherwise every file is stat-ed. A
+    sample of 256 paths, spread over the list, decides.
+
+    Parameters
+    ----------
+    root : str
+    relpaths : list of str
+        Paths relative to ``root``, with ``/`` separators.
+
+    Returns
+    -------
+    ndarray of shape (len(relpaths),), dtype=bool
+    """
+    n = len(relpaths)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    probe = relpaths[:: max(1, n // 256)]
+    found = sum(os.path.exists(os.path.join(root, p)) for p in probe)
+    folders = {p.rpartition("/")[0] for p in probe}
+    # a walk lists about found/len(probe) of the folders, each worth ~4 stats
+    if 4 * found * len(folders) > len(probe) ** 2:
+        return np.fromiter(
+            (os.path.exists(os.path.join(root, p)) for p in relpaths), bool, n
+        )
+    top = os.path.commonprefix(relpaths).rpartition("/")[0]
+    on_disk = _walk(os.path.join(root, top) if top else root, top + "/" if top else "")
+    return np.fromiter((p in on_disk for p in relpaths), bool, n)
+
+
+def _walk(folder, prefix):
+    """Relative paths (``prefix`` + name) of the files under ``folder``."""
+    found, stack, seen = set(), [(folder, prefix)], set()
+    while stack:
+        here, rel = stack.pop()
+        try:
+            entries = os.scandir(here)
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    continue
+                if not is_dir:
+                    found.add(rel + entry.name)
+                    continue
+                if entry.is_symlink():  # never walk a folder twice (link loops)
+                    key = os.path.realpath(entry.path)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                stack.append((entry.path, rel + entry.name + "/"))
+    return found
+
+
+def index_images(folder, suffixes, *, recursive=False):
+    """File stem -> path relative to ``folder`` of its files ending in ``suffixes``.
+
+    One listing of ``folder`` (or one walk of it with ``recursive=True``);
+    a folder that does not exist has no files.
+    """
+    if recursive:
+        names = sorted(_walk(str(folder), ""))
+    else:
+        try:
+            with os.scandir(folder) as entries:
+                names = sorted(e.name for e in entries if not e.is_dir())
+        except OSError:
+            names = []
+    index = {}
+    for rel in names:
+        name = rel.rpartition("/")[2]
+        lower = name.lower()
+        for suffix in suffixes:
+            if lower.endswith(suffix):
+                index.setdefault(name[: -len(suffix)], rel)
+                break
+    return index
+
+
+DICOM_TAGS = ("PatientID", "PatientSex", "PatientAge", "ViewPosition")
+
+
+def dicom_headers(paths, *, source):
+    """``{tag: (n,) object array of str}`` of :data:`DICOM_TAGS` read from files.
+
+    Only the header is read (pydicom, ``stop_before_pixels``), and the values
+    are taken as stored, not validated: public sets store ages such as
+    ``"43"`` where DICOM asks for ``"043Y"``, which :func:`age_years` reads
+    alike. A file whose header cannot be read gets blank values and is
+    counted in one warning.
+    """
+    import pydicom
+
+    values = {tag: [] for tag in DICOM_TAGS}
+    failed, first = 0, None
+    for path in paths:
+        try:
+            ds = pydicom.dcmread(
+                path, stop_before_pixels=True, specific_tags=list(DICOM_TAGS)
+            )
+        except Exception as exc:  # any unreadable header: counted, not fatal
+            failed += 1
+            first = first or f"{path!r}: {exc}"
+            ds = None
+        for tag in DICOM_TAGS:
+            values[tag].append(_raw_value(ds, tag))
+    if failed:
+        warnings.warn(
+            f"The DICOM header of {failed} image(s) of {source} could not be "
+            f"read; their view, sex and age are unknown (the first, {first}).",
+            UserWarning,
+            stacklevel=4,
+        )
+    return {tag: np.asarray(v, dtype=object) for tag, v in values.items()}
+
+
+def _raw_value(ds, tag):
+    """The stored text of a header element ("" when absent)."""
+    item = None if ds is None else ds.get_item(tag)
+    value = "" if item is None else item.value
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    return str(value or "").strip(" \x00")
+
+
+def check_missing(on_disk, shown, on_missing, *, source, root):
+    """Raise on missing images (``on_missing="raise"``) or warn how many are left."""
+    n_missing = int(on_disk.size - np.count_nonzero(on_disk))
+    if not n_missing:
+        return 0
+    first = shown[int(np.argmin(on_disk))]
+    if on_missing == "raise":
+        raise ValueError(
+            f"{n_missing} image(s) listed in {source} are not under {str(root)!r} "
+            f"(the first: {first!r}); pass on_missing='skip' to use the images "
+            "present."
+        )
+    warnings.warn(
+        f"{n_missing} of the {on_disk.size} image(s) listed in {source} are not "
+        f"under {str(root)!r} and are left out (n_missing counts them; the "
+        f"first: {first!r}).",
+        UserWarning,
+        stacklevel=4,
+    )
+    return n_missing
+
+
+class _Cached(dict):
+    """``value -> fn(value)``, computed once per distinct value."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def __missing__(self, key):
+        value = self[key] = self.fn(key)
+        return value
+
+
+def map_values(values, fn, dtype=object):
+    """``fn`` applied to every value, once per distinct value."""
+    cache = _Cached(fn)
+    return np.fromiter(map(cache.__getitem__, values), dtype=dtype, count=len(values))
+
+
+_VIEWS = {
+    "PA": "PA",
+    "POSTEROANTERIOR": "PA",
+    "AP": "AP",
+    "ANTEROPOSTERIOR": "AP",
+    "AP_HORIZONTAL": "AP supine",
+    "AP SUPINE": "AP supine",
+    "L": "LATERAL",
+    "LAT": "LATERAL",
+    "LATERAL": "LATERAL",
+    "": UNKNOWN,
+    "UNK": UNKNOWN,
+    "UNKNOWN": UNKNOWN,
+    "NAN": UNKNOWN,
+    "NONE": UNKNOWN,
+}
+
+
+def view_name(value):
+    """Common view name: PA, AP, AP supine, LATERAL, other codes upper-cased."""
+    key = str(value).strip().upper()
+    return _VIEWS.get(key, key)
+
+
+def sex_name(value):
+    """``"M"``, ``"F"``, ``"O"`` (other) or ``"unknown"``."""
+    key = str(value).strip().upper()
+    return {"M": "M", "MALE": "M", "F": "F", "FEMALE": "F", "O": "O"}.get(key, UNKNOWN)
+
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([YMWD]?)\s*$", re.IGNORECASE)
+_AGE_UNIT = {"": 1.0, "Y": 1.0, "M": 12.0, "W": 52.1775, "D": 365.25}
+MAX_AGE = 120.0
+
+
+def age_years(value):
+    """Age in years of ``"58"``, ``"58.0"`` or a DICOM age ``"058Y"``/``"06M"``.
+
+    Blank, unparsable and implausible (over 120 years) ages are NaN.
+    """
+    match = _AGE.match(str(value))
+    if match is None:
+        return np.nan
+    years = float(match.group(1)) / _AGE_UNIT[match.group(2).upper()]
+    return years if years <= MAX_AGE else np.nan
+
+
+def year_of(value):
+    """The year of ``"1930.0"``, ``"2180"`` or a date ``"20140915"``; NaN if none."""
+    text = str(value).strip()[:4]
+    return float(text) if len(text) == 4 and text.isdigit() else np.nan
+
+
+def views_keep(views, wanted, *, source):
+    """Mask of the images whose view is in ``wanted`` (None: every image)."""
+    if wanted is None:
+        return np.ones(len(views), dtype=bool)
+    wanted = [wanted] if isinstance(wanted, str) else [str(v) for v in wanted]
+    keep = np.isin(views, wanted)
+    if not keep.any():
+        present_views = sorted(set(np.asarray(views).tolist()))
+        raise ValueError(
+            f"No image of {source} has a view in views={wanted}; the views "
+            f"present are {present_views}."
+        )
+    return keep
+
+
+def finding_labels(findings, classes, dataset):
+    """``(n, k)`` float labels from per-image lists of the data set's labels.
+
+    A class is 1 when the image has any of the data set's labels for it
+    (:data:`~skcxr.datasets.LABEL_TABLE`), else 0; NaN for every image when
+    the data set does not label it.
+    """
+    own = source_labels(dataset)
+    vocabulary = {}
+    rows, cols = [], []
+    for i, found in enumerate(findings):
+        for name in found:
+            rows.append(i)
+            cols.append(vocabulary.setdefault(name, len(vocabulary)))
+    has = np.zeros((len(findings), len(vocabulary) + 1), dtype=bool)
+    has[rows, cols] = True
+    labels = np.full((len(findings), len(classes)), np.nan)
+    for j, common in enumerate(classes):
+        if common in own:
+            idx = [vocabulary[n] for n in own[common] if n in vocabulary]
+            labels[:, j] = has[:, idx].any(axis=1) if idx else 0.0
+    return labels
+
+
+UNCERTAIN = {"ignore": np.nan, "ones": 1.0, "zeros": 0.0}
+_BAD_CODE = 9.0
+
+
+def _labeler_code(value):
+    value = value.strip()
+    if not value:
+        return np.nan
+    try:
+        code = float(value)
+    except ValueError:
+        return _BAD_CODE
+    return code if code in (1.0, 0.0, -1.0) else _BAD_CODE
+
+
+def labeler_codes(cells):
+    """Floats 1 / 0 / -1 / NaN (blank) of a CheXpert-labeler column block.
+
+    A cell that is none of these is 9; :func:`labeler_unreadable` finds them.
+    """
+    cells = np.asarray(cells, dtype=object)
+    codes = map_values(cells.ravel().tolist(), _labeler_code, float)
+    return codes.reshape(cells.shape)
+
+
+def labeler_unreadable(cells):
+    """Row mask of a labeler column block: a cell not 1, 0, -1 or blank.
+
+    Each column's distinct values are checked once, so the codes themselves
+    need only be made for the rows a loader keeps.
+    """
+    cells = np.asarray(cells, dtype=object)
+    bad = np.zeros(len(cells), dtype=bool)
+    for j in range(cells.shape[1]):
+        column = cells[:, j].tolist()
+        wrong = {v for v in set(column) if _labeler_code(v) == _BAD_CODE}
+        if wrong:
+            bad |= np.fromiter((v in wrong for v in column), bool, len(column))
+    return bad
+
+
+def labeler_labels(codes, header_cols, classes, dataset, uncertain):
+    """Labels in ``classes`` from the CheXpert labeler's codes.
+
+    ``codes`` is ``(n, m)``, its columns named by ``header_cols`` (the data
+    set's observation names). Positive 1, negative 0, uncertain -1 per
+    ``uncertain`` (U-Ignore NaN, U-Ones 1, U-Zeros 0; Irvin et al. 2019), not
+    mentioned (blank) NaN; except that the labeler marks "No Finding" only
+    when no finding is positive or uncertain, so in an image with "No Finding"
+    1 every blank finding but "Support Devices" is 0, and a blank "No Finding"
+    is 0.
+    """
+    own = source_labels(dataset)
+    position = {name: j for j, name in enumerate(header_cols)}
+    codes = codes.copy()
+    if "No Finding" in position:
+        j_none = position["No Finding"]
+        healthy = codes[:, j_none] == 1.0
+        for name, j in position.items():
+            if name not in ("No Finding", "Support Devices"):
+                column = codes[:, j]
+                column[healthy & np.isnan(column)] = 0.0
+        column = codes[:, j_none]
+        column[np.isnan(column)] = 0.0
+    codes[codes == -1.0] = UNCERTAIN[uncertain]
+    labels = np.full((len(codes), len(classes)), np.nan)
+    for j, common in enumerate(classes):
+        names = own.get(common, ())
+        if len(names) == 1 and names[0] in position:
+            labels[:, j] = codes[:, position[names[0]]]
+    return labels
+
+
+def object_array(items):
+    """(n,) object array holding ``items`` (arrays of any shapes) as they are."""
+    out = np.empty(len(items), dtype=object)
+    for i, item in enumerate(items):
+        out[i] = item
+    return out
+
+
+def take(arrays, keep):
+    """Every array of a dict indexed by ``keep``."""
+    return {name: values[keep] for name, values in arrays.items()}
+
+
+def import_pandas():
+    try:
+        import pandas
+    except ImportError as exc:
+        raise ImportError(
+            "as_frame=True needs pandas: pip install pandas (or pip install "
+            "'skcxr[pandas]')."
+        ) from exc
+    return pandas
+
+
+def make_bunch(
+    dataset,
+    *,
+    paths,
+    labels,
+    classes,
+    patient_ids,
+    study_ids,
+    split,
+    views,
+    sex,
+    age,
+    metadata,
+    counts,
+    as_frame=False,
+    **extras,
+):
+    """The Bunch every loader returns (see the user guide's "Data sets" page)."""
+    paths = np.asarray(paths, dtype=str)
+    classes = np.asarray(classes, dtype=str)
+    bunch = Bunch(
+        dataset=dataset,
+        paths=paths,
+        labels=np.asarray(labels, dtype=float).reshape(len(paths), len(classes)),
+        classes=classes,
+        patient_ids=np.asarray(patient_ids),
+        study_ids=np.asarray(study_ids, dtype=str),
+        split=None if split is None else np.asarray(split, dtype=str),
+        views=np.asarray(views, dtype=str),
+        sex=np.asarray(sex, dtype=str),
+        age=np.asarray(age, dtype=float),
+        metadata=metadata,
+        frame=None,
+        **{key: int(counts.get(key, 0)) for key in COUNT_KEYS},
+        **extras,
+    )
+    if as_frame:
+        bunch.frame = to_frame(bunch)
+    return bunch
+
+
+def to_frame(bunch):
+    """DataFrame of a loader's Bunch: one row per image.
+
+    Columns: ``path``, ``patient_id``, ``study_id``, ``split``, ``view``,
+    ``sex``, ``age``, one per class, then the label file's columns (a label
+    file column named like one before gets the suffix ``" (raw)"``).
+    """
+    pandas = import_pandas()
+    columns = {
+        "path": bunch.paths,
+        "patient_id": bunch.patient_ids,
+        "study_id": bunch.study_ids,
+        "split": bunch.split,
+        "view": bunch.views,
+        "sex": bunch.sex,
+        "age": bunch.age,
+    }
+    for j, name in enumerate(bunch.classes):
+        columns[str(name)] = bunch.labels[:, j]
+    for name, values in bunch.metadata.items():
+        columns[f"{name} (raw)" if name in columns else name] = values
+    return pandas.DataFrame(columns)
+
+
+def source_name(dataset, path):
+    return f"{DATASET_NAMES.get(dataset, dataset)} file {str(path)!r}"
