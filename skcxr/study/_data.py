@@ -1,25 +1,27 @@
 """The study's data: images, labels, patients and patient-disjoint splits.
 
-Official test sets are honoured (Kermany et al. 2018 ``test/``; Wang et al.
-2017 ``test_list.txt``); every other split is grouped by patient with
-:func:`skcxr.utils._split.holdout_split`, so no patient's images fall on both
-sides of a split.
+A reader per layout (:mod:`skcxr.study._readers`) gives the images, labels,
+patients and attributes; here they are split three ways and read. Official
+test sets are honoured (Kermany et al. 2018 ``test/``; Wang et al. 2017
+``test_list.txt``; MIMIC-CXR's split); every other split is grouped by patient
+with :func:`skcxr.utils._split.holdout_split`, so no patient's images fall on
+both sides of a split. A class too rare to be estimated in every split is
+left out of the single-label tasks, with a note giving its counts.
 """
 
 import csv
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..utils._split import holdout_split
+from ._readers import SEVERAL_FINDINGS, read_layout, read_synthetic
 
-__all__ = ["StudyData", "load_study_data", "KERMANY_HEALTHY", "NIH_HEALTHY"]
+__all__ = ["StudyData", "load_study_data", "SPLITS"]
 
-KERMANY_HEALTHY = "normal"
-NIH_HEALTHY = "No Finding"
-SEVERAL_FINDINGS = "several findings"
 SPLITS = ("train", "validation", "test")
+# what a single-label task cannot use: several findings, or a class too rare
+RARE = "rare class"
 
 
 @dataclass
@@ -27,11 +29,16 @@ class StudyData:
     """Images with their labels and patients, split three ways.
 
     ``split`` says where each image goes: ``"train"`` fits the models,
-    ``"validation"`` chooses between them (and the ensemble's weights), and
-    ``"test"`` is only scored. ``multilabel`` is the finding indicator matrix
-    of ChestX-ray14 (None elsewhere). ``lesion_masks`` are the known lesions of
+    ``"validation"`` chooses between them (and the ensemble's weights, the
+    calibration, the operating point), and ``"test"`` is only scored.
+    ``multilabel`` is the finding matrix of a multi-label data set (NaN where
+    unknown; None elsewhere). ``lesion_masks`` are the known lesions of
     synthetic images, ``(n_images, H, W)`` booleans (None for real data), so
-    explanations can be scored against them.
+    explanations can be scored against them. ``attributes`` maps an attribute
+    (``"sex"``, ``"age"``, ``"view"``) to its per-image values where the data
+    set records it. ``positive`` names what the binary task's positive class
+    means (a finding's common name or ``"any finding"``). ``notes`` say what
+    was left out and why.
     """
 
     X: np.ndarray
@@ -46,6 +53,9 @@ class StudyData:
     finding_names: list = field(default_factory=list)
     lesion_masks: np.ndarray = None
     loader: object = None  # an ImageLoader when X holds file paths (streaming)
+    attributes: dict = field(default_factory=dict)
+    positive: str = "any finding"
+    notes: list = field(default_factory=list)
 
     def pixels(self, X):
         """Images of ``X``: ``X`` itself, or the files read when streaming."""
@@ -55,6 +65,10 @@ class StudyData:
         """Boolean mask of the images in split ``name``."""
         return self.split == name
 
+    def single_label(self):
+        """Boolean mask of the images the single-label tasks use."""
+        return (self.y != SEVERAL_FINDINGS) & (self.y != RARE)
+
     def subset(self, name, *, multilabel=False):
         """``(X, y, patients)`` of split ``name`` for a single-label or the
         multi-label task (images with several findings are multi-label only)."""
@@ -62,15 +76,20 @@ class StudyData:
         if multilabel:
             y = self.multilabel
         else:
-            mask &= self.y != SEVERAL_FINDINGS
+            mask &= self.single_label()
             y = self.y
         return self.X[mask], y[mask], self.patients[mask]
+
+    def subset_attributes(self, name):
+        """The ``attributes`` of the single-label images of split ``name``."""
+        mask = self.part(name) & self.single_label()
+        return {key: values[mask] for key, values in self.attributes.items()}
 
     def lesions(self, name):
         """The lesion masks aligned with ``subset(name)``, or None."""
         if self.lesion_masks is None:
             return None
-        return self.lesion_masks[self.part(name) & (self.y != SEVERAL_FINDINGS)]
+        return self.lesion_masks[self.part(name) & self.single_label()]
 
     def split_rows(self):
         """One row per split: images, patients and images per class."""
@@ -134,6 +153,26 @@ def _subsample(y, patients, max_images, random_state):
     return np.sort(keep)
 
 
+def _set_rare_classes(y, split, healthy, minimum):
+    """Mark the images of classes with fewer than ``minimum`` images in some
+    split as :data:`RARE`; returns the new labels and one note per class."""
+    y = np.asarray(y, dtype=object).copy()
+    notes = []
+    for label in sorted(set(y.tolist()) - {healthy, SEVERAL_FINDINGS}):
+        counts = {name: int(((y == label) & (split == name)).sum()) for name in SPLITS}
+        if min(counts.values()) < minimum:
+            y[y == label] = RARE
+            notes.append(
+                f"{label}: too few images to estimate ("
+                + ", ".join(f"{n} {name}" for name, n in counts.items())
+                + f"; at least {minimum} per split are needed); left out of the "
+                "single-label tasks, kept in the multi-label one."
+            )
+    if not (y == healthy).any():
+        raise ValueError(f"No image of the healthy class {healthy!r} is left.")
+    return y.astype(str), notes
+
+
 def load_study_data(
     settings, *, data=None, layout="kermany", random_state=0, log=print
 ):
@@ -143,9 +182,10 @@ def load_study_data(
     ----------
     settings : StudySettings
     data : str or os.PathLike, default=None
-        A Kermany or ChestX-ray14 folder; ``None`` draws synthetic images, one
-        per synthetic patient.
-    layout : {"kermany", "chestxray14"}, default="kermany"
+        A folder in ``layout``; ``None`` draws synthetic images, one per
+        synthetic patient.
+    layout : str, default="kermany"
+        One of :data:`skcxr.study._readers.LAYOUTS`.
     random_state : int, default=0
     log : callable, default=print
         Told whether the images are loaded or streamed from the files.
@@ -154,74 +194,36 @@ def load_study_data(
     -------
     StudyData
     """
-    from ..datasets import load_chestxray14, load_kermany, make_chest_xrays
     from ..preprocessing import ImageLoader
+    from ..utils._memory import should_stream
 
-    multilabel, finding_names = None, []
     if data is None:
-        X, y, lesion_masks = make_chest_xrays(
-            settings.n_samples,
-            classes=("normal", "bacteria", "virus"),
-            size=settings.size,
-            difficulty=settings.difficulty,
-            return_masks=True,
-            random_state=random_state,
-        )
-        patients = np.arange(len(y)).astype(str)
-        paths = np.array([f"synthetic-{i:05d}" for i in range(len(y))])
-        split = _assign_splits(y, patients, None, settings, random_state)
-        source = (
-            f"synthetic: make_chest_xrays({settings.n_samples}, size={settings.size}, "
-            f"difficulty={settings.difficulty}, random_state={random_state}), one "
-            "image per synthetic patient"
-        )
+        source = read_synthetic(settings, random_state)
+        split = _assign_splits(source.y, source.patients, None, settings, random_state)
         return StudyData(
-            X,
-            y,
-            patients,
+            source.X,
+            source.y,
+            source.patients,
             split,
-            paths,
-            source,
+            source.paths,
+            source.description,
             "synthetic",
-            KERMANY_HEALTHY,
-            lesion_masks=lesion_masks,
+            source.healthy,
+            lesion_masks=source.lesion_masks,
+            positive=source.positive,
         )
-    if layout == "kermany":
-        bunch = load_kermany(data, labels="three_class", return_X_y=False)
-        paths, y = bunch.paths, bunch.target
-        patients = np.asarray(bunch.patient_ids).astype(str)
-        official = np.asarray(bunch.split)
-        healthy = KERMANY_HEALTHY
-    elif layout == "chestxray14":
-        bunch = load_chestxray14(data)
-        paths = bunch.paths
-        # the single-label task keeps images with no finding or exactly one
-        y = np.array(
-            [
-                f[0] if len(f) == 1 else NIH_HEALTHY if not f else SEVERAL_FINDINGS
-                for f in bunch.findings
-            ]
-        )
-        patients = np.asarray(bunch.patient_ids).astype(str)
-        official = None if bunch.get("split") is None else np.asarray(bunch.split)
-        present = bunch.labels.any(axis=0)
-        multilabel = bunch.labels[:, present]
-        finding_names = [str(c) for c in np.asarray(bunch.classes)[present]]
-        healthy = NIH_HEALTHY
-    else:
-        raise ValueError(
-            f"Unknown layout {layout!r}; expected 'kermany' or 'chestxray14'."
-        )
-    keep = _subsample(y, patients, settings.max_images, random_state)
-    paths, y, patients = paths[keep], np.asarray(y)[keep], patients[keep]
-    if multilabel is not None:
-        multilabel = multilabel[keep]
-    official_test = None if official is None else official[keep] == "test"
+    source = read_layout(data, layout)
+    keep = _subsample(source.y, source.patients, settings.max_images, random_state)
+    paths, y, patients = source.paths[keep], source.y[keep], source.patients[keep]
+    multilabel = None if source.multilabel is None else source.multilabel[keep]
+    attributes = {key: values[keep] for key, values in source.attributes.items()}
+    official_test = None if source.official is None else source.official[keep] == "test"
     if official_test is not None and not official_test.any():
         official_test = None  # a folder without its official test images
     split = _assign_splits(y, patients, official_test, settings, random_state)
-    from ..utils._memory import should_stream
-
+    y, rare_notes = _set_rare_classes(
+        y, split, source.healthy, settings.min_class_images
+    )
     loader = ImageLoader(size=settings.size, n_jobs=-1)
     stream, array, available = should_stream(
         len(paths), settings.size, mode=settings.streaming
@@ -238,9 +240,9 @@ def load_study_data(
     else:
         X, loader = loader.fit_transform(paths), None
     test_rule = "official test split" if official_test is not None else "no official"
-    source = (
-        f"{layout} folder {os.fspath(data)!r}: {len(y)} images of "
-        f"{len(np.unique(patients))} patients at {settings.size} px ({test_rule}"
+    description = (
+        f"{source.description}: {len(y)} images of {len(np.unique(patients))} "
+        f"patients at {settings.size} px ({test_rule}"
         + (")" if official_test is not None else " test split: patient-grouped)")
     )
     return StudyData(
@@ -249,10 +251,13 @@ def load_study_data(
         patients,
         split,
         paths,
-        source,
+        description,
         layout,
-        healthy,
+        source.healthy,
         multilabel,
-        finding_names,
+        list(source.finding_names),
         loader=loader,
+        attributes=attributes,
+        positive=source.positive,
+        notes=source.notes + rare_notes,
     )

@@ -16,6 +16,9 @@ from ..metrics import bootstrap_ci
 __all__ = [
     "evaluate",
     "evaluate_multilabel",
+    "finding_auc_row",
+    "mean_of_estimable",
+    "note",
     "with_ci",
     "binary_roc_auc",
     "CHEXNET_AUC",
@@ -108,14 +111,23 @@ def _false_no_finding_rate(healthy):
     return fnfr
 
 
-def with_ci(row, name, y_true, y_pred, metric, *, groups, settings, random_state):
-    """Add ``name``, ``name CI low`` and ``name CI high`` to ``row``."""
+def with_ci(row, name, y_true, y_pred, metric, *, groups, n_resamples, random_state):
+    """Add ``name``, ``name CI low`` and ``name CI high`` to ``row``.
+
+    A metric that cannot be estimated on the data (an AUC without positives,
+    say) gets NaN in all three and a line in ``row["notes"]``; it never stops
+    the study, and it is never averaged with the others silently.
+    """
+    if np.isnan(metric(np.asarray(y_true), np.asarray(y_pred))):
+        row[name] = row[f"{name} CI low"] = row[f"{name} CI high"] = np.nan
+        note(row, f"{name} not estimable on these {len(y_true)} images")
+        return row
     ci = bootstrap_ci(
         y_true,
         y_pred,
         metric,
         groups=groups,
-        n_resamples=settings.n_resamples,
+        n_resamples=n_resamples,
         random_state=random_state,
     )
     row[name] = ci.estimate
@@ -124,7 +136,13 @@ def with_ci(row, name, y_true, y_pred, metric, *, groups, settings, random_state
     return row
 
 
-def evaluate(name, task, model, X, y, groups, *, healthy, settings, random_state):
+def note(row, text):
+    """Append ``text`` to the ``notes`` column of a metric row."""
+    row["notes"] = f"{row['notes']}; {text}" if row.get("notes") else text
+    return row
+
+
+def evaluate(name, task, model, X, y, groups, *, healthy, n_resamples, random_state):
     """Metrics of one fitted single-label classifier on a held-out split.
 
     Accuracy, macro F1, per-class F1, ROC AUC (one-vs-rest beyond two classes)
@@ -134,7 +152,7 @@ def evaluate(name, task, model, X, y, groups, *, healthy, settings, random_state
     classes = np.asarray(model.classes_)
     pred = classes[proba.argmax(axis=1)]
     row = {"task": task, "model": name, "test images": len(y)}
-    common = dict(groups=groups, settings=settings, random_state=random_state)
+    common = dict(groups=groups, n_resamples=n_resamples, random_state=random_state)
     with_ci(row, "accuracy", y, pred, _accuracy, **common)
     with_ci(row, "macro F1", y, pred, _macro_f1(classes), **common)
     for label in classes:
@@ -144,24 +162,69 @@ def evaluate(name, task, model, X, y, groups, *, healthy, settings, random_state
     return row
 
 
-def evaluate_multilabel(model, X, Y, finding_names, groups, *, settings, random_state):
+def _known(metric, known):
+    """``metric`` on the rows where the label is known (a mask of the images)."""
+
+    def on_known(y_true, score):
+        keep = ~np.isnan(y_true)
+        return metric(y_true[keep] == 1, score[keep])
+
+    return on_known
+
+
+def finding_auc_row(
+    finding, y_true, score, groups, *, minimum, n_resamples, random_state
+):
+    """ROC AUC of one finding over the images where it is known, with its CI,
+    or a not-estimable row with the counts (fewer than ``minimum`` positive or
+    negative images)."""
+    y_true = np.asarray(y_true, dtype=float)
+    known = ~np.isnan(y_true)
+    positives = int((y_true[known] == 1).sum())
+    negatives = int(known.sum()) - positives
+    row = {"finding": finding, "positives": positives, "negatives": negatives}
+    if min(positives, negatives) < minimum:
+        row["ROC AUC"] = row["ROC AUC CI low"] = row["ROC AUC CI high"] = np.nan
+        return note(
+            row,
+            f"not estimable: {positives} positive and {negatives} negative images "
+            f"(at least {minimum} of each are needed); left out of the mean",
+        )
+    return with_ci(
+        row,
+        "ROC AUC",
+        y_true,
+        score,
+        _known(binary_roc_auc, known),
+        groups=groups,
+        n_resamples=n_resamples,
+        random_state=random_state,
+    )
+
+
+def evaluate_multilabel(
+    model, X, Y, finding_names, groups, *, minimum, n_resamples, random_state
+):
     """Per-finding ROC AUC with CIs, beside CheXNet's published figures."""
     proba = model.predict_proba(X)
     rows = []
     for j, finding in enumerate(finding_names):
-        if len(np.unique(Y[:, j])) < 2:
-            continue  # AUC is undefined without positives and negatives
-        row = {"finding": finding, "positives": int(Y[:, j].sum())}
-        with_ci(
-            row,
-            "ROC AUC",
+        row = finding_auc_row(
+            finding,
             Y[:, j],
             proba[:, j],
-            binary_roc_auc,
-            groups=groups,
-            settings=settings,
+            groups,
+            minimum=minimum,
+            n_resamples=n_resamples,
             random_state=random_state,
         )
         row["CheXNet (Rajpurkar et al. 2017)"] = CHEXNET_AUC.get(finding, np.nan)
         rows.append(row)
     return rows
+
+
+def mean_of_estimable(rows, name="ROC AUC"):
+    """The mean of ``name`` over the rows that have it, and how many were left
+    out (not estimable)."""
+    values = [r[name] for r in rows if not np.isnan(r[name])]
+    return (float(np.mean(values)) if values else np.nan), len(rows) - len(values)

@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import ConfusionMatrixDisplay
 
+from ._metrics import mean_of_estimable
 from ._report import HTMLReport
 
 __all__ = ["render_report", "ci_table"]
@@ -23,7 +24,9 @@ def ci_table(rows):
                 continue
             if f"{key} CI low" in row:
                 value = (
-                    f"{value:.3f} [{row[f'{key} CI low']:.3f}, "
+                    "not estimable"
+                    if np.isnan(value)
+                    else f"{value:.3f} [{row[f'{key} CI low']:.3f}, "
                     f"{row[f'{key} CI high']:.3f}]"
                 )
             out[key] = value
@@ -36,6 +39,8 @@ def _data_section(report, results):
 
     data = results.data
     report.section("Data", f"Source: {data.source}.")
+    for text in data.notes:
+        report.paragraph(text, note=True)
     report.table(data.split_rows(), caption="Images, patients and classes per split")
     report.paragraph(
         "Every split is grouped by patient: "
@@ -138,6 +143,17 @@ def _multilabel_section(report, result):
         "which came from 112,120 images at 224 px.",
     )
     report.table(ci_table(result["rows"]))
+    mean, left_out = mean_of_estimable(result["rows"])
+    report.paragraph(
+        f"Mean ROC AUC over the {len(result['rows']) - left_out} estimable findings: "
+        f"{mean:.3f}"
+        + (
+            f"; {left_out} finding(s) had too few positive or negative test images "
+            "to be estimated and are left out of the mean (see their notes)."
+            if left_out
+            else "."
+        )
+    )
 
 
 def _embedding_section(report, result):

@@ -93,6 +93,8 @@ def compute_study(settings, *, data=None, layout="kermany", random_state=0, log=
         settings, data=data, layout=layout, random_state=random_state, log=step
     )
     step(f"data: {study.source}")
+    for text in study.notes:
+        step(f"note: {text}")
     estimate = tasks.estimate_run_time(study, settings)
     step(
         f"estimated training time: about {estimate / 60:.0f} min (from a timed "
@@ -125,17 +127,17 @@ def compute_study(settings, *, data=None, layout="kermany", random_state=0, log=
     anomaly = tasks.anomaly_task(study, settings, random_state)
 
     step("ensembles: GA-weighted vs uniform averaging")
-    main = classification[main_task]
+    main, main_labels = classification[main_task], task_labels[main_task]
     members = {**main["models"], "KNN on embeddings": embedding["models"][main_task]}
-    ensemble = tasks.ensemble_task(study, members, settings, random_state)
+    ensemble = tasks.ensemble_task(study, members, main_labels, settings, random_state)
 
     step("explanations: Grad-CAM and region attribution")
     explanation = tasks.explanation_task(
-        study, main["best"], main["models"][main["best"]], settings
+        study, main["best"], main["models"][main["best"]], main_labels, settings
     )
     step("error overlap across models")
     X_test, y_test, _ = study.subset("test")
-    overlap = error_overlap(members, X_test, y_test)
+    overlap = error_overlap(members, X_test, main_labels(y_test))
     return StudyResults(
         settings,
         study,

@@ -23,6 +23,7 @@ _AT_LEAST_ONE = (
     "anomaly_epochs",
     "batch_size",
     "n_resamples",
+    "min_class_images",
 )
 _AT_LEAST_ZERO = ("max_images", "n_explained", "n_scored_explanations", "difficulty")
 
@@ -67,6 +68,9 @@ class StudySettings:
     streaming: str = "auto"
     test_fraction: float = 0.2
     validation_fraction: float = 0.2
+    # a class with fewer images in some split is not estimated (single-label
+    # tasks); a finding with fewer test positives is reported as not estimable
+    min_class_images: int = 5
     n_resamples: int = 1000
     n_explained: int = 4
     n_scored_explanations: int = 16

@@ -140,7 +140,7 @@ def classification_task(study, task, to_labels, configs, settings, random_state)
                 y_test,
                 groups,
                 healthy=study.healthy,
-                settings=settings,
+                n_resamples=settings.n_resamples,
                 random_state=random_state,
             )
         )
@@ -185,7 +185,8 @@ def multilabel_task(study, settings, random_state):
         Y_test,
         study.finding_names,
         groups,
-        settings=settings,
+        minimum=settings.min_class_images,
+        n_resamples=settings.n_resamples,
         random_state=random_state,
     )
     return dict(model=model, rows=rows)
@@ -218,7 +219,7 @@ def embedding_task(study, tasks, settings, random_state):
                 to_labels(y_test),
                 groups,
                 healthy=study.healthy,
-                settings=settings,
+                n_resamples=settings.n_resamples,
                 random_state=random_state,
             )
         )
@@ -247,7 +248,9 @@ def anomaly_task(study, settings, random_state):
     X_test, y_test, groups = study.subset("test")
     healthy = X_train[y_train == study.healthy]
     sick = y_test != study.healthy
-    common = dict(groups=groups, settings=settings, random_state=random_state)
+    common = dict(
+        groups=groups, n_resamples=settings.n_resamples, random_state=random_state
+    )
     detectors = {
         "PaDiM patch Gaussians (default)": ReconstructionAnomalyDetector(
             threshold=0.05,
@@ -332,13 +335,15 @@ def _recall_of(value):
     return recall
 
 
-def ensemble_task(study, members, settings, random_state):
-    """GA-weighted soft voting against uniform averaging of the same models,
-    with a paired bootstrap of the macro-F1 difference."""
+def ensemble_task(study, members, to_labels, settings, random_state):
+    """GA-weighted soft voting against uniform averaging of the same models
+    (fitted on the labels ``to_labels`` gives), with a paired bootstrap of the
+    macro-F1 difference."""
     from ..models import GAWeightedVoter
 
     X_val, y_val, _ = study.subset("validation")
     X_test, y_test, groups = study.subset("test")
+    y_val, y_test = to_labels(y_val), to_labels(y_test)
     estimators = list(members.items())
     uniform = GAWeightedVoter(
         estimators=estimators, prefit=True, weights="uniform", random_state=random_state
@@ -355,7 +360,7 @@ def ensemble_task(study, members, settings, random_state):
             y_test,
             groups,
             healthy=study.healthy,
-            settings=settings,
+            n_resamples=settings.n_resamples,
             random_state=random_state,
         )
         for name, model in (("uniform average", uniform), ("GA-weighted", ga))
@@ -381,12 +386,13 @@ def ensemble_task(study, members, settings, random_state):
     )
 
 
-def explanation_task(study, name, model, settings):
+def explanation_task(study, name, model, to_labels, settings):
     """Grad-CAM maps of correct and wrong test predictions, and which half of
     the chest drives the prediction against the silhouette rule."""
     from ..inspection import grad_cam, region_attribution, silhouette_side
 
     X_test, y_test, _ = study.subset("test")
+    y_test = to_labels(y_test)
     pred = model.predict(X_test)
     heatmaps = {}
     for label, picked in (("correct", pred == y_test), ("wrong", pred != y_test)):
