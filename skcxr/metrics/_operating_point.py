@@ -31,6 +31,11 @@ def _roc(y_true, y_score, pos_label):
         )
     if not np.all(np.isfinite(y_score)):
         raise ValueError("y_score must be finite.")
+    if pos_label is not None and pos_label not in np.unique(y_true).tolist():
+        raise ValueError(
+            f"pos_label={pos_label!r} is not among the labels of y_true "
+            f"{np.unique(y_true).tolist()}."
+        )
     return roc_curve(y_true, y_score, pos_label=pos_label, drop_intermediate=False)
 
 

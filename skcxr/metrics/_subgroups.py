@@ -53,6 +53,12 @@ _COLUMNS = (
 def _binary_target(y_true, pos_label):
     """``y_true == positive class`` as a bool array."""
     found = np.unique(y_true)
+    if len(found) > 2:
+        raise ValueError(
+            f"y_true must be binary (finding or not); got {len(found)} labels "
+            f"{found.tolist()}. For a multi-class model score 'any finding': "
+            "y_true != healthy label and y_score = 1 - P(healthy)."
+        )
     if pos_label is None:
         if found.dtype.kind in "biuf" and set(found.tolist()) <= {0, 1, -1}:
             pos_label = 1
@@ -61,11 +67,10 @@ def _binary_target(y_true, pos_label):
                 f"pos_label: y_true has the labels {found.tolist()}; name the class "
                 "with the finding, e.g. pos_label='pneumonia'."
             )
-    if len(found) > 2:
+    elif pos_label not in found.tolist():
         raise ValueError(
-            f"y_true must be binary (finding or not); got {len(found)} labels "
-            f"{found.tolist()}. For a multi-class model score 'any finding': "
-            "y_true != healthy label and y_score = 1 - P(healthy)."
+            f"pos_label={pos_label!r} is not among the labels of y_true "
+            f"{found.tolist()}."
         )
     return y_true == pos_label
 
