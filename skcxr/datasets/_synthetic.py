@@ -266,6 +266,7 @@ def make_chest_xrays(
     Patient metadata, and a planted subgroup effect (fainter findings on
     women's images); the labels do not move:
 
+    >>> import numpy as np
     >>> X, y, meta = make_chest_xrays(
     ...     6, size=32, return_metadata=True, subgroup_difficulty={"sex": {"F": 0.9}},
     ...     random_state=0)

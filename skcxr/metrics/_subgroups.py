@@ -125,48 +125,52 @@ class _Subset:
         order = np.argsort(score[self.rows], kind="stable")
         self.rows = self.rows[order]
         s = score[self.rows]
-        self.starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+        starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+        self.starts = None if len(starts) == len(s) else starts  # None: no ties
         self.positive = positive[self.rows].astype(float)
         self.called = called[self.rows]
 
     def metric(self, name, W):
-        """The metric on every resample: ``W`` (B, n) counts of every row.
+        """The metric on every resample: ``W`` (n, B) counts of every row.
 
         nan where the resample holds no image of a class the metric needs.
         """
-        W = W[:, self.rows]
+        W = W[self.rows]  # (m, B): one row of counts per image of the subset
         pos = self.positive
         if name == "roc_auc":
-            P = np.add.reduceat(W * pos, self.starts, axis=1)
-            N = np.add.reduceat(W, self.starts, axis=1) - P
-            below = np.cumsum(N, axis=1) - N  # weight of negatives scored lower
-            num = np.sum(P * (below + 0.5 * N), axis=1)
-            den = P.sum(axis=1) * N.sum(axis=1)
+            P = W * pos[:, None]
+            N = W - P
+            if self.starts is not None:  # tied scores: one block per score
+                P = np.add.reduceat(P, self.starts, axis=0)
+                N = np.add.reduceat(N, self.starts, axis=0)
+            below = np.cumsum(N, axis=0) - N  # weight of negatives scored lower
+            num = np.sum(P * (below + 0.5 * N), axis=0)
+            den = P.sum(axis=0) * N.sum(axis=0)
         elif name == "specificity":
             neg = 1.0 - pos
-            num, den = W @ (neg * ~self.called), W @ neg
+            num, den = (neg * ~self.called) @ W, neg @ W
         else:
             hit = self.called if name == "sensitivity" else ~self.called
-            num, den = W @ (pos * hit), W @ pos
+            num, den = (pos * hit) @ W, pos @ W
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(den > 0, num / den, np.nan)
 
 
 def _count_matrices(n, patient_ids, n_resamples, rng):
-    """Yield (B, n) matrices: how often each row is in each bootstrap resample.
+    """Yield (n, B) matrices: how often each row is in each bootstrap resample.
 
     The resamples are those of :func:`bootstrap_ci` (images, or whole patients
     when ``patient_ids`` is given), in chunks that bound memory.
     """
     chunk = max(1, _CHUNK_ENTRIES // max(n, 1))
-    rows = []
+    counts = []
     for idx in _resample_indices(n, patient_ids, n_resamples, rng):
-        rows.append(np.bincount(idx, minlength=n))
-        if len(rows) == chunk:
-            yield np.asarray(rows, dtype=float)
-            rows = []
-    if rows:
-        yield np.asarray(rows, dtype=float)
+        counts.append(np.bincount(idx, minlength=n))
+        if len(counts) == chunk:
+            yield np.asarray(counts, dtype=float).T.copy()
+            counts = []
+    if counts:
+        yield np.asarray(counts, dtype=float).T.copy()
 
 
 def _too_few(metric, n_pos, n_neg, min_count, what):
@@ -392,23 +396,30 @@ def subgroup_metrics(
         n_pos = int(np.sum(positive & mask))
         n_neg = int(mask.sum()) - n_pos
         reasons.append(_too_few(metric, n_pos, n_neg, min_count, what[j]))
-    subsets = {
-        j: _Subset(mask, positive, y_score, called)
-        for j, mask in enumerate(masks)
-        if reasons[j] is None
-    }
+    # One subset per distinct set of rows (with two groups, the rest of one is
+    # the other): ``index[j]`` is the subset of mask ``j``.
+    subsets, index, seen = [], {}, {}
+    for j, mask in enumerate(masks):
+        if reasons[j] is None:
+            key = np.packbits(mask).tobytes()
+            if key not in seen:
+                seen[key] = len(subsets)
+                subsets.append(_Subset(mask, positive, y_score, called))
+            index[j] = seen[key]
 
-    point = np.full(len(masks), np.nan)
-    for j, subset in subsets.items():
-        point[j] = subset.metric(metric, np.ones((1, n)))[0]
-    stats = np.full((len(masks), n_resamples), np.nan)
+    ones = np.ones((n, 1))
+    values = np.array([subset.metric(metric, ones)[0] for subset in subsets])
+    resampled = np.full((len(subsets), n_resamples), np.nan)
     rng = _check_rng(random_state)
     start = 0
     for W in _count_matrices(n, patient_ids, n_resamples, rng):
-        for j, subset in subsets.items():
-            stats[j, start : start + len(W)] = subset.metric(metric, W)
-        start += len(W)
-    for j in subsets:
+        for i, subset in enumerate(subsets):
+            resampled[i, start : start + W.shape[1]] = subset.metric(metric, W)
+        start += W.shape[1]
+    point = np.full(len(masks), np.nan)
+    stats = np.full((len(masks), n_resamples), np.nan)
+    for j, i in index.items():
+        point[j], stats[j] = values[i], resampled[i]
         reasons[j] = _undefined_too_often(stats[j], n_resamples, what[j])
 
     def interval(values):
