@@ -88,6 +88,11 @@ def test_subgroup_forest_plot_marks_called_gaps_and_unestimable_groups():
     assert "not estimable" in text.get_text()
     assert f"{res.n_positive[2]} with the finding" in text.get_text()
     assert display.ax_.get_xlabel() == "ROC AUC"
+    assert display.intervals_.get_label() == "95% interval"
+    display = SubgroupDisplay.from_predictions(
+        y, score, groups, n_resamples=100, confidence_level=1 - 0.05 / 4
+    )
+    assert display.intervals_.get_label() == "98.8% interval"
 
 
 def test_subgroup_display_from_frame_predictions_and_estimator():

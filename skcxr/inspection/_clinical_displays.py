@@ -445,7 +445,7 @@ class SubgroupDisplay:
                 label=(
                     "interval"
                     if self.confidence_level is None
-                    else f"{self.confidence_level:.0%} interval"
+                    else f"{100 * self.confidence_level:.3g}% interval"
                 ),
             )
             self.points_ = ax.scatter(
@@ -522,7 +522,7 @@ class SubgroupDisplay:
         metric = _field(result, "metric")
         threshold = _field(result, "threshold")
         if metric in _METRIC_NAMES and threshold is not None:
-            metric = f"{_METRIC_NAMES[metric]} at threshold {threshold:g}"
+            metric = f"{_METRIC_NAMES[metric]} at threshold {threshold:.3g}"
         display = cls(
             _field(result, "attribute"),
             _field(result, "groups"),
