@@ -13,6 +13,7 @@ time; randomness comes only from ``random_state``.
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, validate_params
 
 from ..utils._random import seed_from
@@ -138,6 +139,8 @@ def _class_counts(n_samples, w):
         "difficulty": [Interval(Real, 0, 1, closed="both")],
         "multilabel": ["boolean"],
         "return_masks": ["boolean"],
+        "return_metadata": ["boolean"],
+        "subgroup_difficulty": [dict, None],
         "random_state": ["random_state"],
     },
     prefer_skip_nested_validation=True,
@@ -151,6 +154,8 @@ def make_chest_xrays(
     difficulty=0.5,
     multilabel=False,
     return_masks=False,
+    return_metadata=False,
+    subgroup_difficulty=None,
     random_state=None,
 ):
     """Generate synthetic PA chest radiographs with class-specific findings.
@@ -210,6 +215,22 @@ def make_chest_xrays(
     return_masks : bool, default=False
         Also return the lesion masks (where the findings are, inside the lungs;
         all False for an image without finding).
+    return_metadata : bool, default=False
+        Also return the patients' metadata: ``sex`` (``"F"``/``"M"``, even
+        odds), ``age`` (years, integers from 18 to 95, mean about 55) and the
+        ``view`` of the radiograph (``"PA"`` about 60%, ``"AP"`` 40%). They
+        are drawn independently of the labels and images, from a generator
+        of their own derived from ``random_state``, so asking for them
+        changes neither ``X`` nor ``y``.
+    subgroup_difficulty : dict, default=None
+        Plant a subgroup effect of known size: ``{attribute: {value:
+        difficulty}}`` draws the images of that subgroup at another
+        ``difficulty``, e.g. ``{"sex": {"F": 0.9}}`` (women's findings fainter
+        than the others', drawn at ``difficulty``). Attributes are those of
+        the metadata (``"sex"``, ``"view"``, or ``"age"`` with ``(low, high)``
+        year ranges as keys: ``{"age": {(70, 95): 0.9}}``, bounds included);
+        an image in several listed subgroups takes the highest difficulty.
+        Labels, metadata and the other images' distribution are unchanged.
     random_state : int, RandomState instance or None, default=None
         Seed; the same value always gives the same images.
 
@@ -222,6 +243,10 @@ def make_chest_xrays(
         columns follow ``classes``.
     masks : ndarray of shape (n_samples, size, size), bool
         Only with ``return_masks=True``: the union of the image's findings.
+    metadata : :class:`~sklearn.utils.Bunch`
+        Only with ``return_metadata=True`` (last): ``sex``, ``age`` and
+        ``view``, arrays of shape (n_samples,), and ``difficulty``, the
+        difficulty each image was drawn at.
 
     Examples
     --------
@@ -237,9 +262,30 @@ def make_chest_xrays(
     ...     random_state=0)
     >>> Y.shape, Y.dtype.kind
     ((4, 2), 'i')
+
+    Patient metadata, and a planted subgroup effect (fainter findings on
+    women's images); the labels do not move:
+
+    >>> import numpy as np
+    >>> X, y, meta = make_chest_xrays(
+    ...     6, size=32, return_metadata=True, subgroup_difficulty={"sex": {"F": 0.9}},
+    ...     random_state=0)
+    >>> sorted(meta), bool(np.array_equal(y, make_chest_xrays(6, size=32,
+    ...                                                     random_state=0)[1]))
+    (['age', 'difficulty', 'sex', 'view'], True)
+    >>> bool(np.all(meta.difficulty[meta.sex == "F"] == 0.9))
+    True
     """
     classes, w = _validate(n_samples, classes, weights, difficulty, multilabel)
-    rng = np.random.default_rng(seed_from(random_state))
+    seed = seed_from(random_state)
+    rng = np.random.default_rng(seed)
+    metadata = None
+    if return_metadata or subgroup_difficulty is not None:
+        # A child generator: the images and labels of a seed stay the same.
+        metadata = _draw_metadata(np.random.SeedSequence(seed).spawn(1)[0], n_samples)
+        metadata.difficulty = _difficulties(
+            metadata, float(difficulty), subgroup_difficulty
+        )
     if multilabel:
         y = (rng.random((n_samples, len(classes))) < w).astype(int)
     else:
@@ -255,11 +301,80 @@ def make_chest_xrays(
             present = {c: y[start:stop, j] == 1 for j, c in enumerate(classes)}
         else:
             present = {c: y[start:stop] == c for c in classes}
-        img, msk = _draw_batch(rng, present, stop - start, size, float(difficulty))
+        if subgroup_difficulty is None:
+            img, msk = _draw_batch(rng, present, stop - start, size, float(difficulty))
+        else:
+            img, msk = _draw_by_difficulty(
+                rng, present, size, metadata.difficulty[start:stop]
+            )
         X[start:stop] = img
         if return_masks:
             masks[start:stop] = msk
-    return (X, y, masks) if return_masks else (X, y)
+    out = (X, y, masks) if return_masks else (X, y)
+    return (*out, metadata) if return_metadata else out
+
+
+def _draw_metadata(seed_sequence, n):
+    """Sex, age (adults, years) and view of ``n`` patients."""
+    rng = np.random.default_rng(seed_sequence)
+    sex = np.where(rng.random(n) < 0.5, "F", "M")
+    age = np.clip(np.rint(rng.normal(55.0, 17.0, n)), 18, 95).astype(int)
+    view = np.where(rng.random(n) < 0.6, "PA", "AP")
+    return Bunch(sex=sex, age=age, view=view)
+
+
+def _difficulties(metadata, difficulty, subgroup_difficulty):
+    """The difficulty of every image: ``difficulty`` or its subgroup's."""
+    out = np.full(len(metadata.sex), difficulty)
+    for attribute, levels in (subgroup_difficulty or {}).items():
+        if attribute not in ("sex", "age", "view"):
+            raise ValueError(
+                f"subgroup_difficulty: unknown attribute {attribute!r}; use 'sex', "
+                "'age' or 'view'."
+            )
+        if not isinstance(levels, dict):
+            raise ValueError(
+                f"subgroup_difficulty[{attribute!r}] must map a value to a "
+                f"difficulty, e.g. {{'F': 0.9}}; got {levels!r}."
+            )
+        values = metadata[attribute]
+        for level, level_difficulty in levels.items():
+            if not (isinstance(level_difficulty, Real) and 0 <= level_difficulty <= 1):
+                raise ValueError(
+                    f"subgroup_difficulty[{attribute!r}][{level!r}] must be a "
+                    f"difficulty in [0, 1]; got {level_difficulty!r}."
+                )
+            if attribute == "age":
+                try:
+                    low, high = level
+                except (TypeError, ValueError):
+                    raise ValueError(
+                        "subgroup_difficulty['age'] keys are (low, high) year "
+                        f"ranges, e.g. (70, 95); got {level!r}."
+                    ) from None
+                member = (values >= low) & (values <= high)
+            else:
+                allowed = ("F", "M") if attribute == "sex" else ("PA", "AP")
+                if level not in allowed:
+                    raise ValueError(
+                        f"subgroup_difficulty[{attribute!r}]: unknown value "
+                        f"{level!r}; use one of {list(allowed)}."
+                    )
+                member = values == level
+            out[member] = np.maximum(out[member], float(level_difficulty))
+    return out
+
+
+def _draw_by_difficulty(rng, present, size, difficulty):
+    """Draw a batch whose images have different difficulties, one level at a time."""
+    n = len(difficulty)
+    images = np.empty((n, size, size), dtype=_F)
+    masks = np.zeros((n, size, size), dtype=bool)
+    for level in np.unique(difficulty):
+        idx = np.flatnonzero(difficulty == level)
+        sub = {name: flags[idx] for name, flags in present.items()}
+        images[idx], masks[idx] = _draw_batch(rng, sub, len(idx), size, float(level))
+    return images, masks
 
 
 def _draw_batch(rng, present, n, size, d):

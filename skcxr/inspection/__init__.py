@@ -1,6 +1,7 @@
 """Explanations (Grad-CAM, Grad-CAM++, saliency, occlusion, region attribution),
 their scores against known lesions, error
-overlap across models, and sklearn-style ``*Display`` plot helpers."""
+overlap across models, and sklearn-style ``*Display`` plot helpers (including
+reliability diagrams and subgroup forest plots)."""
 
 from .._lazy import attach
 
@@ -29,5 +30,7 @@ __getattr__, __dir__, __all__ = attach(
         "AnomalyMapDisplay": "._anomaly_map",
         "TrainingCurveDisplay": "._displays",
         "ImageGridDisplay": "._displays",
+        "ReliabilityDisplay": "._clinical_displays",
+        "SubgroupDisplay": "._clinical_displays",
     },
 )

@@ -260,9 +260,15 @@ def _interval(stats, skipped, warned, n_resamples, confidence_level, unit):
             RuntimeWarning,
             stacklevel=3,
         )
+    low, high = _percentile_interval(stats, confidence_level)
+    return low, high, n_valid, n_skipped
+
+
+def _percentile_interval(stats, confidence_level):
+    """The percentile interval of the valid resample statistics ``stats``."""
     alpha = 1.0 - confidence_level
     low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high), n_valid, n_skipped
+    return float(low), float(high)
 
 
 _COMMON = {
