@@ -394,13 +394,13 @@ def _predict(args):
 
     from .parallel import connect, map_in_chunks
 
+    model = _load_model(args.model, args.trust)
+    _set_engine(model, args.engine, args.model, args.precision)
     _check_files(args.images)
     with contextlib.ExitStack() as stack:
-        client = None  # a scheduler is checked before the model is loaded
+        client = None  # checked before any file is read
         if args.scheduler is not None:
             client = stack.enter_context(connect(args.scheduler))
-        model = _load_model(args.model, args.trust)
-        _set_engine(model, args.engine, args.model, args.precision)
         columns, _ = _output_columns(model)
         rows = map_in_chunks(
             model,

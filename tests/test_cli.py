@@ -322,6 +322,22 @@ def test_settings_out_of_range_name_the_setting(tmp_path, capsys):
     assert "setting 'test_fraction' is a fraction of the images" in err
 
 
+def _tiny_model(tmp_path):
+    """A saved model from image files that needs no training."""
+    from sklearn.dummy import DummyClassifier
+    from sklearn.pipeline import make_pipeline
+
+    from skcxr import ImageLoader
+    from skcxr.utils import save_model
+
+    model = make_pipeline(
+        ImageLoader(size=8), DummyClassifier().fit(np.zeros((2, 64)), ["a", "b"])
+    )
+    path = tmp_path / "tiny.skops"
+    save_model(model, path)
+    return str(path)
+
+
 def test_a_file_given_as_the_data_folder_or_a_pipe_as_an_image(tmp_path, capsys):
     image = tmp_path / "x.png"
     image.write_bytes(b"")
@@ -329,7 +345,7 @@ def test_a_file_given_as_the_data_folder_or_a_pipe_as_an_image(tmp_path, capsys)
     assert "is a file; give the data set's folder" in capsys.readouterr().err
     pipe = tmp_path / "pipe.png"
     os.mkfifo(pipe)
-    assert main(["predict", "model.skops", str(pipe)]) == 2
+    assert main(["predict", _tiny_model(tmp_path), str(pipe)]) == 2
     assert "pipe.png is not a regular file" in capsys.readouterr().err
 
 
@@ -349,8 +365,9 @@ def test_a_scheduler_that_is_not_there_fails_at_once(
     from skcxr.datasets import load_sample_images
 
     paths, _ = load_sample_images()
+    model = _tiny_model(tmp_path)
     start = time.perf_counter()
-    status = main(["predict", "m.skops", paths[0], "--scheduler", address])
+    status = main(["predict", model, paths[0], "--scheduler", address])
     assert status == 2 and time.perf_counter() - start < 10
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err

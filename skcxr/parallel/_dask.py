@@ -227,11 +227,8 @@ def connect(address):
                 f"no Dask scheduler answers at {address} ({exc.strerror or exc}); "
                 "start one with 'dask scheduler' or check the address"
             ) from None
-    return (
-        distributed.Client(
-            address, set_as_default=False, timeout=f"{CONNECT_TIMEOUT}s"
-        ),
-        True,
+    return distributed.Client(
+        address, set_as_default=False, timeout=f"{CONNECT_TIMEOUT}s"
     )
 
 

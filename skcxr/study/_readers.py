@@ -158,6 +158,12 @@ def _read_public(root, layout):
     labels = np.asarray(bunch.labels, dtype=float)[frontal]
     classes = [str(c) for c in bunch.classes]
     y = _single_label(labels, classes)
+    present = np.nansum(labels, axis=0) > 0
+    if not present.all():  # nothing to learn or score: not modelled
+        absent = [c for c, p in zip(classes, present) if not p]
+        notes.append(f"No positive image of {', '.join(absent)}: not modelled.")
+        labels = labels[:, present]
+        classes = [c for c, p in zip(classes, present) if p]
     findings = [c for c in classes if c not in NOT_A_FINDING]
     split = None if bunch.get("split") is None else np.asarray(bunch.split)[frontal]
     attributes = {
