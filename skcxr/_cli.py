@@ -47,6 +47,14 @@ def _positive_number(text):
     return value
 
 
+def _fraction(text):
+    """An argparse type: a number strictly between 0 and 1."""
+    value = _positive_number(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not below 1")
+    return value
+
+
 def _port(text):
     """An argparse type: a TCP port, 0 (any free port) to 65535."""
     try:
@@ -113,6 +121,12 @@ def _parser():
         help="epochs of every network (head, fine-tuning, scratch, autoencoder)",
     )
     study.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
+    study.add_argument(
+        "--target-sensitivity",
+        type=_fraction,
+        help="sensitivity of 'any finding' the operating threshold reaches on the "
+        "validation split, then reported on test (default: 0.95)",
+    )
     _add_engine(
         study,
         "for the frozen backbone's features, the embeddings and the PaDiM "
@@ -446,6 +460,7 @@ def _study_settings(args):
         "precision": args.precision,
         "max_images": args.max_images,
         "streaming": args.streaming,
+        "target_sensitivity": args.target_sensitivity,
         **{
             name: epochs
             for name in (

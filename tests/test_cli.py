@@ -319,7 +319,7 @@ def test_settings_out_of_range_name_the_setting(tmp_path, capsys):
     config.write_text("test_fraction = 1.5\n")
     assert main(["study", "--config", str(config), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "setting 'test_fraction' is a fraction of the images" in err
+    assert "setting 'test_fraction' is a fraction, between 0 and 1" in err
 
 
 def _tiny_model(tmp_path):

@@ -210,6 +210,7 @@ def load_study_data(
             "synthetic",
             source.healthy,
             lesion_masks=source.lesion_masks,
+            attributes=source.attributes,
             positive=source.positive,
         )
     source = read_layout(data, layout)

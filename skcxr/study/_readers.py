@@ -60,12 +60,13 @@ def read_synthetic(settings, random_state):
     """Synthetic chest X-rays, one per synthetic patient (Kermany's classes)."""
     from ..datasets import make_chest_xrays
 
-    X, y, lesion_masks = make_chest_xrays(
+    X, y, lesion_masks, metadata = make_chest_xrays(
         settings.n_samples,
         classes=("normal", "bacteria", "virus"),
         size=settings.size,
         difficulty=settings.difficulty,
         return_masks=True,
+        return_metadata=True,
         random_state=random_state,
     )
     patients = np.arange(len(y)).astype(str)
@@ -80,6 +81,9 @@ def read_synthetic(settings, random_state):
             "image per synthetic patient"
         ),
         positive="Pneumonia",
+        attributes={
+            name: np.asarray(metadata[name]) for name in ("sex", "age", "view")
+        },
         X=X,
         lesion_masks=lesion_masks,
     )

@@ -13,6 +13,41 @@ from ._report import HTMLReport
 __all__ = ["render_report", "ci_table"]
 
 
+#: The calibration and operating-point columns of a metric row, shown apart.
+CLINICAL_COLUMNS = (
+    "ECE",
+    "ECE calibrated",
+    "temperature",
+    "operating threshold",
+    "target sensitivity",
+    "sensitivity at threshold",
+    "specificity at threshold",
+)
+
+
+def _columns(rows, keep):
+    """Rows restricted to the columns for which ``keep(name)`` holds (a
+    column's CI bounds follow it)."""
+    return [
+        {
+            key: value
+            for key, value in row.items()
+            if keep(key.removesuffix(" CI low").removesuffix(" CI high"))
+        }
+        for row in rows
+    ]
+
+
+def performance_rows(rows):
+    """The rows without their calibration and operating-point columns."""
+    return _columns(rows, lambda key: key not in CLINICAL_COLUMNS)
+
+
+def clinical_rows(rows):
+    """The model and its calibration and operating-point columns."""
+    return _columns(rows, lambda key: key in ("model", *CLINICAL_COLUMNS))
+
+
 def ci_table(rows):
     """Rows with ``m``, ``m CI low``, ``m CI high`` columns shown as one
     ``"0.812 [0.771, 0.850]"`` cell per metric."""
@@ -75,7 +110,7 @@ def _classification_section(report, result, weights):
         "bootstrap 95% confidence intervals; the model kept is the best on the "
         "validation split by macro F1.",
     )
-    report.table(ci_table(result["rows"]))
+    report.table(ci_table(performance_rows(result["rows"])))
     report.paragraph(
         "Validation macro F1: "
         + ", ".join(
@@ -112,6 +147,108 @@ def _classification_section(report, result, weights):
         ax.set_title(name)
     fig.tight_layout()
     report.figure(fig, "Training curves (skorch history)")
+
+
+def _clinical_section(report, result, healthy, target_sensitivity):
+    from ..inspection import ReliabilityDisplay, SubgroupDisplay
+
+    task, best = result["task"], result["best"]
+    report.section(
+        f"{task.capitalize()}: calibration, operating point and subgroups",
+        "Top-label expected calibration error (ECE, 15 bins; Guo et al. 2017) "
+        "on the test split before and after temperature scaling fitted on the "
+        "validation split (scikit-learn's CalibratedClassifierCV with "
+        "FrozenEstimator, method='temperature'). The operating threshold of "
+        f"'any finding' (1 - P({healthy})) is chosen on the validation split to "
+        f"reach a sensitivity of {target_sensitivity:g}, then sensitivity and "
+        "specificity are measured at it on the test split. All with "
+        "patient-level bootstrap 95% CIs.",
+    )
+    report.table(ci_table(clinical_rows(result["rows"])))
+    reliability = result["reliability"]
+    y_test, classes = result["y_test"], reliability["classes"]
+    display = ReliabilityDisplay.from_predictions(
+        y_test, reliability["proba"], labels=classes, name=f"{best}"
+    )
+    ReliabilityDisplay.from_predictions(
+        y_test,
+        reliability["calibrated"],
+        labels=classes,
+        name="temperature-scaled",
+        ax=display.ax_,
+    )
+    report.figure(display.figure_, f"Reliability diagram of the kept model ({best})")
+    if not result["subgroup_results"]:
+        report.paragraph(
+            "No subgroup attribute (sex, age, view) is known for these images.",
+            note=True,
+        )
+        return
+    report.paragraph(
+        f"Subgroups of the kept model ({best}): per sex, age band and view, the "
+        "ROC AUC of any finding and the false no-finding rate at the operating "
+        "threshold (under-diagnosis; Seyyed-Kalantari et al. 2021), each with "
+        "its gap to the other test images. A gap is called only when its 95% "
+        "interval excludes 0; with several groups some gap can be called by "
+        "chance."
+    )
+    report.table(_subgroup_table(result["subgroups"]), caption="subgroups.csv")
+    for subgroup_result in result["subgroup_results"]:
+        display = SubgroupDisplay.from_result(subgroup_result)
+        report.figure(display.figure_, f"{_field_name(subgroup_result)} per subgroup")
+
+
+def _field_name(result):
+    return {"roc_auc": "ROC AUC", "fnfr": "False no-finding rate"}.get(
+        result.metric, result.metric
+    )
+
+
+def _subgroup_table(rows):
+    shown = []
+    for row in rows:
+        cell = (
+            f"{row['value']:.3f} [{row['CI low']:.3f}, {row['CI high']:.3f}]"
+            if row["estimable"]
+            else f"not estimable: {row['reason']}"
+        )
+        gap = (
+            f"{row['gap']:+.3f} [{row['gap CI low']:+.3f}, {row['gap CI high']:+.3f}]"
+            if row["estimable"]
+            else ""
+        )
+        shown.append(
+            {
+                "metric": row["metric"],
+                "attribute": row["attribute"],
+                "group": row["group"],
+                "images": row["images"],
+                "with finding": row["with finding"],
+                "value [95% CI]": cell,
+                "gap to the rest [95% CI]": gap,
+                "gap called": "yes" if row["gap called"] else "",
+            }
+        )
+    return shown
+
+
+def _model_card_section(report, results):
+    from ._model_card import model_card
+
+    report.section(
+        "Model card",
+        "What the kept models are for and how they did (also in model_card.md; "
+        "the sections of Mitchell et al. 2019).",
+    )
+    for kind, content in model_card(results):
+        if kind in ("h2", "h3"):
+            report.heading(content, level=int(kind[1]) + 1)
+        elif kind == "p":
+            report.paragraph(content)
+        elif kind == "ul":
+            report.bullets(content)
+        else:
+            report.table(content)
 
 
 def _parameter_rows(tables):
@@ -328,6 +465,12 @@ def render_report(results, path):
     _data_section(report, results)
     for result in results.classification.values():
         _classification_section(report, result, results.settings.weights)
+        _clinical_section(
+            report,
+            result,
+            results.data.healthy,
+            results.settings.target_sensitivity,
+        )
     if results.multilabel is not None:
         _multilabel_section(report, results.multilabel)
     _embedding_section(report, results.embedding)
@@ -338,5 +481,6 @@ def render_report(results, path):
     # example images need pixels; when streaming, the counts table alone
     streamed = results.data.loader is not None
     _error_overlap_section(report, results.error_overlap, None if streamed else X_test)
+    _model_card_section(report, results)
     report.write(path)
     return path

@@ -58,6 +58,15 @@ class HTMLReport:
         if text:
             self.paragraph(text)
 
+    def heading(self, text, level=3):
+        """Add a heading inside the current section (``<h3>`` and below)."""
+        self._parts.append(f"<h{level}>{html.escape(text)}</h{level}>")
+
+    def bullets(self, items):
+        """Add a bulleted list of plain-text items."""
+        listed = "".join(f"<li>{html.escape(item)}</li>" for item in items)
+        self._parts.append(f"<ul>{listed}</ul>")
+
     def paragraph(self, text, *, note=False):
         """Add a paragraph of plain text."""
         css = ' class="note"' if note else ""

@@ -22,6 +22,7 @@ from ..nn._engines import check_engine
 from ..utils._model_io import save_model
 from . import _tasks as tasks
 from ._data import load_study_data
+from ._model_card import model_card, to_markdown
 from ._render import render_report
 from ._settings import StudySettings
 
@@ -55,14 +56,50 @@ class StudyResults:
         rows += self.embedding["rows"] + self.anomaly["rows"] + self.ensemble["rows"]
         return rows
 
-    def path_models(self):
-        """Each saved model as a pipeline from image files: name -> Pipeline."""
+    @property
+    def subgroup_rows(self):
+        """The rows of ``subgroups.csv``: every task's kept model."""
+        return [
+            r for result in self.classification.values() for r in result["subgroups"]
+        ]
+
+    def calibrated_models(self):
+        """The kept model of each task with temperature-scaled probabilities
+        (and, for a binary task, its operating threshold), reading image files:
+        ``"<task>-calibrated"`` -> model."""
+        from sklearn.frozen import FrozenEstimator
+        from sklearn.model_selection import FixedThresholdClassifier
+
+        from ._clinical import calibrate_like, positive_class
+
+        models = {}
+        for task, result in self.classification.items():
+            best = result["best"]
+            network = self._from_files(result["models"][best])
+            model = calibrate_like(result["calibrated"][best], network)
+            threshold = result["thresholds"][best]
+            classes = list(model.classes_)
+            if len(classes) == 2 and threshold is not None:
+                # the decision at the operating threshold; nothing is refitted
+                model = FixedThresholdClassifier(
+                    FrozenEstimator(model),
+                    threshold=threshold,
+                    pos_label=positive_class(classes, self.data.healthy),
+                    response_method="predict_proba",
+                ).fit(np.zeros((len(classes), 1)), classes)
+            models[f"{task}-calibrated"] = model
+        return models
+
+    def _from_files(self, estimator):
+        """``estimator`` behind an :class:`~skcxr.ImageLoader` of the study's size."""
         from ..preprocessing import ImageLoader
 
-        def from_files(estimator):
-            loader = ImageLoader(size=self.settings.size)
-            return Pipeline([("load", loader), ("model", estimator)])
+        loader = ImageLoader(size=self.settings.size)
+        return Pipeline([("load", loader), ("model", estimator)])
 
+    def path_models(self):
+        """Each saved model as a pipeline from image files: name -> Pipeline."""
+        from_files = self._from_files
         models = {
             task: from_files(result["models"][result["best"]])
             for task, result in self.classification.items()
@@ -202,7 +239,12 @@ def run_study(
     )
     for name, model in results.path_models().items():
         save_model(model, os.path.join(out_dir, "models", f"{name}.skops"))
+    for name, model in results.calibrated_models().items():
+        save_model(model, os.path.join(out_dir, "models", f"{name}.skops"))
     results.data.write_splits_csv(os.path.join(out_dir, "splits.csv"))
+    _write_csv(os.path.join(out_dir, "subgroups.csv"), results.subgroup_rows)
+    with open(os.path.join(out_dir, "model_card.md"), "w", encoding="utf-8") as f:
+        f.write(to_markdown(model_card(results)))
     with open(os.path.join(out_dir, "settings.toml"), "w", encoding="utf-8") as f:
         f.write(settings.to_toml())
     _write_metrics(os.path.join(out_dir, "metrics.csv"), results.metric_rows, settings)
@@ -217,7 +259,10 @@ def _write_metrics(path, rows, settings):
         "backbone": settings.backbone,
         "bootstrap resamples": settings.n_resamples,
     }
-    rows = [{**row, **recorded} for row in rows]
+    _write_csv(path, [{**row, **recorded} for row in rows])
+
+
+def _write_csv(path, rows):
     columns = list(dict.fromkeys(key for row in rows for key in row))
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns)

@@ -13,7 +13,7 @@ __all__ = ["StudySettings"]
 _NATIVE_SIZE = {"inception_v3": 299}
 _DEFAULT_NATIVE_SIZE = 224
 # settings that must lie in a range (checked when read from a file or a flag)
-_FRACTIONS = ("test_fraction", "validation_fraction")
+_FRACTIONS = ("test_fraction", "validation_fraction", "target_sensitivity")
 _AT_LEAST_ONE = (
     "n_samples",
     "size",
@@ -71,6 +71,9 @@ class StudySettings:
     # a class with fewer images in some split is not estimated (single-label
     # tasks); a finding with fewer test positives is reported as not estimable
     min_class_images: int = 5
+    # the sensitivity of "any finding" the operating threshold reaches on the
+    # validation split (then reported on test)
+    target_sensitivity: float = 0.95
     n_resamples: int = 1000
     n_explained: int = 4
     n_scored_explanations: int = 16
@@ -170,8 +173,8 @@ def _check_range(name, value, source):
     """A ``ValueError`` naming the setting when its value is out of range."""
     if name in _FRACTIONS and not 0 < value < 1:
         raise ValueError(
-            f"{source}: setting {name!r} is a fraction of the images, between 0 "
-            f"and 1 (exclusive); got {value!r}."
+            f"{source}: setting {name!r} is a fraction, between 0 and 1 "
+            f"(exclusive); got {value!r}."
         )
     if name in _AT_LEAST_ONE and value < 1:
         raise ValueError(

@@ -15,6 +15,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 
 from ..metrics import paired_bootstrap
+from ._clinical import calibrate, clinical_metrics, subgroup_rows
 from ._metrics import _macro_f1, binary_roc_auc, evaluate, evaluate_multilabel, with_ci
 
 __all__ = [
@@ -118,35 +119,61 @@ def _validation_macro_f1(model, X, y):
 
 
 def classification_task(study, task, to_labels, configs, settings, random_state):
-    """Fit every configuration; score on the test split; pick the best on
-    the validation split (macro F1)."""
+    """Fit every configuration; score on the test split, calibration and the
+    operating point included; pick the best on the validation split (macro
+    F1) and analyse its subgroups."""
     X_train, y_train, _ = study.subset("train")
     X_val, y_val, _ = study.subset("validation")
     X_test, y_test, groups = study.subset("test")
     y_train, y_val, y_test = map(to_labels, (y_train, y_val, y_test))
     models, rows, histories, fit_seconds = {}, [], {}, {}
+    calibrated, thresholds = {}, {}
     for name, model in configs.items():
         start = time.perf_counter()
         model.fit(X_train, y_train)
         fit_seconds[name] = time.perf_counter() - start
         models[name] = model
         histories[name] = model.history_
-        rows.append(
-            evaluate(
-                name,
-                task,
-                model,
-                X_test,
-                y_test,
-                groups,
-                healthy=study.healthy,
-                n_resamples=settings.n_resamples,
-                random_state=random_state,
-            )
+        row = evaluate(
+            name,
+            task,
+            model,
+            X_test,
+            y_test,
+            groups,
+            healthy=study.healthy,
+            n_resamples=settings.n_resamples,
+            random_state=random_state,
         )
+        calibrated[name], thresholds[name] = _clinical(
+            row, model, study, to_labels, settings, random_state
+        )
+        rows.append(row)
     validation = {n: _validation_macro_f1(m, X_val, y_val) for n, m in models.items()}
     best = max(validation, key=validation.get)
+    subgroups, subgroup_results = subgroup_rows(
+        models[best],
+        calibrated[best],
+        X_test,
+        y_test,
+        groups,
+        study.subset_attributes("test"),
+        healthy=study.healthy,
+        threshold=thresholds[best],
+        min_count=settings.min_class_images,
+        n_resamples=settings.n_resamples,
+        random_state=random_state,
+    )
     return dict(
+        calibrated=calibrated,
+        thresholds=thresholds,
+        subgroups=[{"task": task, "model": best, **row} for row in subgroups],
+        subgroup_results=subgroup_results,
+        reliability=dict(
+            classes=np.asarray(models[best].classes_),
+            proba=models[best].predict_proba(X_test),
+            calibrated=calibrated[best].predict_proba(X_test),
+        ),
         task=task,
         rows=rows,
         models=models,
@@ -158,6 +185,27 @@ def classification_task(study, task, to_labels, configs, settings, random_state)
         y_test=y_test,
         test_pred=models[best].predict(X_test),
     )
+
+
+def _clinical(row, model, study, to_labels, settings, random_state):
+    """Calibrate ``model`` on the validation split and add its calibration
+    and operating-point columns to ``row``; returns ``(calibrated model,
+    operating threshold)``."""
+    X_val, y_val, val_groups = study.subset("validation")
+    X_test, y_test, groups = study.subset("test")
+    y_val, y_test = to_labels(y_val), to_labels(y_test)
+    calibrated = calibrate(model, X_val, y_val)
+    threshold = clinical_metrics(
+        row,
+        model,
+        calibrated,
+        {"validation": (X_val, y_val, val_groups), "test": (X_test, y_test, groups)},
+        healthy=study.healthy,
+        target_sensitivity=settings.target_sensitivity,
+        n_resamples=settings.n_resamples,
+        random_state=random_state,
+    )
+    return calibrated, threshold
 
 
 def multilabel_task(study, settings, random_state):
@@ -210,19 +258,19 @@ def embedding_task(study, tasks, settings, random_state):
         neighbours.fit(train_codes, to_labels(y_train))
         knn = make_pipeline(FrozenEstimator(embedder), FrozenEstimator(neighbours))
         models[task] = knn
-        rows.append(
-            evaluate(
-                f"KNN k={k} on embeddings",
-                task,
-                knn,
-                X_test,
-                to_labels(y_test),
-                groups,
-                healthy=study.healthy,
-                n_resamples=settings.n_resamples,
-                random_state=random_state,
-            )
+        row = evaluate(
+            f"KNN k={k} on embeddings",
+            task,
+            knn,
+            X_test,
+            to_labels(y_test),
+            groups,
+            healthy=study.healthy,
+            n_resamples=settings.n_resamples,
+            random_state=random_state,
         )
+        _clinical(row, knn, study, to_labels, settings, random_state)
+        rows.append(row)
     tsne = TSNE(perplexity=min(30, len(train_codes) // 4), random_state=random_state)
     train_map = tsne.fit_transform(train_codes)
     new_points = tsne.transform(embedder.transform(X_test[:10]))
@@ -351,8 +399,9 @@ def ensemble_task(study, members, to_labels, settings, random_state):
     ga = GAWeightedVoter(
         estimators=estimators, prefit=True, random_state=random_state
     ).fit(X_val, y_val)
-    rows = [
-        evaluate(
+    rows = []
+    for name, model in (("uniform average", uniform), ("GA-weighted", ga)):
+        row = evaluate(
             name,
             "ensemble",
             model,
@@ -363,8 +412,8 @@ def ensemble_task(study, members, to_labels, settings, random_state):
             n_resamples=settings.n_resamples,
             random_state=random_state,
         )
-        for name, model in (("uniform average", uniform), ("GA-weighted", ga))
-    ]
+        _clinical(row, model, study, to_labels, settings, random_state)
+        rows.append(row)
     ga_pred = ga.predict(X_test)
     comparison = paired_bootstrap(
         y_test,

@@ -40,6 +40,9 @@ TRUSTED_TYPES = [
     "sklearn.metrics._dist_metrics.EuclideanDistance64",
     # a dict with attribute access (a voting ensemble's named_estimators_)
     "sklearn.utils._bunch.Bunch",
+    # temperature scaling of CalibratedClassifierCV: a model and one number
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._TemperatureScaling",
 ]
 
 
