@@ -16,6 +16,18 @@ import numpy as np
 __all__ = ["main", "console_main"]
 
 MODEL_HELP = "a model file saved by 'skcxr study' (models/*.skops) or save_model"
+# the folder layouts 'skcxr study' reads (skcxr.study._readers.LAYOUTS; listed
+# here so that the parser does not import the study)
+LAYOUTS = (
+    "kermany",
+    "chestxray14",
+    "chexpert",
+    "mimic",
+    "padchest",
+    "rsna",
+    "vindr",
+    "siim",
+)
 
 # glibc returns large tensors' memory to the OS after every free, so eager torch
 # on the CPU page-faults the same buffers in again and again: raising these
@@ -91,8 +103,19 @@ def _parser():
     study.add_argument(
         "--layout",
         default="kermany",
-        choices=["kermany", "chestxray14"],
-        help="folder layout of --data",
+        choices=LAYOUTS,
+        help="folder layout of --data (default: %(default)s)",
+    )
+    study.add_argument(
+        "--external",
+        metavar="DIR",
+        help="a second data set's folder: every model is also scored there "
+        "(external validation; findings matched by their common names)",
+    )
+    study.add_argument(
+        "--external-layout",
+        choices=LAYOUTS,
+        help="folder layout of --external (default: --layout)",
     )
     study.add_argument("--quick", action="store_true", help="a one-minute smoke run")
     study.add_argument("--random-state", type=int, default=0)
@@ -480,16 +503,19 @@ def _study_settings(args):
 def _study(args):
     from .study._run import run_study
 
-    if args.data is not None and not os.path.isdir(args.data):
-        if os.path.exists(args.data):
-            raise NotADirectoryError(
-                f"--data {args.data} is a file; give the data set's folder"
-            )
-        raise FileNotFoundError(f"data folder not found: {args.data}")
+    for flag, folder in (("--data", args.data), ("--external", args.external)):
+        if folder is not None and not os.path.isdir(folder):
+            if os.path.exists(folder):
+                raise NotADirectoryError(
+                    f"{flag} {folder} is a file; give the data set's folder"
+                )
+            raise FileNotFoundError(f"data folder not found: {folder}")
     path = run_study(
         args.out,
         data=args.data,
         layout=args.layout,
+        external=args.external,
+        external_layout=args.external_layout,
         settings=_study_settings(args),
         random_state=args.random_state,
         log=lambda line: print(line, file=sys.stderr, flush=True),

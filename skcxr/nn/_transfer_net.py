@@ -169,8 +169,9 @@ class TensorBatches:
     """A DataLoader stand-in slicing in-memory arrays (no per-sample indexing).
 
     Yields ``(X_batch, y_batch)``; the order is reshuffled each epoch from
-    ``generator`` when ``shuffle``. ``transform`` (a callable on X batches) is
-    applied to every batch.
+    ``generator`` when ``shuffle`` (training), and a last training batch of
+    one image joins the batch before it. ``transform`` (a callable on X
+    batches) is applied to every batch.
     """
 
     def __init__(
@@ -182,18 +183,23 @@ class TensorBatches:
         self.generator = generator
         self.transform = transform
 
+    def _bounds(self):
+        """Batch boundaries; a training batch of one image (batch norms cannot
+        train on it) joins the batch before it."""
+        n = len(self.X)
+        starts = list(range(0, n, self.batch_size))
+        if self.shuffle and len(starts) > 1 and n - starts[-1] == 1:
+            starts.pop()
+        return list(zip(starts, [*starts[1:], n]))
+
     def __len__(self):
-        return -(-len(self.X) // self.batch_size)
+        return len(self._bounds())
 
     def __iter__(self):
         n = len(self.X)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else None
-        for start in range(0, n, self.batch_size):
-            idx = (
-                slice(start, start + self.batch_size)
-                if order is None
-                else order[start : start + self.batch_size]
-            )
+        for start, stop in self._bounds():
+            idx = slice(start, stop) if order is None else order[start:stop]
             X = self.X[idx]
             if self.transform is not None:
                 X = self.transform(X)

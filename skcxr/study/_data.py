@@ -17,7 +17,7 @@ import numpy as np
 from ..utils._split import holdout_split
 from ._readers import SEVERAL_FINDINGS, read_layout, read_synthetic
 
-__all__ = ["StudyData", "load_study_data", "SPLITS"]
+__all__ = ["StudyData", "load_study_data", "read_images", "subsample", "SPLITS"]
 
 SPLITS = ("train", "validation", "test")
 # what a single-label task cannot use: several findings, or a class too rare
@@ -69,27 +69,32 @@ class StudyData:
         """Boolean mask of the images the single-label tasks use."""
         return (self.y != SEVERAL_FINDINGS) & (self.y != RARE)
 
-    def subset(self, name, *, multilabel=False):
-        """``(X, y, patients)`` of split ``name`` for a single-label or the
-        multi-label task (images with several findings are multi-label only)."""
+    def _mask(self, name, every_image):
         mask = self.part(name)
+        return mask if every_image else mask & self.single_label()
+
+    def subset(self, name, *, multilabel=False, every_image=False):
+        """``(X, y, patients)`` of split ``name``: the single-label images (by
+        default), every image (``every_image``: for healthy vs any finding,
+        with ``y`` holding :data:`SEVERAL_FINDINGS` or :data:`RARE` for images
+        no single class fits), or every image with the finding matrix as
+        ``y`` (``multilabel``)."""
         if multilabel:
-            y = self.multilabel
+            mask, y = self.part(name), self.multilabel
         else:
-            mask &= self.single_label()
-            y = self.y
+            mask, y = self._mask(name, every_image), self.y
         return self.X[mask], y[mask], self.patients[mask]
 
-    def subset_attributes(self, name):
-        """The ``attributes`` of the single-label images of split ``name``."""
-        mask = self.part(name) & self.single_label()
+    def subset_attributes(self, name, *, every_image=False):
+        """The ``attributes`` of the images of ``subset(name, ...)``."""
+        mask = self._mask(name, every_image)
         return {key: values[mask] for key, values in self.attributes.items()}
 
-    def lesions(self, name):
-        """The lesion masks aligned with ``subset(name)``, or None."""
+    def lesions(self, name, *, every_image=False):
+        """The lesion masks aligned with ``subset(name, ...)``, or None."""
         if self.lesion_masks is None:
             return None
-        return self.lesion_masks[self.part(name) & self.single_label()]
+        return self.lesion_masks[self._mask(name, every_image)]
 
     def split_rows(self):
         """One row per split: images, patients and images per class."""
@@ -143,7 +148,7 @@ def _assign_splits(y, patients, official_test, settings, random_state):
     return split.astype(str)
 
 
-def _subsample(y, patients, max_images, random_state):
+def subsample(y, patients, max_images, random_state):
     """A stratified, patient-grouped subsample of about ``max_images`` images."""
     if not max_images or max_images >= len(y):
         return np.arange(len(y))
@@ -173,6 +178,29 @@ def _set_rare_classes(y, split, healthy, minimum):
     return y.astype(str), notes
 
 
+def read_images(paths, settings, log):
+    """``(X, loader)``: the images of ``paths`` read at the study's size, or,
+    when they would not fit (:func:`~skcxr.utils._memory.should_stream`), the
+    paths themselves and the :class:`~skcxr.ImageLoader` the models read them
+    through, batch by batch."""
+    from ..preprocessing import ImageLoader
+    from ..utils._memory import should_stream
+
+    loader = ImageLoader(size=settings.size, n_jobs=-1)
+    stream, array, available = should_stream(
+        len(paths), settings.size, mode=settings.streaming
+    )
+    if not stream:
+        return loader.fit_transform(paths), None
+    free = "unknown" if available is None else f"{available / 2**30:.1f} GiB"
+    log(
+        f"streaming from files (streaming={settings.streaming!r}): {len(paths)} "
+        f"images at {settings.size} px would take {array / 2**30:.1f} GiB as "
+        f"float32 ({free} available); batches are decoded in worker processes"
+    )
+    return np.asarray(paths), loader
+
+
 def load_study_data(
     settings, *, data=None, layout="kermany", random_state=0, log=print
 ):
@@ -194,9 +222,6 @@ def load_study_data(
     -------
     StudyData
     """
-    from ..preprocessing import ImageLoader
-    from ..utils._memory import should_stream
-
     if data is None:
         source = read_synthetic(settings, random_state)
         split = _assign_splits(source.y, source.patients, None, settings, random_state)
@@ -214,7 +239,7 @@ def load_study_data(
             positive=source.positive,
         )
     source = read_layout(data, layout)
-    keep = _subsample(source.y, source.patients, settings.max_images, random_state)
+    keep = subsample(source.y, source.patients, settings.max_images, random_state)
     paths, y, patients = source.paths[keep], source.y[keep], source.patients[keep]
     multilabel = None if source.multilabel is None else source.multilabel[keep]
     attributes = {key: values[keep] for key, values in source.attributes.items()}
@@ -225,21 +250,7 @@ def load_study_data(
     y, rare_notes = _set_rare_classes(
         y, split, source.healthy, settings.min_class_images
     )
-    loader = ImageLoader(size=settings.size, n_jobs=-1)
-    stream, array, available = should_stream(
-        len(paths), settings.size, mode=settings.streaming
-    )
-    if stream:
-        X = np.asarray(paths)  # the models read the files through `loader`
-        free = "unknown" if available is None else f"{available / 2**30:.1f} GiB"
-        log(
-            f"streaming from files (streaming={settings.streaming!r}): {len(y)} "
-            f"images at {settings.size} px would take {array / 2**30:.1f} GiB as "
-            f"float32 ({free} available); batches are decoded in "
-            "worker processes"
-        )
-    else:
-        X, loader = loader.fit_transform(paths), None
+    X, loader = read_images(paths, settings, log)
     test_rule = "official test split" if official_test is not None else "no official"
     description = (
         f"{source.description}: {len(y)} images of {len(np.unique(patients))} "

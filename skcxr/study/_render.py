@@ -232,6 +232,25 @@ def _subgroup_table(rows):
     return shown
 
 
+def _external_section(report, external):
+    report.section(
+        "External validation",
+        f"The models scored on a second data set, {external['description']}; "
+        "every image there is a test image. Findings are matched with its labels "
+        "by their common names. ROC AUC on the internal test split and on the "
+        "external images, each with a patient-level bootstrap 95% CI, and the "
+        "drop (external minus internal) with the interval of the difference.",
+    )
+    for text in external["notes"]:
+        report.paragraph(text, note=True)
+    if external["rows"]:
+        report.table(ci_table(external["rows"]))
+    else:
+        report.paragraph(
+            "The external data set labels none of the findings the models predict."
+        )
+
+
 def _model_card_section(report, results):
     from ._model_card import model_card
 
@@ -477,10 +496,12 @@ def render_report(results, path):
     _anomaly_section(report, results.anomaly, results.data.healthy)
     _ensemble_section(report, results.ensemble)
     _explanation_section(report, results.explanation)
-    X_test, _, _ = results.data.subset("test")
+    X_test, _, _ = results.main_task.subset(results.data, "test")
     # example images need pixels; when streaming, the counts table alone
     streamed = results.data.loader is not None
     _error_overlap_section(report, results.error_overlap, None if streamed else X_test)
+    if results.external is not None:
+        _external_section(report, results.external)
     _model_card_section(report, results)
     report.write(path)
     return path

@@ -22,6 +22,7 @@ from ..nn._engines import check_engine
 from ..utils._model_io import save_model
 from . import _tasks as tasks
 from ._data import load_study_data
+from ._external import external_task
 from ._model_card import model_card, to_markdown
 from ._render import render_report
 from ._settings import StudySettings
@@ -43,6 +44,8 @@ class StudyResults:
     ensemble: dict
     explanation: dict
     error_overlap: object
+    main_task: object = None
+    external: dict = None
 
     @property
     def metric_rows(self):
@@ -54,6 +57,8 @@ class StudyResults:
                 for r in self.multilabel["rows"]
             ]
         rows += self.embedding["rows"] + self.anomaly["rows"] + self.ensemble["rows"]
+        if self.external is not None:
+            rows += self.external["rows"]
         return rows
 
     @property
@@ -120,8 +125,18 @@ def _progress(log):
     return step
 
 
-def compute_study(settings, *, data=None, layout="kermany", random_state=0, log=print):
-    """Fit and score every part of the study; returns :class:`StudyResults`."""
+def compute_study(
+    settings,
+    *,
+    data=None,
+    layout="kermany",
+    external=None,
+    external_layout=None,
+    random_state=0,
+    log=print,
+):
+    """Fit and score every part of the study (and, with ``external``, score
+    the models on that data set); returns :class:`StudyResults`."""
     from ..inspection import error_overlap
 
     step = _progress(log)
@@ -137,18 +152,14 @@ def compute_study(settings, *, data=None, layout="kermany", random_state=0, log=
         f"estimated training time: about {estimate / 60:.0f} min (from a timed "
         "forward pass; the whole study takes longer)"
     )
-    n_classes = len(np.unique(study.subset("train")[1]))
-    main_task = tasks.task_name(n_classes)
-    task_labels = {"binary": lambda y: tasks.binary_labels(y, study.healthy)}
-    if n_classes > 2:
-        task_labels[main_task] = np.asarray
+    study_tasks = tasks.study_tasks(study)
+    main_task = study_tasks[-1]
     classification = {}
-    for task, to_labels in task_labels.items():
-        step(f"{task} classification: frozen, fine-tuned and scratch CNNs")
-        classification[task] = tasks.classification_task(
+    for task in study_tasks:
+        step(f"{task.name} classification: frozen, fine-tuned and scratch CNNs")
+        classification[task.name] = tasks.classification_task(
             study,
             task,
-            to_labels,
             tasks.classifier_configs(settings, random_state, loader=study.loader),
             settings,
             random_state,
@@ -159,23 +170,26 @@ def compute_study(settings, *, data=None, layout="kermany", random_state=0, log=
         multilabel = tasks.multilabel_task(study, settings, random_state)
 
     step("embeddings: CNNEmbedder + KNN and the t-SNE map")
-    embedding = tasks.embedding_task(study, task_labels, settings, random_state)
+    embedding = tasks.embedding_task(study, study_tasks, settings, random_state)
     step("anomaly detection trained on healthy images only")
     anomaly = tasks.anomaly_task(study, settings, random_state)
 
     step("ensembles: GA-weighted vs uniform averaging")
-    main, main_labels = classification[main_task], task_labels[main_task]
-    members = {**main["models"], "KNN on embeddings": embedding["models"][main_task]}
-    ensemble = tasks.ensemble_task(study, members, main_labels, settings, random_state)
+    main = classification[main_task.name]
+    members = {
+        **main["models"],
+        "KNN on embeddings": embedding["models"][main_task.name],
+    }
+    ensemble = tasks.ensemble_task(study, members, main_task, settings, random_state)
 
     step("explanations: Grad-CAM and region attribution")
     explanation = tasks.explanation_task(
-        study, main["best"], main["models"][main["best"]], main_labels, settings
+        study, main["best"], main["models"][main["best"]], main_task, settings
     )
     step("error overlap across models")
-    X_test, y_test, _ = study.subset("test")
-    overlap = error_overlap(members, X_test, main_labels(y_test))
-    return StudyResults(
+    X_test, y_test, _ = main_task.subset(study, "test")
+    overlap = error_overlap(members, X_test, y_test)
+    results = StudyResults(
         settings,
         study,
         classification,
@@ -185,7 +199,19 @@ def compute_study(settings, *, data=None, layout="kermany", random_state=0, log=
         ensemble,
         explanation,
         overlap,
+        main_task=main_task,
     )
+    if external is not None:
+        step(f"external validation on {external} ({external_layout or layout})")
+        results.external = external_task(
+            results,
+            external,
+            external_layout or layout,
+            settings,
+            random_state,
+            step,
+        )
+    return results
 
 
 def run_study(
@@ -193,6 +219,8 @@ def run_study(
     *,
     data=None,
     layout="kermany",
+    external=None,
+    external_layout=None,
     quick=False,
     settings=None,
     random_state=0,
@@ -202,9 +230,12 @@ def run_study(
 
     Writes ``report.html``, ``metrics.csv`` (every metric with its 95% CI
     bounds), ``splits.csv`` (path, patient, label and split of every image),
-    ``settings.toml`` and ``models/*.skops`` (each a pipeline from image files,
-    in the safe format of :func:`skcxr.utils.save_model`, which ``skcxr
-    predict``, ``explain`` and ``serve`` load without running code from it).
+    ``subgroups.csv`` (the kept models per sex, age band and view),
+    ``model_card.md``, ``settings.toml`` and ``models/*.skops`` (each a model
+    from image files, in the safe format of :func:`skcxr.utils.save_model`,
+    which ``skcxr predict``, ``explain`` and ``serve`` load without running
+    code from it; ``<task>-calibrated.skops`` with temperature-scaled
+    probabilities and, binary, the decision at the operating threshold).
 
     Parameters
     ----------
@@ -212,8 +243,14 @@ def run_study(
         Folder for the report; created if missing.
     data : str or os.PathLike, default=None
         A real data set's folder; ``None`` uses synthetic images.
-    layout : {"kermany", "chestxray14"}, default="kermany"
-        The folder layout of ``data``.
+    layout : str, default="kermany"
+        The folder layout of ``data``: one of
+        :data:`skcxr.study._readers.LAYOUTS`.
+    external : str or os.PathLike, default=None
+        A second data set's folder on which the models are scored (external
+        validation; the findings matched by their common names).
+    external_layout : str, default=None
+        The folder layout of ``external``; None: ``layout``.
     quick : bool, default=False
         A smoke run of about a minute (ignored when ``settings`` is given).
     settings : StudySettings, default=None
@@ -235,7 +272,13 @@ def run_study(
     check_engine(settings.engine, settings.device, settings.precision)
     os.makedirs(os.path.join(out_dir, "models"), exist_ok=True)
     results = compute_study(
-        settings, data=data, layout=layout, random_state=random_state, log=log
+        settings,
+        data=data,
+        layout=layout,
+        external=external,
+        external_layout=external_layout,
+        random_state=random_state,
+        log=log,
     )
     for name, model in results.path_models().items():
         save_model(model, os.path.join(out_dir, "models", f"{name}.skops"))

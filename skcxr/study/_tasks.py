@@ -7,6 +7,8 @@ split.
 """
 
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from sklearn.frozen import FrozenEstimator
@@ -34,6 +36,38 @@ __all__ = [
 TASK_NAMES = {2: "binary", 3: "three-class", 4: "four-class", 5: "five-class"}
 
 
+@dataclass(frozen=True)
+class Task:
+    """A classification task of the study: its name, the labels it trains on
+    (``to_labels`` of the study's labels) and its images: every image (healthy
+    vs any finding, images with several or rare findings included) or the
+    single-label ones."""
+
+    name: str
+    to_labels: Callable
+    every_image: bool = False
+
+    def subset(self, study, split):
+        """``(X, labels, patients)`` of this task on split ``split``."""
+        X, y, groups = study.subset(split, every_image=self.every_image)
+        return X, self.to_labels(y), groups
+
+    def attributes(self, study, split):
+        """The subgroup attributes of this task's images of ``split``."""
+        return study.subset_attributes(split, every_image=self.every_image)
+
+
+def study_tasks(study):
+    """The binary task (healthy vs any finding, on every image) and, with more
+    than two single-label classes, the multi-class task; the last is the main
+    task (the ensemble's and the explanations')."""
+    binary = Task("binary", lambda y: binary_labels(y, study.healthy), every_image=True)
+    n_classes = len(np.unique(study.subset("train")[1]))
+    if n_classes <= 2:
+        return [binary]
+    return [binary, Task(task_name(n_classes), np.asarray)]
+
+
 def task_name(n_classes):
     """``"three-class"`` for 3 classes, ``"15-class"`` beyond the named ones."""
     return TASK_NAMES.get(n_classes, f"{n_classes}-class")
@@ -41,7 +75,7 @@ def task_name(n_classes):
 
 def binary_labels(y, healthy):
     """Healthy vs any finding: "pneumonia" for the Kermany classes, "finding"
-    for ChestX-ray14's."""
+    for the multi-label data sets'."""
     y = np.asarray(y)
     findings = set(np.unique(y).tolist()) - {healthy}
     positive = "pneumonia" if findings <= {"bacteria", "virus"} else "finding"
@@ -118,14 +152,13 @@ def _validation_macro_f1(model, X, y):
     return f1_score(y, model.predict(X), average="macro")
 
 
-def classification_task(study, task, to_labels, configs, settings, random_state):
+def classification_task(study, task, configs, settings, random_state):
     """Fit every configuration; score on the test split, calibration and the
     operating point included; pick the best on the validation split (macro
     F1) and analyse its subgroups."""
-    X_train, y_train, _ = study.subset("train")
-    X_val, y_val, _ = study.subset("validation")
-    X_test, y_test, groups = study.subset("test")
-    y_train, y_val, y_test = map(to_labels, (y_train, y_val, y_test))
+    X_train, y_train, _ = task.subset(study, "train")
+    X_val, y_val, _ = task.subset(study, "validation")
+    X_test, y_test, groups = task.subset(study, "test")
     models, rows, histories, fit_seconds = {}, [], {}, {}
     calibrated, thresholds = {}, {}
     for name, model in configs.items():
@@ -136,7 +169,7 @@ def classification_task(study, task, to_labels, configs, settings, random_state)
         histories[name] = model.history_
         row = evaluate(
             name,
-            task,
+            task.name,
             model,
             X_test,
             y_test,
@@ -146,7 +179,7 @@ def classification_task(study, task, to_labels, configs, settings, random_state)
             random_state=random_state,
         )
         calibrated[name], thresholds[name] = _clinical(
-            row, model, study, to_labels, settings, random_state
+            row, model, study, task, settings, random_state
         )
         rows.append(row)
     validation = {n: _validation_macro_f1(m, X_val, y_val) for n, m in models.items()}
@@ -157,7 +190,7 @@ def classification_task(study, task, to_labels, configs, settings, random_state)
         X_test,
         y_test,
         groups,
-        study.subset_attributes("test"),
+        task.attributes(study, "test"),
         healthy=study.healthy,
         threshold=thresholds[best],
         min_count=settings.min_class_images,
@@ -167,14 +200,14 @@ def classification_task(study, task, to_labels, configs, settings, random_state)
     return dict(
         calibrated=calibrated,
         thresholds=thresholds,
-        subgroups=[{"task": task, "model": best, **row} for row in subgroups],
+        subgroups=[{"task": task.name, "model": best, **row} for row in subgroups],
         subgroup_results=subgroup_results,
         reliability=dict(
             classes=np.asarray(models[best].classes_),
             proba=models[best].predict_proba(X_test),
             calibrated=calibrated[best].predict_proba(X_test),
         ),
-        task=task,
+        task=task.name,
         rows=rows,
         models=models,
         histories=histories,
@@ -183,17 +216,17 @@ def classification_task(study, task, to_labels, configs, settings, random_state)
         validation_macro_f1=validation,
         best=best,
         y_test=y_test,
+        test_groups=groups,
         test_pred=models[best].predict(X_test),
     )
 
 
-def _clinical(row, model, study, to_labels, settings, random_state):
+def _clinical(row, model, study, task, settings, random_state):
     """Calibrate ``model`` on the validation split and add its calibration
     and operating-point columns to ``row``; returns ``(calibrated model,
     operating threshold)``."""
-    X_val, y_val, val_groups = study.subset("validation")
-    X_test, y_test, groups = study.subset("test")
-    y_val, y_test = to_labels(y_val), to_labels(y_test)
+    X_val, y_val, val_groups = task.subset(study, "validation")
+    X_test, y_test, groups = task.subset(study, "test")
     calibrated = calibrate(model, X_val, y_val)
     threshold = clinical_metrics(
         row,
@@ -245,32 +278,38 @@ def embedding_task(study, tasks, settings, random_state):
     t-SNE map of the training images with test images placed on it."""
     from ..models import TSNE
 
-    X_train, y_train, _ = study.subset("train")
-    X_test, y_test, groups = study.subset("test")
+    X_train, _, _ = tasks[-1].subset(study, "train")
     embedder = _pretrained_embedder(settings, study).fit(X_train)
-    train_codes = embedder.transform(X_train)
+    codes = {}  # the tasks that share their images share their training codes
     rows, models = [], {}
-    for task, to_labels in tasks.items():
-        k = 7 if task == "binary" else 5
-        # the embedder is fitted and the training codes computed once for every
-        # task; the pipeline only chains the fitted steps for image input
+    for task in tasks:
+        X_train, y_train, _ = task.subset(study, "train")
+        X_test, y_test, groups = task.subset(study, "test")
+        if task.every_image not in codes:
+            codes[task.every_image] = embedder.transform(X_train)
+        k = 7 if task.name == "binary" else 5
+        # the pipeline only chains the fitted steps for image input
         neighbours = KNeighborsClassifier(n_neighbors=k)
-        neighbours.fit(train_codes, to_labels(y_train))
+        neighbours.fit(codes[task.every_image], y_train)
         knn = make_pipeline(FrozenEstimator(embedder), FrozenEstimator(neighbours))
-        models[task] = knn
+        models[task.name] = knn
         row = evaluate(
             f"KNN k={k} on embeddings",
-            task,
+            task.name,
             knn,
             X_test,
-            to_labels(y_test),
+            y_test,
             groups,
             healthy=study.healthy,
             n_resamples=settings.n_resamples,
             random_state=random_state,
         )
-        _clinical(row, knn, study, to_labels, settings, random_state)
+        _clinical(row, knn, study, task, settings, random_state)
         rows.append(row)
+    # the map of the main task's training images
+    X_train, y_train, _ = study.subset("train", every_image=tasks[-1].every_image)
+    X_test = study.subset("test", every_image=tasks[-1].every_image)[0]
+    train_codes = codes[tasks[-1].every_image]
     tsne = TSNE(perplexity=min(30, len(train_codes) // 4), random_state=random_state)
     train_map = tsne.fit_transform(train_codes)
     new_points = tsne.transform(embedder.transform(X_test[:10]))
@@ -292,8 +331,8 @@ def anomaly_task(study, settings, random_state):
 
     from ..models import ReconstructionAnomalyDetector
 
-    X_train, y_train, _ = study.subset("train")
-    X_test, y_test, groups = study.subset("test")
+    X_train, y_train, _ = study.subset("train", every_image=True)
+    X_test, y_test, groups = study.subset("test", every_image=True)
     healthy = X_train[y_train == study.healthy]
     sick = y_test != study.healthy
     common = dict(
@@ -383,15 +422,13 @@ def _recall_of(value):
     return recall
 
 
-def ensemble_task(study, members, to_labels, settings, random_state):
+def ensemble_task(study, members, task, settings, random_state):
     """GA-weighted soft voting against uniform averaging of the same models
-    (fitted on the labels ``to_labels`` gives), with a paired bootstrap of the
-    macro-F1 difference."""
+    (of ``task``), with a paired bootstrap of the macro-F1 difference."""
     from ..models import GAWeightedVoter
 
-    X_val, y_val, _ = study.subset("validation")
-    X_test, y_test, groups = study.subset("test")
-    y_val, y_test = to_labels(y_val), to_labels(y_test)
+    X_val, y_val, _ = task.subset(study, "validation")
+    X_test, y_test, groups = task.subset(study, "test")
     estimators = list(members.items())
     uniform = GAWeightedVoter(
         estimators=estimators, prefit=True, weights="uniform", random_state=random_state
@@ -412,7 +449,7 @@ def ensemble_task(study, members, to_labels, settings, random_state):
             n_resamples=settings.n_resamples,
             random_state=random_state,
         )
-        _clinical(row, model, study, to_labels, settings, random_state)
+        _clinical(row, model, study, task, settings, random_state)
         rows.append(row)
     ga_pred = ga.predict(X_test)
     comparison = paired_bootstrap(
@@ -435,13 +472,12 @@ def ensemble_task(study, members, to_labels, settings, random_state):
     )
 
 
-def explanation_task(study, name, model, to_labels, settings):
+def explanation_task(study, name, model, task, settings):
     """Grad-CAM maps of correct and wrong test predictions, and which half of
     the chest drives the prediction against the silhouette rule."""
     from ..inspection import grad_cam, region_attribution, silhouette_side
 
-    X_test, y_test, _ = study.subset("test")
-    y_test = to_labels(y_test)
+    X_test, y_test, _ = task.subset(study, "test")
     pred = model.predict(X_test)
     heatmaps = {}
     for label, picked in (("correct", pred == y_test), ("wrong", pred != y_test)):
@@ -474,16 +510,16 @@ def explanation_task(study, name, model, to_labels, settings):
         name=name,
         heatmaps=heatmaps,
         regions=regions,
-        scores=_explanation_scores(study, model, X_test, y_test, pred, settings),
+        scores=_explanation_scores(study, task, model, X_test, y_test, pred, settings),
     )
 
 
-def _explanation_scores(study, model, X_test, y_test, pred, settings):
+def _explanation_scores(study, task, model, X_test, y_test, pred, settings):
     """Every explanation method scored against the known lesions of the
     correctly classified diseased test images (synthetic data only)."""
     from ..inspection import evaluate_explanations
 
-    masks = study.lesions("test")
+    masks = study.lesions("test", every_image=task.every_image)
     if masks is None:
         return None
     index = np.flatnonzero((pred == y_test) & (y_test != study.healthy))
