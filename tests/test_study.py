@@ -179,7 +179,7 @@ def test_max_images_subsamples_whole_patients(tmp_path):
 def test_explanations_are_scored_against_the_synthetic_lesions():
     from skcxr import TransferClassifier
     from skcxr.study._render import _score_with_chance
-    from skcxr.study._tasks import _explanation_scores
+    from skcxr.study._tasks import Task, _explanation_scores
 
     settings = StudySettings(n_samples=60, size=32, n_scored_explanations=4)
     study = load_study_data(settings, random_state=0)
@@ -195,7 +195,8 @@ def test_explanations_are_scored_against_the_synthetic_lesions():
         backbone="small_cnn", weights=None, max_epochs=2, random_state=0
     ).fit(X_train, y_train)
     # score every diseased test image, as if each one were predicted correctly
-    scores = _explanation_scores(study, model, X_test, y_test, y_test, settings)
+    task = Task("three-class", np.asarray)
+    scores = _explanation_scores(study, task, model, X_test, y_test, y_test, settings)
     assert scores["n_images"] == 4 and scores["tolerance"] == 2
     methods = [row["method"] for row in scores["rows"]]
     assert {"grad_cam", "occlusion", "smoothgrad"} <= set(methods)
@@ -206,12 +207,13 @@ def test_explanations_are_scored_against_the_synthetic_lesions():
 
 
 def test_real_data_has_no_lesions_to_score():
-    from skcxr.study._tasks import _explanation_scores
+    from skcxr.study._tasks import Task, _explanation_scores
 
     study = load_study_data(StudySettings(n_samples=30, size=32), random_state=0)
     study.lesion_masks = None
     X_test, y_test, _ = study.subset("test")
-    assert _explanation_scores(study, None, X_test, y_test, y_test, None) is None
+    task = Task("three-class", np.asarray)
+    assert _explanation_scores(study, task, None, X_test, y_test, y_test, None) is None
 
 
 @pytest.mark.parametrize("streaming", ["always", "never"])
@@ -240,3 +242,147 @@ def test_a_folder_is_streamed_from_its_files_when_asked(tmp_path, streaming):
 def test_streaming_setting_is_checked():
     with pytest.raises(ValueError, match="streaming"):
         StudySettings().updated({"streaming": "sometimes"}, source="test")
+
+
+# ------------------------------------------------------- readers and rare classes
+def test_single_label_targets_of_a_finding_matrix():
+    from skcxr.study._readers import NO_FINDING, SEVERAL_FINDINGS, _single_label
+
+    classes = ["Effusion", "Support Devices", "Atelectasis"]
+    labels = np.array(
+        [
+            [0, 1, 0],  # a device is not a finding
+            [1, 0, np.nan],  # an unknown label is not positive
+            [1, 0, 1],
+            [np.nan, np.nan, 1],
+        ]
+    )
+    assert _single_label(labels, classes).tolist() == [
+        NO_FINDING,
+        "Effusion",
+        SEVERAL_FINDINGS,
+        "Atelectasis",
+    ]
+
+
+def test_finding_targets_match_by_common_name():
+    from skcxr.study._readers import Source, finding_target
+
+    kermany = Source(
+        paths=np.array(["a", "b"]),
+        y=np.array(["normal", "virus"]),
+        patients=np.array(["1", "2"]),
+        healthy="normal",
+        description="",
+        positive="Pneumonia",
+    )
+    assert finding_target(kermany, "Pneumonia").tolist() == [0.0, 1.0]
+    assert finding_target(kermany, "Effusion") is None
+    nih = Source(
+        paths=np.array(["a", "b", "c"]),
+        y=np.array(["No Finding", "Effusion", "No Finding"]),
+        patients=np.array(["1", "2", "3"]),
+        healthy="No Finding",
+        description="",
+        multilabel=np.array([[0.0, 0.0], [1.0, 0.0], [0.0, np.nan]]),
+        finding_names=["Effusion", "Edema"],
+    )
+    assert finding_target(nih, "Effusion").tolist() == [0.0, 1.0, 0.0]
+    np.testing.assert_array_equal(finding_target(nih, "any finding"), [0, 1, np.nan])
+    assert finding_target(nih, "Pneumonia") is None
+
+
+def test_rare_classes_leave_the_single_label_tasks_with_their_counts():
+    from skcxr.study._data import RARE, _set_rare_classes
+
+    y = np.array(["ok"] * 12 + ["common"] * 12 + ["rare"] * 4)
+    split = np.array(["train", "validation", "test"] * 9 + ["train"])
+    labels, notes = _set_rare_classes(y, split, "ok", minimum=3)
+    assert (labels[y == "rare"] == RARE).all() and (
+        labels[y == "common"] == "common"
+    ).all()
+    assert len(notes) == 1 and notes[0].startswith("rare: too few images")
+    assert "2 train, 1 validation, 1 test" in notes[0]
+    with pytest.raises(ValueError, match="No image of the healthy class 'ok'"):
+        _set_rare_classes(np.array(["x"] * 9), split[:9], "ok", minimum=1)
+
+
+def test_a_metric_that_cannot_be_estimated_is_said_so():
+    from skcxr.study._metrics import finding_auc_row, with_ci
+
+    row = with_ci(
+        {},
+        "ROC AUC",
+        np.array([True, True]),
+        np.array([0.2, 0.3]),
+        binary_roc_auc,
+        groups=None,
+        n_resamples=20,
+        random_state=0,
+    )
+    assert np.isnan(row["ROC AUC"]) and "ROC AUC not estimable" in row["notes"]
+    row = finding_auc_row(
+        "Hernia",
+        np.array([1, 0, 0, np.nan]),
+        np.array([0.9, 0.1, 0.2, 0.5]),
+        None,
+        minimum=2,
+        n_resamples=20,
+        random_state=0,
+    )
+    assert (row["positives"], row["negatives"]) == (1, 2)
+    assert np.isnan(row["ROC AUC"]) and "not estimable: 1 positive" in row["notes"]
+
+
+# ---------------------------------------------------------- clinical evaluation
+def test_the_fast_ece_equals_the_metric():
+    from skcxr.metrics import expected_calibration_error
+    from skcxr.study._clinical import ece_metric
+
+    rng = np.random.default_rng(0)
+    classes = np.array(["bacteria", "normal", "virus"])
+    proba = rng.dirichlet(np.ones(3) * 0.5, 300)
+    y = rng.choice(classes, 300)
+    assert ece_metric(classes)(y, proba) == pytest.approx(
+        expected_calibration_error(y, proba, labels=classes)
+    )
+
+
+def test_a_calibration_moved_to_the_model_from_files_keeps_its_temperature(tmp_path):
+    from sklearn.pipeline import Pipeline
+
+    from skcxr import ImageLoader, TransferClassifier
+    from skcxr.datasets import make_chest_xrays, write_chest_xrays
+    from skcxr.study._clinical import calibrate, calibrate_like
+
+    X, y = make_chest_xrays(60, size=32, random_state=0)
+    paths = write_chest_xrays(tmp_path, X, y, fmt="png", random_state=0)
+    X = ImageLoader(size=32).fit_transform(paths)  # the pixels the files hold
+    model = TransferClassifier(
+        backbone="small_cnn", weights=None, max_epochs=2, random_state=0
+    ).fit(X[:30], y[:30])
+    calibrated = calibrate(model, X[30:50], y[30:50])
+    from_files = calibrate_like(
+        calibrated, Pipeline([("load", ImageLoader(size=32)), ("model", model)])
+    )
+    np.testing.assert_allclose(
+        from_files.predict_proba(paths[32:]),
+        calibrated.predict_proba(X[32:]),
+        atol=1e-6,
+    )
+    assert not np.allclose(
+        calibrated.predict_proba(X[32:]), model.predict_proba(X[32:])
+    )
+
+
+def test_age_bands():
+    from skcxr.study._clinical import age_bands
+
+    assert age_bands([5, 39.9, 40, 79, 80, np.nan]).tolist() == [
+        "0-39",
+        "0-39",
+        "40-59",
+        "60-79",
+        "80+",
+        "",
+    ]

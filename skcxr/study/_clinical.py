@@ -58,9 +58,12 @@ def ece_metric(classes, n_bins=N_BINS):
 
 def calibrate(model, X_val, y_val):
     """``model`` with temperature-scaled probabilities, fitted on validation."""
-    return CalibratedClassifierCV(FrozenEstimator(model), method="temperature").fit(
-        X_val, y_val
-    )
+    # a frozen model is not refitted: one "fold" holding every validation
+    # image (the default 5-fold split refuses a class with under 5 images)
+    everything = np.arange(len(y_val))
+    return CalibratedClassifierCV(
+        FrozenEstimator(model), method="temperature", cv=[(everything, everything)]
+    ).fit(X_val, y_val)
 
 
 def calibrate_like(calibrated, model):
