@@ -298,3 +298,30 @@ def test_property_ratios_never_remove_and_hold_proportions(counts, ratios):
     for label, c, r in zip(labels, counts, ratios):
         assert got[label] >= c
         assert got[label] == max(c, int(np.ceil(unit * r - 1e-9)))
+
+
+def test_one_of_policy_applies_exactly_one_transform_per_copy():
+    """With only a flip and a brightness factor enabled, every copy is either
+    exactly the flipped source or exactly the source made brighter, never both."""
+    rng = np.random.default_rng(0)
+    X = rng.random((22, 16, 16), dtype=np.float32) * 0.5
+    y = np.array(["normal"] * 20 + ["virus"] * 2)
+    off = dict(rotation=None, scale=None, shift=None, contrast=None)
+    sampler = AugmentBalancer(
+        policy="one_of", brightness=(1.5, 1.5), random_state=0, **off
+    )
+    X_res, _ = sampler.fit_resample(X, y)
+    kinds = set()
+    for copy, source in zip(X_res[22:], X[sampler.sample_indices_[22:]]):
+        flipped = np.allclose(copy, source[:, ::-1])
+        brighter = np.allclose(copy, np.clip(source * 1.5, 0, 1), atol=1e-6)
+        assert flipped != brighter
+        kinds.add("flip" if flipped else "brightness")
+    assert kinds == {"flip", "brightness"}
+    both = AugmentBalancer(brightness=(1.5, 1.5), random_state=0, **off)
+    X_all, _ = both.fit_resample(X, y)
+    assert all(
+        np.allclose(c, np.clip(s * 1.5, 0, 1), atol=1e-6)
+        or np.allclose(c, np.clip(s[:, ::-1] * 1.5, 0, 1), atol=1e-6)
+        for c, s in zip(X_all[22:], X[both.sample_indices_[22:]])
+    )

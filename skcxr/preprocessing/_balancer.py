@@ -88,6 +88,14 @@ class AugmentBalancer(BaseSampler):
         Range of the brightness factor (x1.2-1.5).
     contrast : tuple of float or None, default=(0.8, 1.2)
         Range of the contrast factor around the image mean.
+    policy : {"all", "one_of"}, default="all"
+        ``"all"``: every copy gets every enabled transform, each with its own
+        random amount. ``"one_of"``: every copy gets exactly one of them,
+        chosen uniformly at random (one flip, or one rotation, or one
+        brightness change...), as some balancing studies of pediatric
+        pneumonia images did; disable the transforms you do not want (e.g.
+        ``scale=None, shift=None, contrast=None`` leaves flip, rotation and
+        brightness).
     random_state : int, RandomState instance or None, default=None
         Controls the choice of source images and the augmentations.
 
@@ -138,6 +146,7 @@ class AugmentBalancer(BaseSampler):
         "shift": [Interval(numbers.Real, 0, 1, closed="left"), None],
         "brightness": [tuple, list, None],
         "contrast": [tuple, list, None],
+        "policy": [StrOptions({"all", "one_of"})],
         "random_state": ["random_state"],
     }
 
@@ -152,6 +161,7 @@ class AugmentBalancer(BaseSampler):
         shift=0.1,
         brightness=(1.2, 1.5),
         contrast=(0.8, 1.2),
+        policy="all",
         random_state=None,
     ):
         self.sampling_strategy = sampling_strategy
@@ -162,6 +172,7 @@ class AugmentBalancer(BaseSampler):
         self.shift = shift
         self.brightness = brightness
         self.contrast = contrast
+        self.policy = policy
         self.random_state = random_state
 
     def _check_images_targets(self, X, y):
@@ -262,6 +273,7 @@ class AugmentBalancer(BaseSampler):
             shift=self.shift,
             brightness=self.brightness,
             contrast=self.contrast,
+            policy=self.policy,
         )
         return np.concatenate([X, augmented]), y[self.sample_indices_]
 
