@@ -564,3 +564,37 @@ def test_learnable_resizer_residual_blocks():
         assert resizer(torch.rand(1, 1, 24, 24)).shape == (1, 1, 16, 16)
     with pytest.raises(ValueError, match="n_res_blocks"):
         LearnableResizer(16, n_res_blocks=-1)
+
+
+def test_a_separable_cnn_takes_its_stem_from_a_local_vgg16_file(tmp_path):
+    """A VGG16 state dict saved by torchvision fills the separable CNN's stem
+    (its first block's convolutions), the first folded to one gray channel,
+    without the torch hub cache."""
+    import torchvision
+
+    vgg = torchvision.models.vgg16().eval()
+    path = tmp_path / "vgg16.pth"
+    torch.save(vgg.state_dict(), path)
+    backbone = build_backbone(SeparableCNN(vgg_blocks=2), weights=path).eval()
+    for conv, index in (("conv2", 2), ("conv3", 5), ("conv4", 7)):
+        torch.testing.assert_close(
+            backbone.get_submodule(f"features.stem.{conv}").weight,
+            vgg.features[index].weight,
+        )
+    gray = torch.rand(2, 1, 16, 16)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = vgg.features[0]((gray.repeat(1, 3, 1, 1) - mean) / std)
+        got = backbone.get_submodule("features.stem.conv1")(gray)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    # the same file through the registry name, and the network's own file
+    named = build_backbone("separable_cnn", weights=path)
+    torch.testing.assert_close(
+        named.get_submodule("features.stem.conv2").weight, vgg.features[2].weight
+    )
+    own = build_backbone(SeparableCNN(vgg_blocks=2), weights=None)
+    torch.save(own.state_dict(), tmp_path / "own.pth")
+    again = build_backbone(SeparableCNN(vgg_blocks=2), weights=tmp_path / "own.pth")
+    for key, value in own.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[key], value)

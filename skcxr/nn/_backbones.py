@@ -46,6 +46,7 @@ from ._weights import (
     _read_state,
     _stem_key,
     _vgg16_stem,
+    _without_module_prefix,
 )
 from ._weights_cxr import XRV_WEIGHTS, _xrv_state
 
@@ -178,13 +179,24 @@ def _feature_module(model, features):
     return nn.Sequential(OrderedDict((n, model.get_submodule(n)) for n in features))
 
 
+def _vgg16_weights(weights):
+    """Whether ``weights`` are VGG16's: ImageNet's, or a file of VGG16's keys."""
+    if weights == "imagenet":
+        return True
+    if weights is None or str(weights).startswith("xrv:"):
+        return False
+    first = _without_module_prefix(_read_state(weights)).get("features.0.weight")
+    return first is not None and first.ndim == 4 and first.shape[1] == 3
+
+
 def _network_spec(network, weights):
     """The spec of a from-scratch network object (its own weights kept)."""
     if not isinstance(network, (SmallCNN, FusedCNN, SeparableCNN)):
         return None
     kwargs = {}
-    if isinstance(network, SeparableCNN) and weights == "imagenet":
-        # an RGB copy whose stem VGG16's first block(s) fit, folded after loading
+    if isinstance(network, SeparableCNN) and _vgg16_weights(weights):
+        # an RGB copy whose stem VGG16's first block(s) fit (ImageNet weights or
+        # a VGG16 file), folded after loading
         def architecture():
             net = copy.deepcopy(network)
             old = net.stem.conv1
@@ -322,6 +334,12 @@ def _build(name, spec, weights):
             state, layout = _converted(spec, spec.weights.load()), spec.layouts[0]
         elif local is not None:
             found = _match_layout(spec, local, stem_key)
+            convert = getattr(spec.weights, "convert", None)
+            if found is None and convert is not None:
+                try:  # a file of the network the weights come from (VGG16's)
+                    found = _match_layout(spec, convert(local), stem_key)
+                except KeyError:
+                    found = None
             if found is not None:
                 (layout, state), local = found, None
         if state is not None:
