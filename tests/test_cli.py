@@ -382,3 +382,17 @@ def test_predict_exits_2_when_no_input_could_be_read(quick_study, tmp_path, caps
     assert main(["predict", model, str(broken), "-o", str(output)]) == 2
     assert "broken.png" in output.read_text()  # the error row is still written
     assert "1 of 1 file(s) could not be read" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_quick_studies_write_the_same_metrics(quick_study, tmp_path):
+    """A seeded study is reproducible on one machine: the README's table is
+    what a fresh run writes."""
+    again = tmp_path / "again"
+    assert main(["study", "--quick", "--out", str(again)]) == 0
+    assert (again / "metrics.csv").read_text() == (
+        quick_study / "metrics.csv"
+    ).read_text()
+    assert (again / "subgroups.csv").read_text() == (
+        quick_study / "subgroups.csv"
+    ).read_text()

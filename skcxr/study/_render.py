@@ -376,7 +376,7 @@ def _ensemble_section(report, result):
         "Uniform averaging gives every model the same weight; the genetic algorithm "
         "searches the weights on the validation split (fitness: macro F1).",
     )
-    report.table(ci_table(result["rows"]))
+    report.table(ci_table([r for r in result["rows"] if "accuracy" in r]))
     verdict = (
         "more than the resampling noise"
         if comparison.significant

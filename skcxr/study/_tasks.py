@@ -461,6 +461,16 @@ def ensemble_task(study, members, task, settings, random_state):
         n_resamples=settings.n_resamples,
         random_state=random_state,
     )
+    rows.append(
+        {
+            "task": "ensemble",
+            "model": "GA-weighted minus uniform average (paired)",
+            "test images": len(y_test),
+            "macro F1 difference": comparison.difference,
+            "macro F1 difference CI low": comparison.low,
+            "macro F1 difference CI high": comparison.high,
+        }
+    )
     return dict(
         rows=rows,
         model=ga,
