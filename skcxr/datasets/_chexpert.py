@@ -16,7 +16,6 @@ from ._common import (
     make_bunch,
     map_values,
     present,
-    read_csv,
     sex_name,
     source_name,
     take,
@@ -25,12 +24,14 @@ from ._common import (
     warn_unreadable,
 )
 from ._labels import resolve_classes
+from ._table import concat_tables, read_table
 
 __all__ = ["load_chexpert"]
 
 _FOLDERS = ("CheXpert-v1.0-small", "CheXpert-v1.0")
 _CSV = {"train": "train.csv", "val": "valid.csv"}
 _COLUMNS = ("Path", "Sex", "Age", "Frontal/Lateral", "AP/PA")
+_PER_ROW = ("Path", "Frontal/Lateral", "AP/PA")
 
 
 def _data_folder(root):
@@ -193,7 +194,7 @@ def load_chexpert(
     """
     folder = _data_folder(root)
     classes = resolve_classes(classes, "chexpert")
-    header, tables, names, sources = None, [], [], []
+    tables, names, sources = [], [], []
     counts = {"n_rows": 0, "n_unreadable": 0}
     first_bad = None
     for name in list(_CSV) if split is None else [split]:
@@ -202,32 +203,36 @@ def load_chexpert(
             if split is None:
                 continue
             raise ValueError(f"split={name!r}: no {_CSV[name]} in {str(folder)!r}.")
-        head, table, bad, n_rows = read_csv(path, required=_COLUMNS)
-        if header is not None and head != header:
+        # the columns every row needs; the others are read for the rows kept
+        table = read_table(path, required=_COLUMNS, columns=_PER_ROW)
+        if tables and table.header != tables[0].header:
             raise ValueError(
-                f"{str(path)!r} has other columns than {str(sources[0])!r}: {head}."
+                f"{str(path)!r} has other columns than {str(sources[0])!r}: "
+                f"{table.header}."
             )
-        header = head
-        if bad and first_bad is None:
+        if table.bad and first_bad is None:
             first_bad = (
                 source_name("chexpert", path),
-                f"data row {bad[0][0]}",
+                f"data row {table.bad[0][0]}",
                 "not as many fields as the header",
             )
-        counts["n_unreadable"] += len(bad)
-        counts["n_rows"] += n_rows
+        counts["n_unreadable"] += len(table.bad)
+        counts["n_rows"] += table.n_rows
         tables.append(table)
         names.append(name)
         sources.append(path)
     source = " and ".join(source_name("chexpert", p) for p in sources)
+    table = concat_tables(tables)
+    header = table.header
     col = {name: j for j, name in enumerate(header)}
     observations = [j for j, name in enumerate(header) if name not in _COLUMNS]
-    table = tables[0] if len(tables) == 1 else np.concatenate(tables)
-    rows = {"table": table, "split": np.repeat(names, [len(t) for t in tables])}
-
-    rows["views"] = map_values(table[:, col["AP/PA"]].tolist(), view_name)
+    rows = {
+        "index": np.arange(len(table)),
+        "split": np.repeat(names, [len(t) for t in tables]),
+        "views": map_values(table.column("AP/PA"), view_name),
+    }
     lateral = map_values(
-        table[:, col["Frontal/Lateral"]].tolist(),
+        table.column("Frontal/Lateral"),
         lambda v: v.strip().lower() == "lateral",
         bool,
     )
@@ -237,18 +242,26 @@ def load_chexpert(
     if counts["n_excluded"]:
         rows = take(rows, keep)
 
-    relpaths = _relative(rows["table"][:, col["Path"]].tolist())
-    on_disk = present(str(folder), relpaths)
+    paths = table.column("Path")
+    paths = (paths[rows["index"]] if counts["n_excluded"] else paths).tolist()
+    paths, strip = _relative(paths)
+    on_disk = present(str(folder), paths, strip=strip)
     counts["n_missing"] = check_missing(
-        on_disk, relpaths, on_missing, source=source, root=folder
+        on_disk,
+        lambda i: paths[i][strip:],
+        on_missing,
+        source=source,
+        root=folder,
     )
     if counts["n_missing"]:
         rows = take(rows, on_disk)
-        relpaths = [p for p, ok in zip(relpaths, on_disk) if ok]
+        paths = [p for p, ok in zip(paths, on_disk) if ok]
+    relpaths = [p[strip:] for p in paths]
+    cells = table.rows(rows["index"])
 
     # labels are read for the images kept: one that is none of 1, 0, -1 or
     # blank makes its row unreadable
-    wrong = labeler_unreadable(rows["table"][:, observations])
+    wrong = labeler_unreadable(cells[:, observations])
     if wrong.any():
         counts["n_unreadable"] += int(wrong.sum())
         first_bad = first_bad or (
@@ -257,15 +270,15 @@ def load_chexpert(
             "a label that is not 1, 0, -1 or blank",
         )
         rows = take(rows, ~wrong)
+        cells = cells[~wrong]
         relpaths = [p for p, bad in zip(relpaths, wrong) if not bad]
     if first_bad is not None:
         warn_unreadable(counts["n_unreadable"], *first_bad)
     if not relpaths:
         raise ValueError(f"None of the images listed in {source} is on disk.")
 
-    table = rows["table"]
     labels = labeler_labels(
-        labeler_codes(table[:, observations]),
+        labeler_codes(cells[:, observations]),
         [header[j] for j in observations],
         classes,
         "chexpert",
@@ -282,9 +295,9 @@ def load_chexpert(
         study_ids=["/".join(p[-3:-1]) if len(p) >= 3 else "" for p in pieces],
         split=rows["split"],
         views=rows["views"],
-        sex=map_values(table[:, col["Sex"]].tolist(), sex_name),
-        age=map_values(table[:, col["Age"]].tolist(), _chexpert_age, float),
-        metadata={name: table[:, j] for j, name in enumerate(header) if name},
+        sex=map_values(cells[:, col["Sex"]], sex_name),
+        age=map_values(cells[:, col["Age"]], _chexpert_age, float),
+        metadata={name: cells[:, j] for j, name in enumerate(header) if name},
         counts=counts,
         as_frame=as_frame,
     )
@@ -296,15 +309,20 @@ def _chexpert_age(value):
 
 
 def _relative(paths):
-    """CSV paths relative to the data folder (its own name dropped)."""
+    """CSV paths and how many leading characters make them relative.
+
+    The CSV names each image from the data folder's parent; its first folder
+    is dropped (whatever its name). Returns ``(paths, strip)`` with
+    ``paths[i][strip:]`` relative to the data folder.
+    """
     if not paths:
-        return []
+        return paths, 0
     first = paths[0].partition("/")[0] + "/"
     if first in ("train/", "valid/", "test/"):
-        return list(paths)
-    if os.path.commonprefix(paths).startswith(first):  # the usual case
-        return [p[len(first) :] for p in paths]
+        return paths, 0
+    if os.path.commonprefix([min(paths), max(paths)]).startswith(first):
+        return paths, len(first)  # the usual case
     return [
         p if p.startswith(("train/", "valid/", "test/")) else p.partition("/")[2]
         for p in paths
-    ]
+    ], 0

@@ -1,27 +1,22 @@
 """Reading rules shared by the loaders of the public chest X-ray data sets.
 
 Each rule lives here once: reading a label file (``.csv``, ``.csv.gz`` or a
-``.zip`` holding one CSV), counting unreadable rows, finding which listed
+``.zip`` holding one CSV; see ``_table``), counting unreadable rows, finding which listed
 images are on disk, the common vocabularies of views, sex and age, labels from
 label lists and from the CheXpert labeler's 1 / 0 / -1 / blank columns, and
 the Bunch every loader returns.
 """
 
-import contextlib
-import csv as _csv
-import gc
-import gzip
-import io
 import os
 import re
+import sys
 import warnings
-import zipfile
-from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch
 
 from ._labels import DATASET_NAMES, source_labels
+from ._table import read_table
 
 #: The value of ``views`` and ``sex`` when the label files do not say.
 UNKNOWN = "unknown"
@@ -30,49 +25,8 @@ UNKNOWN = "unknown"
 COUNT_KEYS = ("n_rows", "n_unreadable", "n_excluded", "n_missing")
 
 
-@contextlib.contextmanager
-def gc_paused():
-    """Pause the cyclic garbage collector while a label file is parsed.
-
-    Parsing builds hundreds of thousands of row lists, none of which can be
-    part of a reference cycle; the collector would walk them again and again
-    while they are built (about doubling the time to index CheXpert's
-    223,414 rows). It is switched back on afterwards if it was on; the lists
-    are gone by then.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def read_text(path):
-    """Text of a label file: plain, gzip (``.gz``) or the one CSV of a ``.zip``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{str(path)!r} is not a file.")
-    data = path.read_bytes()
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    elif data[:4] == b"PK\x03\x04":
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            members = [n for n in archive.namelist() if n.lower().endswith(".csv")]
-            if len(members) != 1:
-                raise ValueError(
-                    f"{str(path)!r} must hold exactly one .csv file, found {members}."
-                )
-            data = archive.read(members[0])
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{str(path)!r} is not UTF-8 text: {exc}.") from None
-
-
 def read_csv(path, *, required=()):
-    """Header, table and unreadable rows of a CSV label file.
+    """Header, table, unreadable rows and row count of a CSV label file.
 
     Parameters
     ----------
@@ -90,39 +44,13 @@ def read_csv(path, *, required=()):
         The 1-based data-row number and fields of every other row.
     n_rows : int
         Data rows read (blank lines are not rows).
+
+    See Also
+    --------
+    skcxr.datasets._table.read_table : The rows of a large file, as needed.
     """
-    text = read_text(path)
-    with gc_paused():
-        try:
-            rows = list(_csv.reader(io.StringIO(text, newline="")))
-        except _csv.Error as exc:
-            raise ValueError(f"{str(path)!r} is not a CSV file: {exc}.") from None
-        del text
-        header = [h.strip() for h in rows[0]] if rows else []
-        width = len(header)
-        good, bad, n_rows = rows[1:], [], len(rows) - 1
-        if set(map(len, good)) - {width}:  # blank lines, short or long rows
-            good, n_rows = [], 0
-            for row in rows[1:]:
-                if not row or (len(row) == 1 and not row[0].strip()):
-                    continue
-                n_rows += 1
-                if len(row) == width:
-                    good.append(row)
-                else:
-                    bad.append((n_rows, row))
-        table = np.empty((len(good), width), dtype=object)
-        if good:
-            table[:] = good
-        # drop the row lists before the collector is back: a numpy array of
-        # strings holds nothing it would have to walk
-        del rows, good
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise ValueError(
-            f"{str(path)!r} lacks the column(s) {missing}; header: {header}."
-        )
-    return header, table, bad, n_rows
+    table = read_table(path, required=required)
+    return table.header, table.rows(), table.bad, table.n_rows
 
 
 def warn_unreadable(n, source, first, reason):
@@ -136,40 +64,94 @@ def warn_unreadable(n, source, first, reason):
         )
 
 
-def present(root, relpaths):
-    """Which of ``root/relpath`` exist, at the cost of the cheaper of two ways.
+def present(root, paths, *, strip=0):
+    """Which of ``root/path`` are files, listing folders where that is cheaper.
 
-    A ``stat`` per file costs a few microseconds; listing a folder about ten,
-    but answers for every file in it. When few of the listed images are on disk
-    (a partial download) or they share few folders, the folders that exist
-    under the deepest folder common to all paths are walked once and each
-    path is looked up in what was found; otherwise every file is stat-ed. A
-    sample of 256 paths, spread over the list, decides.
+    A ``stat`` per file costs a few microseconds, and so does listing a
+    folder, which answers for every file and folder in it. The paths are
+    followed down from their deepest common folder, one folder level at a
+    time: while the folders of a level are few next to the paths still
+    possible (a quarter or less), those folders are listed and the paths
+    whose next folder or file is not there are dropped; the remaining paths
+    are then checked with a ``stat`` each. For a partial download most paths
+    go at the first listings (CheXpert's patient folders), and a folder of
+    thousands of images takes one listing.
 
     Parameters
     ----------
     root : str
-    relpaths : list of str
-        Paths relative to ``root``, with ``/`` separators.
+    paths : list of str
+        Paths relative to ``root`` with ``/`` separators, from their
+        ``strip``-th character on.
+    strip : int, default=0
+        Leading characters of the paths that are not part of them (a folder
+        name the label file puts before every path).
 
     Returns
     -------
-    ndarray of shape (len(relpaths),), dtype=bool
+    ndarray of shape (len(paths),), dtype=bool
     """
-    n = len(relpaths)
+    n = len(paths)
+    found = np.zeros(n, dtype=bool)
     if n == 0:
-        return np.zeros(0, dtype=bool)
-    probe = relpaths[:: max(1, n // 256)]
-    found = sum(os.path.exists(os.path.join(root, p)) for p in probe)
-    folders = {p.rpartition("/")[0] for p in probe}
-    # a walk lists about found/len(probe) of the folders, each worth ~4 stats
-    if 4 * found * len(folders) > len(probe) ** 2:
-        return np.fromiter(
-            (os.path.exists(os.path.join(root, p)) for p in relpaths), bool, n
-        )
-    top = os.path.commonprefix(relpaths).rpartition("/")[0]
-    on_disk = _walk(os.path.join(root, top) if top else root, top + "/" if top else "")
-    return np.fromiter((p in on_disk for p in relpaths), bool, n)
+        return found
+    top = os.path.commonprefix([min(paths), max(paths)])
+    if len(top) < strip:  # the leading characters differ: drop them one by one
+        return present(root, [p[strip:] for p in paths])
+    top = top[: max(top.rfind("/") + 1, strip)]
+    if len(top) > strip and not os.path.isdir(os.path.join(root, top[strip:])):
+        return found
+    pending, hits, to_stat = {top: range(n)}, [], []
+    while pending and 4 * len(pending) <= sum(map(len, pending.values())):
+        deeper = {}
+        for folder, indices in pending.items():
+            files, folders = _listing(os.path.join(root, folder[strip:]))
+            start = len(folder)
+            for i in indices:
+                path = paths[i]
+                end = path.find("/", start)
+                name = path[start:] if end < 0 else path[start:end]
+                if name in (files if end < 0 else folders):
+                    if end < 0:
+                        hits.append(i)
+                    else:
+                        key = path[: end + 1]
+                        if key in deeper:
+                            deeper[key].append(i)
+                        else:
+                            deeper[key] = [i]
+                elif name in _SPECIAL:  # "a//b", "./a": left to stat
+                    to_stat.append(i)
+        pending = deeper
+    for indices in pending.values():
+        to_stat.extend(indices)
+    hits.extend(
+        i for i in to_stat if os.path.isfile(os.path.join(root, paths[i][strip:]))
+    )
+    found[hits] = True
+    return found
+
+
+_SPECIAL = frozenset({"", ".", ".."})
+
+
+def _listing(folder):
+    """Names of the files and of the folders in ``folder`` (none if unreadable)."""
+    files, folders = set(), set()
+    try:
+        entries = os.scandir(folder)
+    except OSError:
+        return files, folders
+    with entries:
+        for entry in entries:
+            try:
+                if entry.is_dir():
+                    folders.add(entry.name)
+                elif entry.is_file():
+                    files.add(entry.name)
+            except OSError:
+                continue
+    return files, folders
 
 
 def _walk(folder, prefix):
@@ -271,11 +253,15 @@ def _raw_value(ds, tag):
 
 
 def check_missing(on_disk, shown, on_missing, *, source, root):
-    """Raise on missing images (``on_missing="raise"``) or warn how many are left."""
+    """Raise on missing images (``on_missing="raise"``) or warn how many are left.
+
+    ``shown[i]`` (or ``shown(i)``) names image ``i`` in the message.
+    """
     n_missing = int(on_disk.size - np.count_nonzero(on_disk))
     if not n_missing:
         return 0
-    first = shown[int(np.argmin(on_disk))]
+    first = int(np.argmin(on_disk))
+    first = shown(first) if callable(shown) else shown[first]
     if on_missing == "raise":
         raise ValueError(
             f"{n_missing} image(s) listed in {source} are not under {str(root)!r} "
@@ -305,9 +291,21 @@ class _Cached(dict):
 
 
 def map_values(values, fn, dtype=object):
-    """``fn`` applied to every value, once per distinct value."""
+    """``fn`` applied to every value, once per distinct value.
+
+    With pandas already imported, the distinct values of a long sequence are
+    found by its hash table (:func:`pandas.factorize`), in C.
+    """
+    n = len(values)
+    if n >= 10_000 and "pandas" in sys.modules:
+        codes, uniques = sys.modules["pandas"].factorize(
+            np.asarray(values, dtype=object)
+        )
+        if n == 0 or codes.min() >= 0:  # every value hashed (no None, no NaN)
+            mapped = np.fromiter(map(fn, uniques), dtype=dtype, count=len(uniques))
+            return mapped[codes]
     cache = _Cached(fn)
-    return np.fromiter(map(cache.__getitem__, values), dtype=dtype, count=len(values))
+    return np.fromiter(map(cache.__getitem__, values), dtype=dtype, count=n)
 
 
 _VIEWS = {
