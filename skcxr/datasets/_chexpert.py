@@ -16,6 +16,7 @@ from ._common import (
     make_bunch,
     map_values,
     present,
+    present_in,
     sex_name,
     source_name,
     take,
@@ -24,7 +25,7 @@ from ._common import (
     warn_unreadable,
 )
 from ._labels import resolve_classes
-from ._table import concat_tables, read_table
+from ._table import common_prefix, concat_tables, gc_paused, read_table
 
 __all__ = ["load_chexpert"]
 
@@ -32,6 +33,7 @@ _FOLDERS = ("CheXpert-v1.0-small", "CheXpert-v1.0")
 _CSV = {"train": "train.csv", "val": "valid.csv"}
 _COLUMNS = ("Path", "Sex", "Age", "Frontal/Lateral", "AP/PA")
 _PER_ROW = ("Path", "Frontal/Lateral", "AP/PA")
+_SUBSETS = ("train/", "valid/", "test/")
 
 
 def _data_folder(root):
@@ -60,6 +62,7 @@ def _data_folder(root):
     },
     prefer_skip_nested_validation=True,
 )
+@gc_paused()  # row lists hold no cycles: no collection while they are built
 def load_chexpert(
     root,
     *,
@@ -229,12 +232,10 @@ def load_chexpert(
     rows = {
         "index": np.arange(len(table)),
         "split": np.repeat(names, [len(t) for t in tables]),
-        "views": map_values(table.column("AP/PA"), view_name),
+        "views": table.map("AP/PA", view_name),
     }
-    lateral = map_values(
-        table.column("Frontal/Lateral"),
-        lambda v: v.strip().lower() == "lateral",
-        bool,
+    lateral = table.map(
+        "Frontal/Lateral", lambda v: v.strip().lower() == "lateral", bool
     )
     rows["views"][lateral] = "LATERAL"
     keep = views_keep(rows["views"], views, source=source)
@@ -242,22 +243,30 @@ def load_chexpert(
     if counts["n_excluded"]:
         rows = take(rows, keep)
 
-    paths = table.column("Path")
-    paths = (paths[rows["index"]] if counts["n_excluded"] else paths).tolist()
-    paths, strip = _relative(paths)
-    on_disk = present(str(folder), paths, strip=strip)
+    strip = _strip(table, rows["index"])
+    if strip is None:  # paths of several forms: made relative one by one
+        shown = _relative(table.cells("Path", rows["index"]).tolist())
+        on_disk = present(str(folder), shown)
+    else:
+        on_disk = present_in(
+            str(folder), table, "Path", strip=strip, index=rows["index"]
+        )
+
+        def shown(i):
+            return table.cells("Path", rows["index"][i : i + 1])[0][strip:]
+
     counts["n_missing"] = check_missing(
         on_disk,
-        lambda i: paths[i][strip:],
+        shown,
         on_missing,
         source=source,
         root=folder,
     )
     if counts["n_missing"]:
         rows = take(rows, on_disk)
-        paths = [p for p, ok in zip(paths, on_disk) if ok]
-    relpaths = [p[strip:] for p in paths]
     cells = table.rows(rows["index"])
+    paths = cells[:, col["Path"]].tolist()
+    relpaths = _relative(paths) if strip is None else [p[strip:] for p in paths]
 
     # labels are read for the images kept: one that is none of 1, 0, -1 or
     # blank makes its row unreadable
@@ -308,21 +317,27 @@ def _chexpert_age(value):
     return np.nan if age == 0 else age  # 0 is CheXpert's placeholder
 
 
-def _relative(paths):
-    """CSV paths and how many leading characters make them relative.
+def _strip(table, index):
+    """How many leading characters of every path to drop to make it relative.
 
     The CSV names each image from the data folder's parent; its first folder
-    is dropped (whatever its name). Returns ``(paths, strip)`` with
-    ``paths[i][strip:]`` relative to the data folder.
+    is dropped (whatever its name). None when the paths do not all start
+    alike (see :func:`_relative`).
     """
-    if not paths:
-        return paths, 0
-    first = paths[0].partition("/")[0] + "/"
-    if first in ("train/", "valid/", "test/"):
-        return paths, 0
-    if os.path.commonprefix([min(paths), max(paths)]).startswith(first):
-        return paths, len(first)  # the usual case
-    return [
-        p if p.startswith(("train/", "valid/", "test/")) else p.partition("/")[2]
-        for p in paths
-    ], 0
+    if not len(index):
+        return 0
+    spans = table.spans("Path", index)
+    if spans is None:
+        paths = table.cells("Path", index).tolist()
+        common = os.path.commonprefix([min(paths), max(paths)])
+    else:
+        common = common_prefix(table.buffer, *spans).decode("utf-8", "replace")
+    first = table.cells("Path", index[:1])[0].partition("/")[0] + "/"
+    if common.startswith(first):
+        return 0 if first in _SUBSETS else len(first)
+    return None
+
+
+def _relative(paths):
+    """CSV paths relative to the data folder, one by one."""
+    return [p if p.startswith(_SUBSETS) else p.partition("/")[2] for p in paths]

@@ -27,7 +27,7 @@ from ._common import (
     year_of,
 )
 from ._labels import resolve_classes
-from ._table import read_table
+from ._table import gc_paused, read_table
 
 __all__ = ["load_mimic_cxr"]
 
@@ -59,6 +59,7 @@ def _find(root, kind, given=None):
     },
     prefer_skip_nested_validation=True,
 )
+@gc_paused()  # row lists hold no cycles: no collection while they are built
 def load_mimic_cxr(
     root,
     *,

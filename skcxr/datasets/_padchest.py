@@ -22,7 +22,7 @@ from ._common import (
     year_of,
 )
 from ._labels import resolve_classes
-from ._table import read_table
+from ._table import gc_paused, read_table
 
 __all__ = ["load_padchest"]
 
@@ -67,6 +67,7 @@ def parse_label_list(text):
     },
     prefer_skip_nested_validation=True,
 )
+@gc_paused()  # row lists hold no cycles: no collection while they are built
 def load_padchest(
     root, csv=None, *, views=None, on_missing="raise", classes=None, as_frame=False
 ):

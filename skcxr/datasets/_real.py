@@ -37,7 +37,7 @@ from ._common import (
 from ._google2019 import COMBINED, RELEASE, expert_findings, find_files
 from ._google2019 import read as read_expert
 from ._labels import resolve_classes, source_labels
-from ._table import read_table
+from ._table import gc_paused, read_table
 
 __all__ = [
     "load_kermany",
@@ -399,6 +399,7 @@ def _nih_patient(name, cell):
     },
     prefer_skip_nested_validation=True,
 )
+@gc_paused()  # row lists hold no cycles: no collection while they are built
 def load_chestxray14(
     root,
     csv=None,

@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-#: Which reader :func:`read_table` uses: ``"auto"`` (pandas' C parser for a
-#: file of at least :data:`FAST_MIN_BYTES` when pandas is installed, else the
-#: csv module), ``"csv"`` or ``"pandas"`` (for any size; needs pandas).
+#: Which reader :func:`read_table` uses: ``"auto"`` (the scan for a file of
+#: at least :data:`FAST_MIN_BYTES`, the csv module for a smaller one),
+#: ``"fast"`` (the scan for any file) or ``"csv"`` (the csv module only).
 PARSER = "auto"
-#: Smallest file (bytes, uncompressed) that ``"auto"`` reads with pandas.
+#: Smallest file (bytes, uncompressed) that ``"auto"`` scans.
 FAST_MIN_BYTES = 1 << 20
 
 _NL, _CR, _QUOTE, _COMMA = 10, 13, 34, 44
@@ -128,6 +128,25 @@ class LabelTable:
         """(k, n_columns) object array of str: the rows at ``index`` (all)."""
         raise NotImplementedError
 
+    def cells(self, name, index):
+        """(k,) object array of one column's cells in the rows at ``index``."""
+        return self.column(name)[index]
+
+    def map(self, name, fn, dtype=object):
+        """``fn`` of every cell of a column, applied once per distinct cell."""
+        from ._common import map_values
+
+        return map_values(self.column(name), fn, dtype)
+
+    def parts(self):
+        """``[(table, first row)]``: the files whose rows this table holds."""
+        return [(self, 0)]
+
+    def spans(self, name, index=None):
+        """Byte offsets ``(starts, ends)`` of a column's cells in the file's
+        bytes (:attr:`buffer`), where the table knows them; else None."""
+        return None
+
 
 class _ParsedTable(LabelTable):
     """Every cell in memory, as the csv module read it."""
@@ -144,25 +163,95 @@ class _ParsedTable(LabelTable):
 
 
 class _ScannedTable(LabelTable):
-    """Columns parsed by pandas; rows cut out of the text where they lie."""
+    """Rows found by a byte-level scan; cells cut out of the text as needed.
 
-    def __init__(self, header, data, starts, ends, quoted, columns):
+    In a file without quotes a field is what lies between two commas, so
+    each column's fields are found from the commas' positions (numpy) and
+    only the cells asked for become Python strings. In a file with quoted
+    fields, pandas' C parser reads the columns asked for in full, and the
+    csv module the rows asked for.
+    """
+
+    def __init__(self, header, data, buf, starts, ends, commas, columns):
         super().__init__(header, len(starts), [], len(starts))
-        self._data, self._starts, self._ends = data, starts, ends
-        self._quoted = quoted
-        self._columns = columns  # position -> (n,) object array
+        self._data, self._buf = data, buf
+        self._starts, self._ends = starts, ends
+        # the commas' positions and each row's first comma; None in a file
+        # with quoted fields
+        self._commas, self._first = commas if commas is not None else (None, None)
+        self._columns = dict(columns)  # position -> (n,) object array
         self._text = None
+        self._is_ascii = data.isascii()
 
     def column(self, name):
         j = self.index(name)
         if j not in self._columns:
-            self._columns[j] = self.rows()[:, j]
+            if self._commas is not None:
+                self._columns[j] = self._cut(*self.spans(j))
+            else:
+                self._columns[j] = self.rows()[:, j]
         return self._columns[j]
+
+    @property
+    def buffer(self):
+        """The file's bytes, as a uint8 array."""
+        return self._buf
+
+    def cells(self, name, index):
+        spans = self.spans(name, index)
+        if spans is None:
+            return super().cells(name, index)
+        return self._cut(*spans)
+
+    def spans(self, name, index=None):
+        if self._commas is None:
+            return None
+        j, last = self.index(name), len(self.header) - 1
+        first = self._first if index is None else self._first[index]
+        if j == 0:
+            starts = self._starts if index is None else self._starts[index]
+        else:
+            starts = self._commas[first + (j - 1)] + 1
+        if j == last:
+            ends = self._ends if index is None else self._ends[index]
+        else:
+            ends = self._commas[first + j]
+        return starts, ends
+
+    def map(self, name, fn, dtype=object):
+        spans = self.spans(name)
+        if spans is None or int((spans[1] - spans[0]).max(initial=0)) > 8:
+            return super().map(name, fn, dtype)
+        # a cell of up to 8 bytes is its own uint64 (zero-padded)
+        keys = blocks(self._buf, *spans)[:, 0]
+        distinct, first, codes = np.unique(keys, return_index=True, return_inverse=True)
+        values = self._cut(spans[0][first], spans[1][first]).tolist()
+        return np.fromiter(map(fn, values), dtype=dtype, count=len(values))[codes]
+
+    def _cut(self, starts, ends):
+        with gc_paused():
+            if self._is_ascii:  # a character is a byte
+                text = self._ascii()
+                cells = [text[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
+            else:
+                data = self._data
+                cells = [
+                    data[a:b].decode("utf-8")
+                    for a, b in zip(starts.tolist(), ends.tolist())
+                ]
+            out = np.empty(len(cells), dtype=object)
+            out[:] = cells
+        return out
+
+    def _ascii(self):
+        if self._text is None:
+            self._text = self._data.decode("ascii")
+        return self._text
 
     def rows(self, index=None):
         with gc_paused():
             text = self._rows_text(index)
-            if self._quoted:
+            if self._commas is None:
                 cells = list(_csv.reader(io.StringIO(text, newline="")))
             else:  # no quote in the file: a row's fields are what lies between commas
                 cells = [line.split(",") for line in text.split("\n")] if text else []
@@ -183,11 +272,9 @@ class _ScannedTable(LabelTable):
             if not len(starts):
                 return ""
         elif (starts[1:] == ends[:-1] + 1).all():  # one stretch of text
-            return self._decoded(starts[0], ends[-1])
-        if self._data.isascii():  # a character is a byte
-            if self._text is None:
-                self._text = self._data.decode("ascii")
-            text = self._text
+            return self._data[starts[0] : ends[-1]].decode("utf-8")
+        if self._is_ascii:
+            text = self._ascii()
             return "\n".join(
                 [text[s:e] for s, e in zip(starts.tolist(), ends.tolist())]
             )
@@ -196,8 +283,93 @@ class _ScannedTable(LabelTable):
             [data[s:e].decode("utf-8") for s, e in zip(starts.tolist(), ends.tolist())]
         )
 
-    def _decoded(self, start, end):
-        return self._data[start:end].decode("utf-8")
+
+# Byte-level helpers on the cells of a scanned file, given by their offsets
+# ``starts`` / ``ends`` in ``buf`` (the file's bytes as uint8): whole columns
+# in a few numpy operations, no Python string per cell. A scanned file holds
+# no NUL byte, so zero bytes pad a cell unambiguously.
+
+
+def blocks(buf, starts, ends):
+    """(n, k) uint64: each cell's bytes, 8 to a word, zero past its end."""
+    lengths = ends - starts
+    k = max(1, -(-int(lengths.max(initial=0)) // 8))
+    return np.stack([_word(buf, starts, lengths, 8 * j) for j in range(k)], axis=1)
+
+
+_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], "<u8")
+
+
+def _word(buf, starts, lengths, offset):
+    """(n,) uint64: bytes ``offset`` to ``offset + 8`` of each cell, zero past
+    its end (little-endian: the cell's first byte is the lowest)."""
+    at = starts + offset
+    size = len(buf)
+    if size >= 8:  # every 8 bytes of the file as one unaligned uint64
+        words = np.ndarray((size - 7,), dtype="<u8", buffer=buf, strides=(1,))
+        out = words[np.minimum(at, size - 8)]
+        tail = np.flatnonzero(at > size - 8)
+    else:
+        out, tail = np.zeros(len(starts), dtype="<u8"), np.arange(len(starts))
+    for i in tail[lengths[tail] > offset]:  # a cell in the file's last 8 bytes
+        word = bytes(buf[at[i] : at[i] + 8]).ljust(8, b"\0")
+        out[i] = np.frombuffer(word, dtype="<u8")[0]
+    return out & _MASKS[np.clip(lengths - offset, 0, 8)]
+
+
+def fixed_width(buf, starts, ends, width=64):
+    """(n,) numpy ``S`` array of the cells, or None when one has more than
+    ``width`` bytes."""
+    if int((ends - starts).max(initial=0)) > width:
+        return None
+    words = np.ascontiguousarray(blocks(buf, starts, ends))
+    return words.view(np.uint8).view(f"S{8 * words.shape[1]}").ravel()
+
+
+def hashes(buf, starts, ends):
+    """(n,) uint64 hash of each cell's bytes (equal cells, equal hashes)."""
+    lengths = ends - starts
+    out = lengths.astype(np.uint64)
+    with np.errstate(over="ignore"):
+        for offset in range(0, int(lengths.max(initial=0)), 8):
+            out ^= _word(buf, starts, lengths, offset)
+            out *= np.uint64(0x100000001B3)  # FNV-1a's prime, a word at a time
+            out ^= out >> np.uint64(29)
+    return out
+
+
+def common_prefix(buf, starts, ends):
+    """The longest prefix (bytes) that every cell starts with."""
+    if not len(starts):
+        return b""
+    first = bytes(buf[starts[0] : ends[0]])
+    lengths = ends - starts
+    for offset in range(0, len(first) + 1, 8):
+        words = _word(buf, starts, lengths, offset)
+        differ = words != words[0]
+        if differ.any():  # the first byte where a cell differs in this word
+            theirs = words[differ].view(np.uint8).reshape(-1, 8)
+            same = (theirs == words[:1].view(np.uint8)).all(axis=0)
+            return first[: offset + int(np.argmin(same))]
+    return first
+
+
+def _pandas_columns(data, header, wanted):
+    """``{position: (n,) object array}`` of columns read by pandas' C parser."""
+    import pandas
+
+    frame = pandas.read_csv(
+        io.BytesIO(data),
+        header=0,
+        names=list(range(len(header))),
+        usecols=sorted(wanted),
+        dtype=object,
+        na_filter=False,
+        index_col=False,
+        engine="c",
+        encoding="utf-8",
+    )
+    return {j: frame[j].to_numpy(dtype=object) for j in sorted(wanted)}
 
 
 class _StackedTable(LabelTable):
@@ -216,24 +388,37 @@ class _StackedTable(LabelTable):
     def column(self, name):
         return np.concatenate([t.column(name) for t in self._tables])
 
+    def cells(self, name, index):
+        return self._gather(index, lambda t, i: t.cells(name, i))
+
+    def map(self, name, fn, dtype=object):
+        return np.concatenate([t.map(name, fn, dtype) for t in self._tables])
+
+    def parts(self):
+        return list(zip(self._tables, self._offsets[:-1].tolist()))
+
     def rows(self, index=None):
         if index is None:
             return np.concatenate([t.rows() for t in self._tables])
-        index = np.arange(len(self))[index]  # a mask or positions, in order
-        if (np.diff(index) < 0).any():
-            order = np.argsort(index, kind="stable")
-            out = np.empty((len(index), len(self.header)), dtype=object)
-            out[order] = self.rows(index[order])
-            return out
-        bounds = np.searchsorted(index, self._offsets)
-        return np.concatenate(
+        return self._gather(index, lambda t, i: t.rows(i))
+
+    def _gather(self, index, get):
+        """``get(table, local index)`` of each table, in the order of ``index``."""
+        index = np.arange(len(self))[index]  # a mask or positions
+        order = np.argsort(index, kind="stable")
+        ordered = index[order]
+        bounds = np.searchsorted(ordered, self._offsets)
+        out = np.concatenate(
             [
-                t.rows(index[a:b] - start)
+                get(t, ordered[a:b] - start)
                 for t, a, b, start in zip(
                     self._tables, bounds[:-1], bounds[1:], self._offsets
                 )
             ]
         )
+        result = np.empty_like(out)
+        result[order] = out
+        return result
 
 
 def concat_tables(tables):
@@ -250,8 +435,8 @@ def read_table(path, *, required=(), columns=()):
     required : sequence of str
         Columns that must be in the header (a ValueError names those missing).
     columns : sequence of str
-        Columns that will be asked for in full (:meth:`LabelTable.column`):
-        pandas parses them while it reads the file.
+        Columns that will be asked for in full (:meth:`LabelTable.column`): in
+        a file with quoted fields, pandas parses them while it reads the file.
 
     Returns
     -------
@@ -259,7 +444,7 @@ def read_table(path, *, required=(), columns=()):
     """
     data = read_data(path)
     table = None
-    if _use_pandas(len(data)):
+    if PARSER == "fast" or (PARSER == "auto" and len(data) >= FAST_MIN_BYTES):
         table = _scan(data, columns)
     if table is None:
         table = _parse(decode(data, path), path)
@@ -271,16 +456,12 @@ def read_table(path, *, required=(), columns=()):
     return table
 
 
-def _use_pandas(size):
-    if PARSER == "csv" or (PARSER == "auto" and size < FAST_MIN_BYTES):
-        return False
+def _has_pandas():
     if "pandas" in sys.modules:
         return True
     try:
         import pandas  # noqa: F401
     except ImportError:
-        if PARSER == "pandas":
-            raise
         return False
     return True
 
@@ -358,7 +539,8 @@ def _scan(data, columns):
     if int((ends - starts).max()) > _csv.field_size_limit():
         return None
     commas = np.flatnonzero(buf == _COMMA)
-    fields = np.diff(np.searchsorted(commas, np.stack([starts, ends])), axis=0)[0]
+    first = np.searchsorted(commas, starts)  # each row's first comma
+    fields = np.searchsorted(commas, ends) - first
     if quotes is not None:  # commas inside quoted fields separate nothing
         inside = np.searchsorted(commas, quotes)
         inside = inside[1::2] - inside[0::2]
@@ -373,29 +555,18 @@ def _scan(data, columns):
         return None
     keep = ~blank
     keep[0] = False
-    starts, ends, fields = starts[keep], ends[keep], fields[keep]
+    starts, ends, fields, first = starts[keep], ends[keep], fields[keep], first[keep]
     if ((fields + 1) != width).any():
         return None
+    if quotes is None:
+        return _ScannedTable(header, data, buf, starts, ends, (commas, first), {})
+    if not _has_pandas():
+        return None  # the csv module reads a file with quoted fields
     wanted = sorted({header.index(c) for c in columns if c in header})
-    parsed = {}
-    if wanted and len(starts):
-        import pandas
-
-        frame = pandas.read_csv(
-            io.BytesIO(data),
-            header=0,
-            names=list(range(width)),
-            usecols=wanted,
-            dtype=object,
-            na_filter=False,
-            index_col=False,
-            engine="c",
-            encoding="utf-8",
-        )
-        if len(frame) != len(starts):
-            return None
-        parsed = {j: frame[j].to_numpy(dtype=object) for j in wanted}
-    return _ScannedTable(header, data, starts, ends, quotes is not None, parsed)
+    parsed = _pandas_columns(data, header, wanted) if wanted and len(starts) else {}
+    if any(len(values) != len(starts) for values in parsed.values()):
+        return None
+    return _ScannedTable(header, data, buf, starts, ends, None, parsed)
 
 
 def _quotes_ok(buf, quotes):
