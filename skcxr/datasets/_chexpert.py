@@ -7,12 +7,12 @@ import numpy as np
 from sklearn.utils._param_validation import StrOptions, validate_params
 
 from ._common import (
+    BAD_CODE,
     UNCERTAIN,
     age_years,
     check_missing,
-    labeler_codes,
+    labeler_code,
     labeler_labels,
-    labeler_unreadable,
     make_bunch,
     map_values,
     present,
@@ -243,13 +243,13 @@ def load_chexpert(
     if counts["n_excluded"]:
         rows = take(rows, keep)
 
-    strip = _strip(table, rows["index"])
+    strip, common = _strip(table, rows["index"])
     if strip is None:  # paths of several forms: made relative one by one
         shown = _relative(table.cells("Path", rows["index"]).tolist())
         on_disk = present(str(folder), shown)
     else:
         on_disk = present_in(
-            str(folder), table, "Path", strip=strip, index=rows["index"]
+            str(folder), table, "Path", strip=strip, index=rows["index"], common=common
         )
 
         def shown(i):
@@ -270,7 +270,10 @@ def load_chexpert(
 
     # labels are read for the images kept: one that is none of 1, 0, -1 or
     # blank makes its row unreadable
-    wrong = labeler_unreadable(cells[:, observations])
+    codes = np.empty((len(cells), len(observations)))
+    for k, j in enumerate(observations):
+        codes[:, k] = table.map(j, labeler_code, float, rows["index"])
+    wrong = (codes == BAD_CODE).any(axis=1)
     if wrong.any():
         counts["n_unreadable"] += int(wrong.sum())
         first_bad = first_bad or (
@@ -279,7 +282,7 @@ def load_chexpert(
             "a label that is not 1, 0, -1 or blank",
         )
         rows = take(rows, ~wrong)
-        cells = cells[~wrong]
+        cells, codes = cells[~wrong], codes[~wrong]
         relpaths = [p for p, bad in zip(relpaths, wrong) if not bad]
     if first_bad is not None:
         warn_unreadable(counts["n_unreadable"], *first_bad)
@@ -287,21 +290,21 @@ def load_chexpert(
         raise ValueError(f"None of the images listed in {source} is on disk.")
 
     labels = labeler_labels(
-        labeler_codes(cells[:, observations]),
+        codes,
         [header[j] for j in observations],
         classes,
         "chexpert",
         uncertain,
     )
     base = os.path.join(str(folder), "")
-    pieces = [p.rsplit("/", 3) for p in relpaths]
+    patient_ids, study_ids = _ids(relpaths)
     return make_bunch(
         "chexpert",
         paths=[base + p for p in relpaths],
         labels=labels,
         classes=classes,
-        patient_ids=[p[-3] if len(p) >= 3 else "" for p in pieces],
-        study_ids=["/".join(p[-3:-1]) if len(p) >= 3 else "" for p in pieces],
+        patient_ids=patient_ids,
+        study_ids=study_ids,
         split=rows["split"],
         views=rows["views"],
         sex=map_values(cells[:, col["Sex"]], sex_name),
@@ -310,6 +313,23 @@ def load_chexpert(
         counts=counts,
         as_frame=as_frame,
     )
+
+
+def _ids(relpaths):
+    """Patient (``patient00001``) and study (``patient00001/study1``) of each
+    ``.../patient00001/study1/view1_frontal.jpg`` ("" for a shorter path)."""
+    patients, studies = [], []
+    for path in relpaths:
+        image = path.rfind("/")
+        study = path.rfind("/", 0, image) if image > 0 else -1
+        if study < 0:
+            patients.append("")
+            studies.append("")
+            continue
+        patient = path.rfind("/", 0, study) + 1
+        patients.append(path[patient:study])
+        studies.append(path[patient:image])
+    return patients, studies
 
 
 def _chexpert_age(value):
@@ -321,21 +341,27 @@ def _strip(table, index):
     """How many leading characters of every path to drop to make it relative.
 
     The CSV names each image from the data folder's parent; its first folder
-    is dropped (whatever its name). None when the paths do not all start
-    alike (see :func:`_relative`).
+    is dropped (whatever its name). Returns ``(strip, common)``: None when
+    the paths do not all start alike (see :func:`_relative`), and the prefix
+    every path has past ``strip`` (bytes, or None when not known).
     """
     if not len(index):
-        return 0
+        return 0, None
     spans = table.spans("Path", index)
     if spans is None:
         paths = table.cells("Path", index).tolist()
         common = os.path.commonprefix([min(paths), max(paths)])
+        shared = None
     else:
-        common = common_prefix(table.buffer, *spans).decode("utf-8", "replace")
+        shared = common_prefix(table.buffer, *spans)
+        common = shared.decode("utf-8", "replace")
     first = table.cells("Path", index[:1])[0].partition("/")[0] + "/"
-    if common.startswith(first):
-        return 0 if first in _SUBSETS else len(first)
-    return None
+    if not common.startswith(first):
+        return None, None
+    strip = 0 if first in _SUBSETS else len(first)
+    return strip, (
+        None if shared is None else shared[len(first.encode()) if strip else 0 :]
+    )
 
 
 def _relative(paths):

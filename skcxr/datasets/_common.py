@@ -168,7 +168,7 @@ def _files(root, relpaths, indices):
 _SPECIAL = frozenset({"", ".", ".."})
 
 
-def present_in(root, table, name, *, strip=0, index=None):
+def present_in(root, table, name, *, strip=0, index=None, common=None):
     """:func:`present` of the paths in a column of a label table.
 
     ``index`` picks rows (all by default). Where the table knows where its
@@ -176,12 +176,16 @@ def present_in(root, table, name, *, strip=0, index=None):
     common folder is checked with numpy on those bytes (its listing against
     every path's next name), and only the paths that may be there become
     Python strings for :func:`present`: for a partial download, a tenth.
+    ``common``, when known, is the prefix (bytes) of every path past
+    ``strip``.
     """
     found = []
     index = np.arange(len(table)) if index is None else np.asarray(index)
-    for part, offset in table.parts():
+    parts = table.parts()
+    for part, offset in parts:
         local = index[(index >= offset) & (index < offset + len(part))] - offset
-        found.append(_present_part(root, part, name, strip, local))
+        shared = common if len(parts) == 1 else None
+        found.append(_present_part(root, part, name, strip, local, shared))
     found = np.concatenate(found) if found else np.zeros(0, dtype=bool)
     order = np.argsort(index, kind="stable")
     out = np.empty(len(index), dtype=bool)
@@ -189,41 +193,48 @@ def present_in(root, table, name, *, strip=0, index=None):
     return out
 
 
-def _present_part(root, table, name, strip, index):
+def _present_part(root, table, name, strip, index, common):
     index = index if (np.diff(index) >= 0).all() else np.sort(index)
     spans = table.spans(name, index)
     if spans is None:
         return present(root, table.cells(name, index).tolist(), strip=strip)
     starts, ends = spans
-    maybe = _next_names_listed(root, table.buffer, starts + strip, ends)
+    maybe, folders = _next_names_listed(
+        root, table.buffer, starts + strip, ends, common
+    )
     found = np.zeros(len(starts), dtype=bool)
     rows = np.flatnonzero(maybe)
     if len(rows):
         paths = table.cells(name, index[rows]).tolist()
-        found[rows] = present(root, paths, strip=strip)
+        if 4 * len(np.unique(folders[rows])) > len(rows):  # a stat each
+            found[_files(root, [p[strip:] for p in paths], rows)] = True
+        else:  # the next folders are worth listing
+            found[rows] = present(root, paths, strip=strip)
     return found
 
 
-def _next_names_listed(root, buf, starts, ends):
+def _next_names_listed(root, buf, starts, ends, common=None):
     """Which paths (bytes ``buf[starts:ends]``) may be files under ``root``.
 
     The name after the paths' common folder must be in that folder's
     listing: a folder's name if more path follows, a file's if not ("",
     "." and ".." are left to :func:`present`). Vectorised over the paths,
     with names compared by a hash of their bytes: two names with one hash
-    keep a path that :func:`present` then checks, never drop one.
+    keep a path that :func:`present` then checks, never drop one. Returns
+    that mask and the hash of each path's next folder (0 for a file).
     """
     keep = np.ones(len(starts), dtype=bool)
     if not len(starts):
-        return keep
-    common = common_prefix(buf, starts, ends)
+        return keep, np.zeros(0, dtype=np.uint64)
+    if common is None:
+        common = common_prefix(buf, starts, ends)
     top = common[: common.rfind(b"/") + 1]
     try:
         folder = os.path.join(root, top.decode("utf-8"))
     except UnicodeDecodeError:
-        return keep
+        return keep, np.arange(len(starts), dtype=np.uint64)  # each its own
     if top and not os.path.isdir(folder):
-        return ~keep
+        return ~keep, np.zeros(len(starts), dtype=np.uint64)
     files, folders = _listing(folder)
     begin = starts + len(top)
     stop = _next_slash(buf, begin, ends)
@@ -231,18 +242,18 @@ def _next_names_listed(root, buf, starts, ends):
     names = hashes(buf, begin, np.minimum(stop, ends))
     kind = _among(names, {**dict.fromkeys(files, 1), **dict.fromkeys(folders, 2)})
     # a file's name ends the path, a folder's is followed by more
-    return (kind == np.where(last, 1, 2)) | (
-        _among(names, dict.fromkeys(_SPECIAL, 1)) > 0
-    )
+    listed = (kind & np.where(last, 1, 2)) > 0
+    listed |= _among(names, dict.fromkeys(_SPECIAL, 1)) > 0
+    return listed, np.where(last, np.uint64(0), names)
 
 
 def _next_slash(buf, starts, ends):
     """Position of the first "/" at or after each start (``ends`` if none)."""
     lengths = ends - starts
-    head = np.stack([_word(buf, starts, lengths, 8 * k) for k in range(3)], axis=1)
-    head = head.view(np.uint8).reshape(len(starts), 24) == ord("/")
+    head = np.stack([_word(buf, starts, lengths, 8 * k) for k in range(2)], axis=1)
+    head = head.view(np.uint8).reshape(len(starts), 16) == ord("/")
     stop = np.where(head.any(axis=1), starts + head.argmax(axis=1), ends)
-    far = np.flatnonzero(~head.any(axis=1) & (lengths > 24))  # long names
+    far = np.flatnonzero(~head.any(axis=1) & (lengths > 16))  # long names
     if len(far):
         slashes = np.flatnonzero(buf == ord("/"))
         after = np.append(slashes, len(buf))[np.searchsorted(slashes, starts[far])]
@@ -538,18 +549,20 @@ def finding_labels(findings, classes, dataset):
 
 
 UNCERTAIN = {"ignore": np.nan, "ones": 1.0, "zeros": 0.0}
-_BAD_CODE = 9.0
+#: The code of a labeler cell that is none of 1, 0, -1 or blank.
+BAD_CODE = 9.0
 
 
-def _labeler_code(value):
+def labeler_code(value):
+    """1, 0, -1 or NaN (blank) of one CheXpert-labeler cell; else :data:`BAD_CODE`."""
     value = value.strip()
     if not value:
         return np.nan
     try:
         code = float(value)
     except ValueError:
-        return _BAD_CODE
-    return code if code in (1.0, 0.0, -1.0) else _BAD_CODE
+        return BAD_CODE
+    return code if code in (1.0, 0.0, -1.0) else BAD_CODE
 
 
 def labeler_codes(cells):
@@ -558,7 +571,7 @@ def labeler_codes(cells):
     A cell that is none of these is 9; :func:`labeler_unreadable` finds them.
     """
     cells = np.asarray(cells, dtype=object)
-    codes = map_values(cells.ravel().tolist(), _labeler_code, float)
+    codes = map_values(cells.ravel().tolist(), labeler_code, float)
     return codes.reshape(cells.shape)
 
 
@@ -572,7 +585,7 @@ def labeler_unreadable(cells):
     bad = np.zeros(len(cells), dtype=bool)
     for j in range(cells.shape[1]):
         column = cells[:, j].tolist()
-        wrong = {v for v in set(column) if _labeler_code(v) == _BAD_CODE}
+        wrong = {v for v in set(column) if labeler_code(v) == BAD_CODE}
         if wrong:
             bad |= np.fromiter((v in wrong for v in column), bool, len(column))
     return bad

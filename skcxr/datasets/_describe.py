@@ -173,15 +173,18 @@ def describe_dataset(root, layout, **loader_options):
     >>> from skcxr.datasets._sample import SAMPLE_ROOT
     >>> summary = describe_dataset(SAMPLE_ROOT, "kermany")
     >>> summary.n_found, summary.split, summary.n_patients
-    (16, {'val': 16}, 11)
+    (16, {'val': 16}, 15)
     >>> summary.findings[0]
     ('Pneumonia', 8, 8, 0)
     >>> print(format_description(summary))  # doctest: +ELLIPSIS
-    Kermany et al. 2018 (layout kermany) in .../chest_xray
+    Kermany et al. 2018 (layout kermany) in .../kermany-sample/chest_xray
       images          16 found
-      patients        11
+      patients        15
       official split  val 16
-    ...
+      findings               positive  negative   unknown
+        Pneumonia                   8         8         0
+        Bacterial pneumonia         8         8         0
+        Viral pneumonia             0        16         0
     """
     if layout not in _DATASETS:
         raise ValueError(f"layout must be one of {sorted(_DATASETS)}, got {layout!r}.")
@@ -346,8 +349,10 @@ def format_description(summary):
     >>> from skcxr.datasets import describe_dataset, format_description
     >>> from skcxr.datasets._sample import SAMPLE_ROOT
     >>> text = format_description(describe_dataset(SAMPLE_ROOT, "kermany"))
-    >>> print(text.splitlines()[-3])
-      findings                 positive  negative   unknown
+    >>> print(text.splitlines()[1])
+      images          16 found
+    >>> print(text.splitlines()[-1])
+        Viral pneumonia             0        16         0
     """
     s = summary
     lines = [f"{s.dataset} (layout {s.layout}) in {s.root}"]

@@ -1,4 +1,4 @@
-"""Label files parsed once: by Python's csv module, or by pandas' C parser.
+"""Label files read once: by Python's csv module, or by a byte-level scan.
 
 The public label files are large (CheXpert's ``train.csv`` has 223,414 rows,
 PadChest's 160,861, MIMIC-CXR's metadata 377,110), and a loader needs only a
@@ -7,20 +7,27 @@ kept (its image path, its view). The other cells are needed for the rows
 kept, often a tenth of the file when only part of the images is on disk.
 
 :func:`read_table` returns a :class:`LabelTable` that gives both: ``column``
-(one column of every row) and ``rows`` (every cell of chosen rows). Two
-readers build it, with the same results:
+(one column of every row), ``map`` (a function of every cell of a column,
+once per distinct cell) and ``rows`` (every cell of chosen rows). Two readers
+build it, with the same results:
 
 * Python's :mod:`csv` module reads every cell of every row (always available;
-  also the reader of small files, where importing pandas would cost more than
-  it saves);
-* pandas' C parser reads the requested columns of a large file, and the cells
-  of the chosen rows are cut out of the file's text afterwards. A byte-level
-  scan (numpy) first finds where each row starts and ends and checks that the
-  file is plain CSV as the csv module reads it: every row as many fields as
-  the header, quotes only where a field starts or ends, no NUL byte, no lone
-  carriage return, no field over the csv module's size limit. A file that is
-  not (a short or long row, stray quotes...) is read by the csv module, so
-  that a row that cannot be read is counted and named the same way.
+  also the reader of files under a megabyte, where the scan saves nothing);
+* the scan (numpy) finds where each row starts and ends in the file's bytes
+  and checks that the file is plain CSV as the csv module reads it: every
+  row as many fields as the header, quotes only where a field starts or
+  ends, no NUL byte, no lone carriage return, no field over the csv module's
+  size limit. A file that is not (a short or long row, stray quotes...) is
+  read by the csv module, so that a row that cannot be read is counted and
+  named the same way. In a file without quotes a cell is what lies between
+  two commas, so a column is cut out of the text at the commas' positions,
+  and only the cells asked for become Python strings; short cells (a view,
+  a sex) are compared as integers of their bytes, paths are hashed (see
+  :func:`skcxr.datasets._common.present_in`). The columns of a file with
+  quoted fields (PadChest's label lists) are read by pandas' C parser when
+  pandas is installed (``pip install skcxr[pandas]``); without pandas such
+  a file is read by the csv module. The cells of the rows kept are cut out
+  of the text and split at their commas (by the csv module where quoted).
 """
 
 import contextlib
@@ -132,11 +139,14 @@ class LabelTable:
         """(k,) object array of one column's cells in the rows at ``index``."""
         return self.column(name)[index]
 
-    def map(self, name, fn, dtype=object):
-        """``fn`` of every cell of a column, applied once per distinct cell."""
+    def map(self, name, fn, dtype=object, index=None):
+        """``fn`` of each cell of a column (in the rows at ``index``, all by
+        default), applied once per distinct cell."""
         from ._common import map_values
 
-        return map_values(self.column(name), fn, dtype)
+        return map_values(
+            self.cells(name, slice(None) if index is None else index), fn, dtype
+        )
 
     def parts(self):
         """``[(table, first row)]``: the files whose rows this table holds."""
@@ -180,8 +190,6 @@ class _ScannedTable(LabelTable):
         # with quoted fields
         self._commas, self._first = commas if commas is not None else (None, None)
         self._columns = dict(columns)  # position -> (n,) object array
-        self._text = None
-        self._is_ascii = data.isascii()
 
     def column(self, name):
         j = self.index(name)
@@ -218,35 +226,28 @@ class _ScannedTable(LabelTable):
             ends = self._commas[first + j]
         return starts, ends
 
-    def map(self, name, fn, dtype=object):
-        spans = self.spans(name)
+    def map(self, name, fn, dtype=object, index=None):
+        spans = self.spans(name, index)
         if spans is None or int((spans[1] - spans[0]).max(initial=0)) > 8:
-            return super().map(name, fn, dtype)
+            return super().map(name, fn, dtype, index)
         # a cell of up to 8 bytes is its own uint64 (zero-padded)
-        keys = blocks(self._buf, *spans)[:, 0]
-        distinct, first, codes = np.unique(keys, return_index=True, return_inverse=True)
+        first, codes = _distinct(blocks(self._buf, *spans)[:, 0])
         values = self._cut(spans[0][first], spans[1][first]).tolist()
         return np.fromiter(map(fn, values), dtype=dtype, count=len(values))[codes]
 
     def _cut(self, starts, ends):
-        with gc_paused():
-            if self._is_ascii:  # a character is a byte
-                text = self._ascii()
-                cells = [text[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
-            else:
-                data = self._data
-                cells = [
-                    data[a:b].decode("utf-8")
-                    for a, b in zip(starts.tolist(), ends.tolist())
-                ]
-            out = np.empty(len(cells), dtype=object)
-            out[:] = cells
+        out = np.empty(len(starts), dtype=object)
+        if len(starts):  # one decode: the cells joined by a byte no cell holds
+            data = self._data
+            with gc_paused():
+                out[:] = (
+                    b"\0".join(
+                        [data[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
+                    )
+                    .decode("utf-8")
+                    .split("\0")
+                )
         return out
-
-    def _ascii(self):
-        if self._text is None:
-            self._text = self._data.decode("ascii")
-        return self._text
 
     def rows(self, index=None):
         with gc_paused():
@@ -273,15 +274,10 @@ class _ScannedTable(LabelTable):
                 return ""
         elif (starts[1:] == ends[:-1] + 1).all():  # one stretch of text
             return self._data[starts[0] : ends[-1]].decode("utf-8")
-        if self._is_ascii:
-            text = self._ascii()
-            return "\n".join(
-                [text[s:e] for s, e in zip(starts.tolist(), ends.tolist())]
-            )
         data = self._data
-        return "\n".join(
-            [data[s:e].decode("utf-8") for s, e in zip(starts.tolist(), ends.tolist())]
-        )
+        return b"\n".join(
+            [data[s:e] for s, e in zip(starts.tolist(), ends.tolist())]
+        ).decode("utf-8")
 
 
 # Byte-level helpers on the cells of a scanned file, given by their offsets
@@ -315,6 +311,27 @@ def _word(buf, starts, lengths, offset):
         word = bytes(buf[at[i] : at[i] + 8]).ljust(8, b"\0")
         out[i] = np.frombuffer(word, dtype="<u8")[0]
     return out & _MASKS[np.clip(lengths - offset, 0, 8)]
+
+
+def _distinct(keys, few=16):
+    """Positions of the first of each distinct key, and each key's number.
+
+    A column of views or labels holds a handful of distinct values: one
+    comparison of the column per value beats sorting it (np.unique), which
+    it falls back to past ``few`` values.
+    """
+    codes = np.full(len(keys), -1, dtype=np.intp)
+    first = []
+    left = np.arange(len(keys))
+    while len(left):
+        if len(first) == few:
+            _, at, inverse = np.unique(keys, return_index=True, return_inverse=True)
+            return at, inverse.reshape(-1)
+        same = keys[left] == keys[left[0]]
+        codes[left[same]] = len(first)
+        first.append(left[0])
+        left = left[~same]
+    return np.asarray(first, dtype=np.intp), codes
 
 
 def fixed_width(buf, starts, ends, width=64):
@@ -391,8 +408,10 @@ class _StackedTable(LabelTable):
     def cells(self, name, index):
         return self._gather(index, lambda t, i: t.cells(name, i))
 
-    def map(self, name, fn, dtype=object):
-        return np.concatenate([t.map(name, fn, dtype) for t in self._tables])
+    def map(self, name, fn, dtype=object, index=None):
+        if index is None:
+            return np.concatenate([t.map(name, fn, dtype) for t in self._tables])
+        return self._gather(index, lambda t, i: t.map(name, fn, dtype, i))
 
     def parts(self):
         return list(zip(self._tables, self._offsets[:-1].tolist()))
