@@ -106,49 +106,60 @@ def make_flat(folder, names, every):
 
 
 def compare(runs, repeats):
-    """Interleaved wall times and the last result of each run."""
-    times = {name: [] for name in runs}
+    """Interleaved wall and CPU times, and the last result of each run."""
+    wall = {name: [] for name in runs}
+    cpu = {name: [] for name in runs}
     results = {}
     for _ in range(repeats):
         for name, run in runs.items():
             results.pop(name, None)
             gc.collect()  # no run pays for the garbage of the one before
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the missing-images warning
                 results[name] = run()
-            times[name].append(time.perf_counter() - start)
-    return times, results
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    return wall, cpu, results
+
+
+def _ratio(times, name, other):
+    return statistics.median([t / b for t, b in zip(times[name], times[other])])
 
 
 def report(title, runs, repeats, base, rows_of):
     """Time ``runs`` and print each median with its ratio to each of ``base``.
 
-    ``base`` is a run's name or a list of them (one ratio column each).
+    ``base`` is a run's name or a list of them (one ratio column each). The
+    CPU time (this process, user and system) is printed beside the wall
+    time: other work on a shared machine stretches the wall time of a run,
+    hardly its CPU time.
     """
     bases = [base] if isinstance(base, str) else list(base)
     load = os.getloadavg()[0]
-    times, results = compare(runs, repeats)
+    times, cpu, results = compare(runs, repeats)
     print(
         f"\n{title} ({repeats} interleaved repeats, load average "
         f"{load:.1f} before, {os.getloadavg()[0]:.1f} after)"
     )
     print(
-        f"{'run':<58}{'rows':>8}{'median s':>10}{'(min-max)':>14}"
-        + "".join(f"{'x run ' + str(k + 1):>10}" for k in range(len(bases)))
+        f"{'run':<56}{'rows':>7}{'wall s':>8}{'(min-max)':>13}"
+        + "".join(f"{'x run ' + str(k + 1):>9}" for k in range(len(bases)))
+        + f"{'CPU s':>8}"
+        + "".join(f"{'x run ' + str(k + 1):>9}" for k in range(len(bases)))
     )
     ratios = {}
     for name in runs:
-        per = [
-            statistics.median([t / b for t, b in zip(times[name], times[other])])
-            for other in bases
-        ]
+        per = [_ratio(times, name, other) for other in bases]
+        per_cpu = [_ratio(cpu, name, other) for other in bases]
         ratios[name] = per[0]
         spread = f"({min(times[name]):.2f}-{max(times[name]):.2f})"
         print(
-            f"{name:<58}{rows_of(results[name]):>8}"
-            f"{statistics.median(times[name]):>10.3f}{spread:>14}"
-            + "".join(f"{r:>9.2f}x" for r in per)
+            f"{name:<56}{rows_of(results[name]):>7}"
+            f"{statistics.median(times[name]):>8.3f}{spread:>13}"
+            + "".join(f"{r:>8.2f}x" for r in per)
+            + f"{statistics.median(cpu[name]):>8.3f}"
+            + "".join(f"{r:>8.2f}x" for r in per_cpu)
         )
     print(
         "  (x run k: median of the per-repeat ratios to run "
