@@ -134,7 +134,8 @@ def describe_dataset(root, layout, **loader_options):
         The data set's folder, as its loader takes it.
     layout : {"kermany", "chestxray14", "chexpert", "mimic", "padchest", \
 "rsna", "vindr", "siim"}
-        Which data set's layout the folder has (:data:`LAYOUTS`).
+        Which data set's layout the folder has (the user guide lists what
+        each expects).
     **loader_options
         Passed to the loader (:func:`load_chexpert`, ...), e.g.
         ``uncertain="ones"`` or ``classes=[...]``. By default every official
