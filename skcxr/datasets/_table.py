@@ -527,6 +527,9 @@ def _scan(data, columns):
         data = data[len(_BOM) :]
     if b"\x00" in data:
         return None
+    quoted = b'"' in data
+    if quoted and not _has_pandas():
+        return None  # the csv module reads a file with quoted fields
     if not data.isascii():
         try:
             data.decode("utf-8")
@@ -538,7 +541,7 @@ def _scan(data, columns):
     if cr.size and (cr[-1] == size - 1 or (buf[cr + 1] != _NL).any()):
         return None  # a lone carriage return ends a row for the csv module
     nl = np.flatnonzero(buf == _NL)
-    quotes = np.flatnonzero(buf == _QUOTE) if b'"' in data else None
+    quotes = np.flatnonzero(buf == _QUOTE) if quoted else None
     if quotes is not None:
         if quotes.size % 2 or not _quotes_ok(buf, quotes):
             return None
@@ -579,8 +582,6 @@ def _scan(data, columns):
         return None
     if quotes is None:
         return _ScannedTable(header, data, buf, starts, ends, (commas, first), {})
-    if not _has_pandas():
-        return None  # the csv module reads a file with quoted fields
     wanted = sorted({header.index(c) for c in columns if c in header})
     parsed = _pandas_columns(data, header, wanted) if wanted and len(starts) else {}
     if any(len(values) != len(starts) for values in parsed.values()):
