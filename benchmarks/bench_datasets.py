@@ -11,23 +11,29 @@ reads while indexing). It times, interleaved, repeat after repeat:
   patient, 20,543 rows), and with ``views=["*"], unique_patients=False`` (every
   row, the work skcxr does). It reads the CSV with pandas, never looks at the
   image files and leaves the labels of all 14 columns as they are;
-* ``load_chexpert(root, on_missing="skip")``: every row, the labels of the 13
-  findings, patient and study ids, views, sex, age, and which images are on
-  disk (one walk of the folders present, or a stat per file, whichever its
-  sample of 256 paths says is cheaper);
+* ``load_chexpert(root, on_missing="skip")``, twice: with the scan of the
+  file's bytes (its path for a label file over a megabyte: the columns every
+  row needs are cut out at the commas' positions, the other cells only for
+  the rows kept; pandas' C parser reads the columns of a file with quoted
+  fields) and with Python's csv module (every cell of every row, the path
+  of small files and the reference). Both return every row's view and which
+  images are on disk (the paths' first folder level checked on their bytes,
+  the rest listed or stat-ed), and for the images on disk the labels of the
+  13 findings, patient and study ids, views, sex, age and every column;
 
 then, on the loaded Bunch, which-files-exist by ``os.path.exists`` per row vs
 skcxr's choice, and the patient-grouped hold-out splits of all rows
 (scikit-learn's ``GroupShuffleSplit`` and skcxr's ``holdout_split``: grouped
 for a 2-D label matrix; with ``--stratified`` also grouped and stratified on a
 1-D label, the Edema column, which takes minutes). ``--all`` also times ChestX-ray14 (112,120
-rows) and PadChest (160,861 rows) against torchxrayvision's ``NIH_Dataset``
-and ``PC_Dataset`` (every row); PadChest's label lists are parsed once per
-distinct string.
+rows) and PadChest (160,861 rows), both skcxr paths, against
+torchxrayvision's ``NIH_Dataset`` and ``PC_Dataset`` (its defaults and every
+row); PadChest's label lists are parsed once per distinct string.
 
-Import times are not counted (torchxrayvision imports torch). Each ratio is
-the median of the per-repeat ratios; the machine's other load shows in the
-spread.
+Import times are not counted (torchxrayvision imports torch and pandas; skcxr
+imports pandas on its first large file). Each ratio is the median of the
+per-repeat ratios; the machine's other load shows in the spread and in the
+load average printed with each table.
 
 Run::
 
@@ -39,6 +45,7 @@ Run::
 
 import argparse
 import csv as csv_module
+import gc
 import gzip
 import os
 import shutil
@@ -51,9 +58,19 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import GroupShuffleSplit
 
-from skcxr.datasets import load_chestxray14, load_chexpert, load_padchest
+from skcxr.datasets import _table, load_chestxray14, load_chexpert, load_padchest
 from skcxr.datasets._common import present
 from skcxr.utils._split import holdout_split
+
+
+def with_csv_module(loader, *args, **kwargs):
+    """``loader(*args, **kwargs)`` with its label files read by Python's csv
+    module (as a file under a megabyte is)."""
+    saved, _table.PARSER = _table.PARSER, "csv"
+    try:
+        return loader(*args, **kwargs)
+    finally:
+        _table.PARSER = saved
 
 
 def xrv_data():
@@ -89,39 +106,66 @@ def make_flat(folder, names, every):
 
 
 def compare(runs, repeats):
-    """Interleaved wall times and the last result of each run."""
-    times = {name: [] for name in runs}
+    """Interleaved wall and CPU times, and the last result of each run."""
+    wall = {name: [] for name in runs}
+    cpu = {name: [] for name in runs}
     results = {}
     for _ in range(repeats):
         for name, run in runs.items():
-            start = time.perf_counter()
+            results.pop(name, None)
+            gc.collect()  # no run pays for the garbage of the one before
+            start, start_cpu = time.perf_counter(), time.process_time()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the missing-images warning
                 results[name] = run()
-            times[name].append(time.perf_counter() - start)
-    return times, results
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    return wall, cpu, results
+
+
+def _ratio(times, name, other):
+    return statistics.median([t / b for t, b in zip(times[name], times[other])])
 
 
 def report(title, runs, repeats, base, rows_of):
-    times, results = compare(runs, repeats)
+    """Time ``runs`` and print each median with its ratio to each of ``base``.
+
+    ``base`` is a run's name or a list of them (one ratio column each). The
+    CPU time (this process, user and system) is printed beside the wall
+    time: other work on a shared machine stretches the wall time of a run,
+    hardly its CPU time.
+    """
+    bases = [base] if isinstance(base, str) else list(base)
+    load = os.getloadavg()[0]
+    times, cpu, results = compare(runs, repeats)
     print(
         f"\n{title} ({repeats} interleaved repeats, load average "
-        f"{os.getloadavg()[0]:.1f})"
+        f"{load:.1f} before, {os.getloadavg()[0]:.1f} after)"
     )
     print(
-        f"{'run':<58}{'rows':>8}{'median s':>10}{'(min-max)':>14}"
-        f"{'x ' + base[:14]:>18}"
+        f"{'run':<56}{'rows':>7}{'wall s':>8}{'(min-max)':>13}"
+        + "".join(f"{'x run ' + str(k + 1):>9}" for k in range(len(bases)))
+        + f"{'CPU s':>8}"
+        + "".join(f"{'x run ' + str(k + 1):>9}" for k in range(len(bases)))
     )
     ratios = {}
     for name in runs:
-        per = [t / b for t, b in zip(times[name], times[base])]
-        ratios[name] = statistics.median(per)
+        per = [_ratio(times, name, other) for other in bases]
+        per_cpu = [_ratio(cpu, name, other) for other in bases]
+        ratios[name] = per[0]
         spread = f"({min(times[name]):.2f}-{max(times[name]):.2f})"
         print(
-            f"{name:<58}{rows_of(results[name]):>8}"
-            f"{statistics.median(times[name]):>10.3f}{spread:>14}"
-            f"{ratios[name]:>17.2f}x"
+            f"{name:<56}{rows_of(results[name]):>7}"
+            f"{statistics.median(times[name]):>8.3f}{spread:>13}"
+            + "".join(f"{r:>8.2f}x" for r in per)
+            + f"{statistics.median(cpu[name]):>8.3f}"
+            + "".join(f"{r:>8.2f}x" for r in per_cpu)
         )
+    print(
+        "  (x run k: median of the per-repeat ratios to run "
+        + ", ".join(f"{k + 1} = {name}" for k, name in enumerate(bases))
+        + ")"
+    )
     return times, results, ratios
 
 
@@ -141,19 +185,30 @@ def bench_chexpert(xrv, data, every, repeats, stratified=False):
             "torchxrayvision CheX_Dataset (views=*, every row)": lambda: xrv.datasets.CheX_Dataset(
                 imgpath=str(base), csvpath=csv, views=["*"], unique_patients=False
             ),
-            "skcxr load_chexpert(on_missing='skip')": lambda: load_chexpert(
+            "skcxr load_chexpert(on_missing='skip'), scan": lambda: load_chexpert(
                 folder, on_missing="skip"
+            ),
+            "skcxr load_chexpert(on_missing='skip'), csv module": lambda: with_csv_module(
+                load_chexpert, folder, on_missing="skip"
             ),
         }
 
         def rows_of(result):
             return len(result) if hasattr(result, "csv") else len(result.paths)
 
-        name = "torchxrayvision CheX_Dataset (views=*, every row)"
         times, results, ratios = report(
-            "Index CheXpert's train.csv", runs, repeats, name, rows_of
+            "Index CheXpert's train.csv",
+            runs,
+            repeats,
+            list(runs)[:2],
+            rows_of,
         )
-        loaded = results["skcxr load_chexpert(on_missing='skip')"]
+        loaded = results["skcxr load_chexpert(on_missing='skip'), scan"]
+        again = results["skcxr load_chexpert(on_missing='skip'), csv module"]
+        assert all(
+            np.array_equal(loaded[k], again[k], equal_nan=k == "labels")
+            for k in ("paths", "labels", "patient_ids", "views", "sex")
+        )
         print(
             f"skcxr: {len(loaded.paths)} images on disk, n_missing="
             f"{loaded.n_missing}, {len(loaded.classes)} classes"
@@ -169,7 +224,7 @@ def bench_chexpert(xrv, data, every, repeats, stratified=False):
                 bool,
                 len(relpaths),
             ),
-            "skcxr present() (sample, then walk or stat)": lambda: present(
+            "skcxr present() (folders listed, then a stat each)": lambda: present(
                 str(base), relpaths
             ),
         }
@@ -182,7 +237,7 @@ def bench_chexpert(xrv, data, every, repeats, stratified=False):
         )
         assert (
             r_exists["os.path.exists per row"]
-            == r_exists["skcxr present() (sample, then walk or stat)"]
+            == r_exists["skcxr present() (folders listed, then a stat each)"]
         ).all()
 
         # every row's patient (as load_chexpert names it) and its Edema label
@@ -233,22 +288,29 @@ def bench_nih_padchest(xrv, data, every, repeats):
         )
         names = pd.read_csv(nih_csv, usecols=["Image Index"])["Image Index"].tolist()
         make_flat(folder / "nih" / "images", names, every)
+        nih = folder / "nih"
         runs = {
+            "torchxrayvision NIH_Dataset (its defaults)": lambda: xrv.datasets.NIH_Dataset(
+                imgpath=str(nih), csvpath=str(nih_csv)
+            ),
             "torchxrayvision NIH_Dataset (views=*, every row)": lambda: xrv.datasets.NIH_Dataset(
-                imgpath=str(folder / "nih"),
+                imgpath=str(nih),
                 csvpath=str(nih_csv),
                 views=["*"],
                 unique_patients=False,
             ),
-            "skcxr load_chestxray14(on_missing='skip')": lambda: load_chestxray14(
-                folder / "nih", on_missing="skip"
+            "skcxr load_chestxray14(on_missing='skip'), scan": lambda: load_chestxray14(
+                nih, on_missing="skip"
+            ),
+            "skcxr load_chestxray14(on_missing='skip'), csv module": lambda: with_csv_module(
+                load_chestxray14, nih, on_missing="skip"
             ),
         }
         report(
             "Index ChestX-ray14's Data_Entry_2017.csv",
             runs,
             repeats,
-            "torchxrayvision NIH_Dataset (views=*, every row)",
+            list(runs)[:2],
             lambda r: len(r) if hasattr(r, "csv") else len(r.paths),
         )
 
@@ -265,22 +327,29 @@ def bench_nih_padchest(xrv, data, every, repeats):
         )
         frame = pd.read_csv(pc_csv, usecols=["ImageID"])
         make_flat(folder / "padchest", frame["ImageID"].tolist(), every)
+        pc = folder / "padchest"
         runs = {
+            "torchxrayvision PC_Dataset (its defaults)": lambda: xrv.datasets.PC_Dataset(
+                imgpath=str(pc), csvpath=str(pc_csv)
+            ),
             "torchxrayvision PC_Dataset (views=*, every row)": lambda: xrv.datasets.PC_Dataset(
-                imgpath=str(folder / "padchest"),
+                imgpath=str(pc),
                 csvpath=str(pc_csv),
                 views=["*"],
                 unique_patients=False,
             ),
-            "skcxr load_padchest(on_missing='skip')": lambda: load_padchest(
-                folder / "padchest", on_missing="skip"
+            "skcxr load_padchest(on_missing='skip'), scan": lambda: load_padchest(
+                pc, on_missing="skip"
+            ),
+            "skcxr load_padchest(on_missing='skip'), csv module": lambda: with_csv_module(
+                load_padchest, pc, on_missing="skip"
             ),
         }
         report(
             "Index PadChest's label CSV",
             runs,
             repeats,
-            "torchxrayvision PC_Dataset (views=*, every row)",
+            list(runs)[:2],
             lambda r: len(r) if hasattr(r, "csv") else len(r.paths),
         )
     finally:

@@ -1,4 +1,4 @@
-"""The ``skcxr`` command line: ``study``, ``predict``, ``explain`` and ``serve``.
+"""The ``skcxr`` command line: ``study``, ``predict``, ``explain``, ``serve``, ``data``.
 
 Bad input (a missing path, an empty folder, an unknown layout, a file that is not
 a model) ends with a one-line ``skcxr: error: ...`` and exit status 2, not a
@@ -260,6 +260,7 @@ def _parser():
         "needs a model fitted with precision int8",
     )
     _add_trust(serve)
+    _add_data(commands)
     return parser
 
 
@@ -573,6 +574,56 @@ def _serve(args):
     )
 
 
+# ``skcxr data describe``: what a real data set's folder holds (torch-free)
+_DATA_LAYOUTS = (
+    "kermany",
+    "chestxray14",
+    "chexpert",
+    "mimic",
+    "padchest",
+    "rsna",
+    "vindr",
+    "siim",
+)
+
+
+def _add_data(commands):
+    data = commands.add_parser(
+        "data",
+        help="look at a real data set's folder",
+        description="Look at the folder of a public chest X-ray data set.",
+    )
+    actions = data.add_subparsers(dest="data_command", required=True)
+    describe = actions.add_parser(
+        "describe",
+        help="images listed and found, patients, views, sex, age, labels, split",
+        description="Summarise a data set's folder on one screen: the images its "
+        "label files list and those on disk, patients and studies, views, sex and "
+        "age, each finding's positive / negative / unknown labels and the official "
+        "split. Reads label files only (no image, no torch).",
+    )
+    describe.add_argument("folder", metavar="DIR", help="the data set's folder")
+    describe.add_argument(
+        "--layout", required=True, choices=_DATA_LAYOUTS, help="its folder layout"
+    )
+
+
+def _data(args):
+    from .datasets._describe import LayoutError, describe_dataset, format_description
+
+    if not os.path.isdir(args.folder):
+        if os.path.exists(args.folder):
+            raise NotADirectoryError(
+                f"{args.folder} is a file; give the data set's folder"
+            )
+        raise FileNotFoundError(f"data folder not found: {args.folder}")
+    try:
+        summary = describe_dataset(args.folder, args.layout)
+    except LayoutError as exc:
+        raise ValueError(exc.message(f"--layout {args.layout}")) from None
+    print(format_description(summary))
+
+
 def tune_glibc_malloc():
     """Keep large freed blocks in the process instead of unmapping them.
 
@@ -610,6 +661,7 @@ def main(argv=None):
         "predict": _predict,
         "explain": _explain,
         "serve": _serve,
+        "data": _data,
     }[args.command]
     try:
         return command(args) or 0

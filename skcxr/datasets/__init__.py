@@ -4,7 +4,8 @@ The loaders of the public data sets (:func:`load_chexpert`,
 :func:`load_mimic_cxr`, :func:`load_padchest`, :func:`load_rsna_pneumonia`,
 :func:`load_vindr_cxr`, :func:`load_siim_pneumothorax`, :func:`load_chestxray14`)
 return one Bunch shape whose ``labels`` columns are common finding names of
-:data:`LABEL_TABLE`; :func:`concat_datasets` pools them.
+:data:`LABEL_TABLE`; :func:`concat_datasets` pools them, and
+:func:`describe_dataset` summarises a folder of any of their layouts.
 """
 
 from .._lazy import attach
@@ -34,5 +35,7 @@ __getattr__, __dir__, __all__ = attach(
         "UNMAPPED_LABELS": "._labels",
         "COMMON_CLASSES": "._labels",
         "DATASET_NAMES": "._labels",
+        "describe_dataset": "._describe",
+        "format_description": "._describe",
     },
 )

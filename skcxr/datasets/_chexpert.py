@@ -7,16 +7,16 @@ import numpy as np
 from sklearn.utils._param_validation import StrOptions, validate_params
 
 from ._common import (
+    BAD_CODE,
     UNCERTAIN,
     age_years,
     check_missing,
-    labeler_codes,
+    labeler_code,
     labeler_labels,
-    labeler_unreadable,
     make_bunch,
     map_values,
     present,
-    read_csv,
+    present_in,
     sex_name,
     source_name,
     take,
@@ -25,12 +25,15 @@ from ._common import (
     warn_unreadable,
 )
 from ._labels import resolve_classes
+from ._table import common_prefix, concat_tables, gc_paused, read_table
 
 __all__ = ["load_chexpert"]
 
 _FOLDERS = ("CheXpert-v1.0-small", "CheXpert-v1.0")
 _CSV = {"train": "train.csv", "val": "valid.csv"}
 _COLUMNS = ("Path", "Sex", "Age", "Frontal/Lateral", "AP/PA")
+_PER_ROW = ("Path", "Frontal/Lateral", "AP/PA")
+_SUBSETS = ("train/", "valid/", "test/")
 
 
 def _data_folder(root):
@@ -59,6 +62,7 @@ def _data_folder(root):
     },
     prefer_skip_nested_validation=True,
 )
+@gc_paused()  # row lists hold no cycles: no collection while they are built
 def load_chexpert(
     root,
     *,
@@ -193,7 +197,7 @@ def load_chexpert(
     """
     folder = _data_folder(root)
     classes = resolve_classes(classes, "chexpert")
-    header, tables, names, sources = None, [], [], []
+    tables, names, sources = [], [], []
     counts = {"n_rows": 0, "n_unreadable": 0}
     first_bad = None
     for name in list(_CSV) if split is None else [split]:
@@ -202,34 +206,36 @@ def load_chexpert(
             if split is None:
                 continue
             raise ValueError(f"split={name!r}: no {_CSV[name]} in {str(folder)!r}.")
-        head, table, bad, n_rows = read_csv(path, required=_COLUMNS)
-        if header is not None and head != header:
+        # the columns every row needs; the others are read for the rows kept
+        table = read_table(path, required=_COLUMNS, columns=_PER_ROW)
+        if tables and table.header != tables[0].header:
             raise ValueError(
-                f"{str(path)!r} has other columns than {str(sources[0])!r}: {head}."
+                f"{str(path)!r} has other columns than {str(sources[0])!r}: "
+                f"{table.header}."
             )
-        header = head
-        if bad and first_bad is None:
+        if table.bad and first_bad is None:
             first_bad = (
                 source_name("chexpert", path),
-                f"data row {bad[0][0]}",
+                f"data row {table.bad[0][0]}",
                 "not as many fields as the header",
             )
-        counts["n_unreadable"] += len(bad)
-        counts["n_rows"] += n_rows
+        counts["n_unreadable"] += len(table.bad)
+        counts["n_rows"] += table.n_rows
         tables.append(table)
         names.append(name)
         sources.append(path)
     source = " and ".join(source_name("chexpert", p) for p in sources)
+    table = concat_tables(tables)
+    header = table.header
     col = {name: j for j, name in enumerate(header)}
     observations = [j for j, name in enumerate(header) if name not in _COLUMNS]
-    table = tables[0] if len(tables) == 1 else np.concatenate(tables)
-    rows = {"table": table, "split": np.repeat(names, [len(t) for t in tables])}
-
-    rows["views"] = map_values(table[:, col["AP/PA"]].tolist(), view_name)
-    lateral = map_values(
-        table[:, col["Frontal/Lateral"]].tolist(),
-        lambda v: v.strip().lower() == "lateral",
-        bool,
+    rows = {
+        "index": np.arange(len(table)),
+        "split": np.repeat(names, [len(t) for t in tables]),
+        "views": table.map("AP/PA", view_name),
+    }
+    lateral = table.map(
+        "Frontal/Lateral", lambda v: v.strip().lower() == "lateral", bool
     )
     rows["views"][lateral] = "LATERAL"
     keep = views_keep(rows["views"], views, source=source)
@@ -237,18 +243,37 @@ def load_chexpert(
     if counts["n_excluded"]:
         rows = take(rows, keep)
 
-    relpaths = _relative(rows["table"][:, col["Path"]].tolist())
-    on_disk = present(str(folder), relpaths)
+    strip, common = _strip(table, rows["index"])
+    if strip is None:  # paths of several forms: made relative one by one
+        shown = _relative(table.cells("Path", rows["index"]).tolist())
+        on_disk = present(str(folder), shown)
+    else:
+        on_disk = present_in(
+            str(folder), table, "Path", strip=strip, index=rows["index"], common=common
+        )
+
+        def shown(i):
+            return table.cells("Path", rows["index"][i : i + 1])[0][strip:]
+
     counts["n_missing"] = check_missing(
-        on_disk, relpaths, on_missing, source=source, root=folder
+        on_disk,
+        shown,
+        on_missing,
+        source=source,
+        root=folder,
     )
     if counts["n_missing"]:
         rows = take(rows, on_disk)
-        relpaths = [p for p, ok in zip(relpaths, on_disk) if ok]
+    cells = table.rows(rows["index"])
+    paths = cells[:, col["Path"]].tolist()
+    relpaths = _relative(paths) if strip is None else [p[strip:] for p in paths]
 
     # labels are read for the images kept: one that is none of 1, 0, -1 or
     # blank makes its row unreadable
-    wrong = labeler_unreadable(rows["table"][:, observations])
+    codes = np.empty((len(cells), len(observations)))
+    for k, j in enumerate(observations):
+        codes[:, k] = table.map(j, labeler_code, float, rows["index"])
+    wrong = (codes == BAD_CODE).any(axis=1)
     if wrong.any():
         counts["n_unreadable"] += int(wrong.sum())
         first_bad = first_bad or (
@@ -257,37 +282,54 @@ def load_chexpert(
             "a label that is not 1, 0, -1 or blank",
         )
         rows = take(rows, ~wrong)
+        cells, codes = cells[~wrong], codes[~wrong]
         relpaths = [p for p, bad in zip(relpaths, wrong) if not bad]
     if first_bad is not None:
         warn_unreadable(counts["n_unreadable"], *first_bad)
     if not relpaths:
         raise ValueError(f"None of the images listed in {source} is on disk.")
 
-    table = rows["table"]
     labels = labeler_labels(
-        labeler_codes(table[:, observations]),
+        codes,
         [header[j] for j in observations],
         classes,
         "chexpert",
         uncertain,
     )
     base = os.path.join(str(folder), "")
-    pieces = [p.rsplit("/", 3) for p in relpaths]
+    patient_ids, study_ids = _ids(relpaths)
     return make_bunch(
         "chexpert",
         paths=[base + p for p in relpaths],
         labels=labels,
         classes=classes,
-        patient_ids=[p[-3] if len(p) >= 3 else "" for p in pieces],
-        study_ids=["/".join(p[-3:-1]) if len(p) >= 3 else "" for p in pieces],
+        patient_ids=patient_ids,
+        study_ids=study_ids,
         split=rows["split"],
         views=rows["views"],
-        sex=map_values(table[:, col["Sex"]].tolist(), sex_name),
-        age=map_values(table[:, col["Age"]].tolist(), _chexpert_age, float),
-        metadata={name: table[:, j] for j, name in enumerate(header) if name},
+        sex=map_values(cells[:, col["Sex"]], sex_name),
+        age=map_values(cells[:, col["Age"]], _chexpert_age, float),
+        metadata={name: cells[:, j] for j, name in enumerate(header) if name},
         counts=counts,
         as_frame=as_frame,
     )
+
+
+def _ids(relpaths):
+    """Patient (``patient00001``) and study (``patient00001/study1``) of each
+    ``.../patient00001/study1/view1_frontal.jpg`` ("" for a shorter path)."""
+    patients, studies = [], []
+    for path in relpaths:
+        image = path.rfind("/")
+        study = path.rfind("/", 0, image) if image > 0 else -1
+        if study < 0:
+            patients.append("")
+            studies.append("")
+            continue
+        patient = path.rfind("/", 0, study) + 1
+        patients.append(path[patient:study])
+        studies.append(path[patient:image])
+    return patients, studies
 
 
 def _chexpert_age(value):
@@ -295,16 +337,33 @@ def _chexpert_age(value):
     return np.nan if age == 0 else age  # 0 is CheXpert's placeholder
 
 
+def _strip(table, index):
+    """How many leading characters of every path to drop to make it relative.
+
+    The CSV names each image from the data folder's parent; its first folder
+    is dropped (whatever its name). Returns ``(strip, common)``: None when
+    the paths do not all start alike (see :func:`_relative`), and the prefix
+    every path has past ``strip`` (bytes, or None when not known).
+    """
+    if not len(index):
+        return 0, None
+    spans = table.spans("Path", index)
+    if spans is None:
+        paths = table.cells("Path", index).tolist()
+        common = os.path.commonprefix([min(paths), max(paths)])
+        shared = None
+    else:
+        shared = common_prefix(table.buffer, *spans)
+        common = shared.decode("utf-8", "replace")
+    first = table.cells("Path", index[:1])[0].partition("/")[0] + "/"
+    if not common.startswith(first):
+        return None, None
+    strip = 0 if first in _SUBSETS else len(first)
+    return strip, (
+        None if shared is None else shared[len(first.encode()) if strip else 0 :]
+    )
+
+
 def _relative(paths):
-    """CSV paths relative to the data folder (its own name dropped)."""
-    if not paths:
-        return []
-    first = paths[0].partition("/")[0] + "/"
-    if first in ("train/", "valid/", "test/"):
-        return list(paths)
-    if os.path.commonprefix(paths).startswith(first):  # the usual case
-        return [p[len(first) :] for p in paths]
-    return [
-        p if p.startswith(("train/", "valid/", "test/")) else p.partition("/")[2]
-        for p in paths
-    ]
+    """CSV paths relative to the data folder, one by one."""
+    return [p if p.startswith(_SUBSETS) else p.partition("/")[2] for p in paths]

@@ -1,27 +1,23 @@
 """Reading rules shared by the loaders of the public chest X-ray data sets.
 
 Each rule lives here once: reading a label file (``.csv``, ``.csv.gz`` or a
-``.zip`` holding one CSV), counting unreadable rows, finding which listed
+``.zip`` holding one CSV; see ``_table``), counting unreadable rows, finding which listed
 images are on disk, the common vocabularies of views, sex and age, labels from
 label lists and from the CheXpert labeler's 1 / 0 / -1 / blank columns, and
 the Bunch every loader returns.
 """
 
-import contextlib
-import csv as _csv
-import gc
-import gzip
-import io
 import os
 import re
+import stat
+import sys
 import warnings
-import zipfile
-from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch
 
 from ._labels import DATASET_NAMES, source_labels
+from ._table import _word, common_prefix, hashes, read_table
 
 #: The value of ``views`` and ``sex`` when the label files do not say.
 UNKNOWN = "unknown"
@@ -30,49 +26,8 @@ UNKNOWN = "unknown"
 COUNT_KEYS = ("n_rows", "n_unreadable", "n_excluded", "n_missing")
 
 
-@contextlib.contextmanager
-def gc_paused():
-    """Pause the cyclic garbage collector while a label file is parsed.
-
-    Parsing builds hundreds of thousands of row lists, none of which can be
-    part of a reference cycle; the collector would walk them again and again
-    while they are built (about doubling the time to index CheXpert's
-    223,414 rows). It is switched back on afterwards if it was on; the lists
-    are gone by then.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def read_text(path):
-    """Text of a label file: plain, gzip (``.gz``) or the one CSV of a ``.zip``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{str(path)!r} is not a file.")
-    data = path.read_bytes()
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    elif data[:4] == b"PK\x03\x04":
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            members = [n for n in archive.namelist() if n.lower().endswith(".csv")]
-            if len(members) != 1:
-                raise ValueError(
-                    f"{str(path)!r} must hold exactly one .csv file, found {members}."
-                )
-            data = archive.read(members[0])
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{str(path)!r} is not UTF-8 text: {exc}.") from None
-
-
 def read_csv(path, *, required=()):
-    """Header, table and unreadable rows of a CSV label file.
+    """Header, table, unreadable rows and row count of a CSV label file.
 
     Parameters
     ----------
@@ -90,39 +45,13 @@ def read_csv(path, *, required=()):
         The 1-based data-row number and fields of every other row.
     n_rows : int
         Data rows read (blank lines are not rows).
+
+    See Also
+    --------
+    skcxr.datasets._table.read_table : The rows of a large file, as needed.
     """
-    text = read_text(path)
-    with gc_paused():
-        try:
-            rows = list(_csv.reader(io.StringIO(text, newline="")))
-        except _csv.Error as exc:
-            raise ValueError(f"{str(path)!r} is not a CSV file: {exc}.") from None
-        del text
-        header = [h.strip() for h in rows[0]] if rows else []
-        width = len(header)
-        good, bad, n_rows = rows[1:], [], len(rows) - 1
-        if set(map(len, good)) - {width}:  # blank lines, short or long rows
-            good, n_rows = [], 0
-            for row in rows[1:]:
-                if not row or (len(row) == 1 and not row[0].strip()):
-                    continue
-                n_rows += 1
-                if len(row) == width:
-                    good.append(row)
-                else:
-                    bad.append((n_rows, row))
-        table = np.empty((len(good), width), dtype=object)
-        if good:
-            table[:] = good
-        # drop the row lists before the collector is back: a numpy array of
-        # strings holds nothing it would have to walk
-        del rows, good
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise ValueError(
-            f"{str(path)!r} lacks the column(s) {missing}; header: {header}."
-        )
-    return header, table, bad, n_rows
+    table = read_table(path, required=required)
+    return table.header, table.rows(), table.bad, table.n_rows
 
 
 def warn_unreadable(n, source, first, reason):
@@ -136,40 +65,241 @@ def warn_unreadable(n, source, first, reason):
         )
 
 
-def present(root, relpaths):
-    """Which of ``root/relpath`` exist, at the cost of the cheaper of two ways.
+def present(root, paths, *, strip=0):
+    """Which of ``root/path`` are files, listing folders where that is cheaper.
 
-    A ``stat`` per file costs a few microseconds; listing a folder about ten,
-    but answers for every file in it. When few of the listed images are on disk
-    (a partial download) or they share few folders, the folders that exist
-    under the deepest folder common to all paths are walked once and each
-    path is looked up in what was found; otherwise every file is stat-ed. A
-    sample of 256 paths, spread over the list, decides.
+    A ``stat`` per file costs a few microseconds, and so does listing a
+    folder, which answers for every file and folder in it. The paths are
+    followed down from their deepest common folder, one folder level at a
+    time: while the folders of a level are few next to the paths still
+    possible (a quarter or less), those folders are listed and the paths
+    whose next folder or file is not there are dropped; the remaining paths
+    are then checked with a ``stat`` each. For a partial download most paths
+    go at the first listings (CheXpert's patient folders), and a folder of
+    thousands of images takes one listing.
 
     Parameters
     ----------
     root : str
-    relpaths : list of str
-        Paths relative to ``root``, with ``/`` separators.
+    paths : list of str
+        Paths relative to ``root`` with ``/`` separators, from their
+        ``strip``-th character on.
+    strip : int, default=0
+        Leading characters of the paths that are not part of them (a folder
+        name the label file puts before every path).
 
     Returns
     -------
-    ndarray of shape (len(relpaths),), dtype=bool
+    ndarray of shape (len(paths),), dtype=bool
     """
-    n = len(relpaths)
+    n = len(paths)
+    found = np.zeros(n, dtype=bool)
     if n == 0:
-        return np.zeros(0, dtype=bool)
-    probe = relpaths[:: max(1, n // 256)]
-    found = sum(os.path.exists(os.path.join(root, p)) for p in probe)
-    folders = {p.rpartition("/")[0] for p in probe}
-    # a walk lists about found/len(probe) of the folders, each worth ~4 stats
-    if 4 * found * len(folders) > len(probe) ** 2:
-        return np.fromiter(
-            (os.path.exists(os.path.join(root, p)) for p in relpaths), bool, n
-        )
-    top = os.path.commonprefix(relpaths).rpartition("/")[0]
-    on_disk = _walk(os.path.join(root, top) if top else root, top + "/" if top else "")
-    return np.fromiter((p in on_disk for p in relpaths), bool, n)
+        return found
+    top = os.path.commonprefix([min(paths), max(paths)])
+    if len(top) < strip:  # the leading characters differ: drop them one by one
+        return present(root, [p[strip:] for p in paths])
+    top = top[: max(top.rfind("/") + 1, strip)]
+    if len(top) > strip and not os.path.isdir(os.path.join(root, top[strip:])):
+        return found
+    pending, hits, to_stat = {top: range(n)}, [], []
+    while pending and 4 * len(pending) <= sum(map(len, pending.values())):
+        deeper = {}
+        for folder, indices in pending.items():
+            files, folders = _listing(os.path.join(root, folder[strip:]))
+            _descend(paths, indices, len(folder), files, folders, deeper, hits, to_stat)
+        pending = deeper
+    for indices in pending.values():
+        to_stat.extend(indices)
+    hits.extend(_files(root, [paths[i][strip:] for i in to_stat], to_stat))
+    found[hits] = True
+    return found
+
+
+def _descend(paths, indices, start, files, folders, deeper, hits, to_stat):
+    """One folder level of :func:`present` (the hot loop: names bound locally)."""
+    find = str.find
+    for i in indices:
+        path = paths[i]
+        end = find(path, "/", start)
+        if end < 0:
+            name = path[start:]
+            if name in files:
+                hits.append(i)
+                continue
+        else:
+            name = path[start:end]
+            if name in folders:
+                key = path[: end + 1]
+                if key in deeper:
+                    deeper[key].append(i)
+                else:
+                    deeper[key] = [i]
+                continue
+        if name in _SPECIAL:  # "a//b", "./a": left to stat
+            to_stat.append(i)
+
+
+def _files(root, relpaths, indices):
+    """The ``indices`` whose ``root/relpath`` is a file, a ``stat`` each."""
+    if os.stat not in os.supports_dir_fd:
+        return [
+            i
+            for i, p in zip(indices, relpaths)
+            if os.path.isfile(os.path.join(root, p))
+        ]
+    found = []
+    try:
+        fd = os.open(root, os.O_RDONLY)
+    except OSError:
+        return found
+    try:
+        for i, p in zip(indices, relpaths):
+            try:
+                if stat.S_ISREG(os.stat(p, dir_fd=fd).st_mode):
+                    found.append(i)
+            except (OSError, ValueError):
+                continue
+    finally:
+        os.close(fd)
+    return found
+
+
+_SPECIAL = frozenset({"", ".", ".."})
+
+
+def present_in(root, table, name, *, strip=0, index=None, common=None):
+    """:func:`present` of the paths in a column of a label table.
+
+    ``index`` picks rows (all by default). Where the table knows where its
+    cells lie in the file's bytes, the first folder level below the paths'
+    common folder is checked with numpy on those bytes (its listing against
+    every path's next name), and only the paths that may be there become
+    Python strings for :func:`present`: for a partial download, a tenth.
+    ``common``, when known, is the prefix (bytes) of every path past
+    ``strip``.
+    """
+    found = []
+    index = np.arange(len(table)) if index is None else np.asarray(index)
+    parts = table.parts()
+    for part, offset in parts:
+        local = index[(index >= offset) & (index < offset + len(part))] - offset
+        shared = common if len(parts) == 1 else None
+        found.append(_present_part(root, part, name, strip, local, shared))
+    found = np.concatenate(found) if found else np.zeros(0, dtype=bool)
+    order = np.argsort(index, kind="stable")
+    out = np.empty(len(index), dtype=bool)
+    out[order] = found
+    return out
+
+
+def _present_part(root, table, name, strip, index, common):
+    index = index if (np.diff(index) >= 0).all() else np.sort(index)
+    spans = table.spans(name, index)
+    if spans is None:
+        return present(root, table.cells(name, index).tolist(), strip=strip)
+    starts, ends = spans
+    maybe, folders = _next_names_listed(
+        root, table.buffer, starts + strip, ends, common
+    )
+    found = np.zeros(len(starts), dtype=bool)
+    rows = np.flatnonzero(maybe)
+    if len(rows):
+        paths = table.cells(name, index[rows]).tolist()
+        if 4 * len(np.unique(folders[rows])) > len(rows):  # a stat each
+            found[_files(root, [p[strip:] for p in paths], rows)] = True
+        else:  # the next folders are worth listing
+            found[rows] = present(root, paths, strip=strip)
+    return found
+
+
+def _next_names_listed(root, buf, starts, ends, common=None):
+    """Which paths (bytes ``buf[starts:ends]``) may be files under ``root``.
+
+    The name after the paths' common folder must be in that folder's
+    listing: a folder's name if more path follows, a file's if not ("",
+    "." and ".." are left to :func:`present`). Vectorised over the paths,
+    with names compared by a hash of their bytes: two names with one hash
+    keep a path that :func:`present` then checks, never drop one. Returns
+    that mask and the hash of each path's next folder (0 for a file).
+    """
+    keep = np.ones(len(starts), dtype=bool)
+    if not len(starts):
+        return keep, np.zeros(0, dtype=np.uint64)
+    if common is None:
+        common = common_prefix(buf, starts, ends)
+    top = common[: common.rfind(b"/") + 1]
+    try:
+        folder = os.path.join(root, top.decode("utf-8"))
+    except UnicodeDecodeError:
+        return keep, np.arange(len(starts), dtype=np.uint64)  # each its own
+    if top and not os.path.isdir(folder):
+        return ~keep, np.zeros(len(starts), dtype=np.uint64)
+    files, folders = _listing(folder)
+    begin = starts + len(top)
+    stop = _next_slash(buf, begin, ends)
+    last = stop >= ends
+    names = hashes(buf, begin, np.minimum(stop, ends))
+    kind = _among(names, {**dict.fromkeys(files, 1), **dict.fromkeys(folders, 2)})
+    # a file's name ends the path, a folder's is followed by more
+    listed = (kind & np.where(last, 1, 2)) > 0
+    listed |= _among(names, dict.fromkeys(_SPECIAL, 1)) > 0
+    return listed, np.where(last, np.uint64(0), names)
+
+
+def _next_slash(buf, starts, ends):
+    """Position of the first "/" at or after each start (``ends`` if none)."""
+    lengths = ends - starts
+    head = np.stack([_word(buf, starts, lengths, 8 * k) for k in range(2)], axis=1)
+    head = head.view(np.uint8).reshape(len(starts), 16) == ord("/")
+    stop = np.where(head.any(axis=1), starts + head.argmax(axis=1), ends)
+    far = np.flatnonzero(~head.any(axis=1) & (lengths > 16))  # long names
+    if len(far):
+        slashes = np.flatnonzero(buf == ord("/"))
+        after = np.append(slashes, len(buf))[np.searchsorted(slashes, starts[far])]
+        stop[far] = np.minimum(after, ends[far])
+    return stop
+
+
+def _among(keys, names):
+    """The flags in ``names`` (str -> int bit flags) of each hashed name of
+    ``keys`` (0 for none); a hash shared by two names has both's flags."""
+    kinds = np.zeros(len(keys), dtype=np.int8)
+    if not names:
+        return kinds
+    encoded = [n.encode("utf-8", "surrogateescape") for n in names]
+    lengths = np.array([len(e) for e in encoded])
+    text = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    ends = np.cumsum(lengths)
+    listed = hashes(text, ends - lengths, ends)
+    values = np.fromiter(names.values(), dtype=np.int8, count=len(names))
+    order = np.argsort(listed, kind="stable")
+    listed, values = listed[order], values[order]
+    first = np.flatnonzero(np.append(True, listed[1:] != listed[:-1]))
+    listed, values = listed[first], np.bitwise_or.reduceat(values, first)
+    at = np.minimum(np.searchsorted(listed, keys), len(listed) - 1)
+    hit = listed[at] == keys
+    kinds[hit] = values[at[hit]]
+    return kinds
+
+
+def _listing(folder):
+    """Names of the files and of the folders in ``folder`` (none if unreadable)."""
+    files, folders = set(), set()
+    try:
+        entries = os.scandir(folder)
+    except OSError:
+        return files, folders
+    with entries:
+        for entry in entries:
+            try:
+                if entry.is_dir():
+                    folders.add(entry.name)
+                elif entry.is_file():
+                    files.add(entry.name)
+            except OSError:
+                continue
+    return files, folders
 
 
 def _walk(folder, prefix):
@@ -271,11 +401,15 @@ def _raw_value(ds, tag):
 
 
 def check_missing(on_disk, shown, on_missing, *, source, root):
-    """Raise on missing images (``on_missing="raise"``) or warn how many are left."""
+    """Raise on missing images (``on_missing="raise"``) or warn how many are left.
+
+    ``shown[i]`` (or ``shown(i)``) names image ``i`` in the message.
+    """
     n_missing = int(on_disk.size - np.count_nonzero(on_disk))
     if not n_missing:
         return 0
-    first = shown[int(np.argmin(on_disk))]
+    first = int(np.argmin(on_disk))
+    first = shown(first) if callable(shown) else shown[first]
     if on_missing == "raise":
         raise ValueError(
             f"{n_missing} image(s) listed in {source} are not under {str(root)!r} "
@@ -305,9 +439,21 @@ class _Cached(dict):
 
 
 def map_values(values, fn, dtype=object):
-    """``fn`` applied to every value, once per distinct value."""
+    """``fn`` applied to every value, once per distinct value.
+
+    With pandas already imported, the distinct values of a long sequence are
+    found by its hash table (:func:`pandas.factorize`), in C.
+    """
+    n = len(values)
+    if n >= 10_000 and "pandas" in sys.modules:
+        codes, uniques = sys.modules["pandas"].factorize(
+            np.asarray(values, dtype=object)
+        )
+        if n == 0 or codes.min() >= 0:  # every value hashed (no None, no NaN)
+            mapped = np.fromiter(map(fn, uniques), dtype=dtype, count=len(uniques))
+            return mapped[codes]
     cache = _Cached(fn)
-    return np.fromiter(map(cache.__getitem__, values), dtype=dtype, count=len(values))
+    return np.fromiter(map(cache.__getitem__, values), dtype=dtype, count=n)
 
 
 _VIEWS = {
@@ -403,18 +549,20 @@ def finding_labels(findings, classes, dataset):
 
 
 UNCERTAIN = {"ignore": np.nan, "ones": 1.0, "zeros": 0.0}
-_BAD_CODE = 9.0
+#: The code of a labeler cell that is none of 1, 0, -1 or blank.
+BAD_CODE = 9.0
 
 
-def _labeler_code(value):
+def labeler_code(value):
+    """1, 0, -1 or NaN (blank) of one CheXpert-labeler cell; else :data:`BAD_CODE`."""
     value = value.strip()
     if not value:
         return np.nan
     try:
         code = float(value)
     except ValueError:
-        return _BAD_CODE
-    return code if code in (1.0, 0.0, -1.0) else _BAD_CODE
+        return BAD_CODE
+    return code if code in (1.0, 0.0, -1.0) else BAD_CODE
 
 
 def labeler_codes(cells):
@@ -423,7 +571,7 @@ def labeler_codes(cells):
     A cell that is none of these is 9; :func:`labeler_unreadable` finds them.
     """
     cells = np.asarray(cells, dtype=object)
-    codes = map_values(cells.ravel().tolist(), _labeler_code, float)
+    codes = map_values(cells.ravel().tolist(), labeler_code, float)
     return codes.reshape(cells.shape)
 
 
@@ -437,7 +585,7 @@ def labeler_unreadable(cells):
     bad = np.zeros(len(cells), dtype=bool)
     for j in range(cells.shape[1]):
         column = cells[:, j].tolist()
-        wrong = {v for v in set(column) if _labeler_code(v) == _BAD_CODE}
+        wrong = {v for v in set(column) if labeler_code(v) == BAD_CODE}
         if wrong:
             bad |= np.fromiter((v in wrong for v in column), bool, len(column))
     return bad

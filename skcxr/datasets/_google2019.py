@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import read_csv, source_name
+from ._common import source_name
+from ._table import concat_tables, read_table
 
 #: The four expert-labelled findings, as the label files name them.
 FINDINGS = ("Fracture", "Pneumothorax", "Airspace opacity", "Nodule or mass")
@@ -43,7 +44,7 @@ def find_files(folders):
 
 
 def read(paths):
-    """Header, rows, official split and counts of one or more expert label files.
+    """Table, official split and source of one or more expert label files.
 
     The files must share their columns. The split is the ``Set Id`` column
     when there is one, else ``"test"`` or ``"val"`` from the file name
@@ -52,20 +53,23 @@ def read(paths):
 
     Returns
     -------
-    header, table, split, bad, n_rows, source
+    table : LabelTable
+        The rows of every file in turn.
+    split : ndarray of str
+    source : str
     """
-    header, tables, split, bad, n_rows = None, [], [], [], 0
+    tables, split = [], []
     for path in map(Path, paths):
-        head, table, wrong, rows = read_csv(path, required=("Image Index", *FINDINGS))
-        if header is not None and head != header:
+        table = read_table(path, required=("Image Index", *FINDINGS))
+        if tables and table.header != tables[0].header:
             raise ValueError(
-                f"{str(path)!r} has other columns than {str(paths[0])!r}: {head}."
+                f"{str(path)!r} has other columns than {str(paths[0])!r}: "
+                f"{table.header}."
             )
-        header = head
-        if "Set Id" in head:
+        if "Set Id" in table.header:
             side = [
                 _SET.get(s.strip().lower(), "unassigned")
-                for s in table[:, head.index("Set Id")]
+                for s in table.column("Set Id").tolist()
             ]
         else:
             name = path.name.lower()
@@ -74,11 +78,8 @@ def read(paths):
             ] * len(table)
         tables.append(table)
         split.extend(side)
-        bad.extend(wrong)
-        n_rows += rows
     source = " and ".join(source_name("nih_google2019", p) for p in paths)
-    table = np.concatenate(tables) if len(tables) > 1 else tables[0]
-    return header, table, np.asarray(split, dtype=str), bad, n_rows, source
+    return concat_tables(tables), np.asarray(split, dtype=str), source
 
 
 def expert_findings(table, header):

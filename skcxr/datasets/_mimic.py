@@ -27,11 +27,14 @@ from ._common import (
     year_of,
 )
 from ._labels import resolve_classes
+from ._table import gc_paused, read_table
 
 __all__ = ["load_mimic_cxr"]
 
 _SPLITS = {"train": "train", "validate": "val", "test": "test"}
 _IDS = ("subject_id", "study_id")
+_PER_ROW = ("dicom_id", *_IDS, "ViewPosition")
+_SPLIT_COLUMNS = ("dicom_id", "split")
 
 
 def _find(root, kind, given=None):
@@ -56,6 +59,7 @@ def _find(root, kind, given=None):
     },
     prefer_skip_nested_validation=True,
 )
+@gc_paused()  # row lists hold no cycles: no collection while they are built
 def load_mimic_cxr(
     root,
     *,
@@ -204,34 +208,41 @@ def load_mimic_cxr(
                 f"No mimic-cxr-2.0.0-{kind}.csv(.gz) in root={str(root)!r}."
             )
     source = source_name("mimic_cxr", meta_path)
-    header, table, bad, n_rows = read_csv(meta_path, required=("dicom_id", *_IDS))
-    counts = {"n_rows": n_rows, "n_unreadable": len(bad)}
+    # the columns every row needs; the others are read for the images kept
+    table = read_table(meta_path, required=("dicom_id", *_IDS), columns=_PER_ROW)
+    header, bad = table.header, table.bad
+    counts = {"n_rows": table.n_rows, "n_unreadable": len(bad)}
     col = {name: j for j, name in enumerate(header)}
     unreadable = [] if not bad else [(source, f"data row {bad[0][0]}", "wrong width")]
-    ids = [table[:, col[c]] for c in ("dicom_id", *_IDS)]
+    rows = {"index": np.arange(len(table))}
+    rows.update({c: table.column(c) for c in ("dicom_id", *_IDS)})
     blank = np.zeros(len(table), dtype=bool)
-    for column in ids:
-        blank |= map_values(column.tolist(), lambda v: not v.strip(), bool)
+    for c in ("dicom_id", *_IDS):
+        blank |= map_values(rows[c], lambda v: not v.strip(), bool)
     if blank.any():
         unreadable.append(
-            (source, f"row of dicom_id {ids[0][np.argmax(blank)]!r}", "a blank id")
+            (
+                source,
+                f"row of dicom_id {rows['dicom_id'][np.argmax(blank)]!r}",
+                "a blank id",
+            )
         )
         counts["n_unreadable"] += int(blank.sum())
-        table = table[~blank]
-    dicom, subject, study = (table[:, col[c]] for c in ("dicom_id", *_IDS))
+        rows = take(rows, ~blank)
 
-    rows = {"table": table}
     rows["views"] = map_values(
         (
-            table[:, col["ViewPosition"]].tolist()
+            table.column("ViewPosition")[rows["index"]]
             if "ViewPosition" in col
-            else [""] * len(table)
+            else [""] * len(rows["index"])
         ),
         view_name,
     )
     split_path = _find(root, "split")
     rows["split"] = (
-        None if split_path is None else _official_split(split_path, dicom, unreadable)
+        None
+        if split_path is None
+        else _official_split(split_path, rows["dicom_id"], unreadable)
     )
     if split is not None and rows["split"] is None:
         raise ValueError(
@@ -245,12 +256,14 @@ def load_mimic_cxr(
     if rows["split"] is None:
         del rows["split"]
     rows = take(rows, keep)
-    table = rows["table"]
-    dicom, subject, study = (table[:, col[c]] for c in ("dicom_id", *_IDS))
 
     relpaths = [
         f"files/p{s[:2]}/p{s}/s{t}/{d}.jpg"
-        for s, t, d in zip(subject.tolist(), study.tolist(), dicom.tolist())
+        for s, t, d in zip(
+            rows["subject_id"].tolist(),
+            rows["study_id"].tolist(),
+            rows["dicom_id"].tolist(),
+        )
     ]
     on_disk = present(str(root), relpaths)
     counts["n_missing"] = check_missing(
@@ -261,8 +274,8 @@ def load_mimic_cxr(
     if counts["n_missing"]:
         rows = take(rows, on_disk)
         relpaths = [p for p, ok in zip(relpaths, on_disk) if ok]
-        table = rows["table"]
-        dicom, subject, study = (table[:, col[c]] for c in ("dicom_id", *_IDS))
+    table = table.rows(rows["index"])
+    subject, study = rows["subject_id"], rows["study_id"]
 
     labels = _study_labels(
         label_path, subject, study, classes, uncertain, counts, unreadable
@@ -289,19 +302,20 @@ def load_mimic_cxr(
 
 
 def _official_split(path, dicom, unreadable):
-    header, table, bad, _ = read_csv(path, required=("dicom_id", "split"))
-    if bad:
+    table = read_table(path, required=("dicom_id", "split"), columns=_SPLIT_COLUMNS)
+    if table.bad:
         unreadable.append(
-            (source_name("mimic_cxr", path), f"data row {bad[0][0]}", "wrong width")
+            (
+                source_name("mimic_cxr", path),
+                f"data row {table.bad[0][0]}",
+                "wrong width",
+            )
         )
-    col = {name: j for j, name in enumerate(header)}
-    side = dict(
-        zip(
-            table[:, col["dicom_id"]].tolist(),
-            (_SPLITS.get(s.strip(), "unassigned") for s in table[:, col["split"]]),
-        )
+    sides = map_values(
+        table.column("split"), lambda s: _SPLITS.get(s.strip(), "unassigned")
     )
-    return map_values(dicom.tolist(), lambda d: side.get(d, "unassigned"))
+    side = dict(zip(table.column("dicom_id").tolist(), sides.tolist()))
+    return map_values(dicom, lambda d: side.get(d, "unassigned"))
 
 
 def _study_labels(path, subject, study, classes, uncertain, counts, unreadable):

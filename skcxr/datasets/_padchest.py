@@ -13,7 +13,6 @@ from ._common import (
     make_bunch,
     map_values,
     present,
-    read_csv,
     sex_name,
     source_name,
     take,
@@ -23,6 +22,7 @@ from ._common import (
     year_of,
 )
 from ._labels import resolve_classes
+from ._table import gc_paused, read_table
 
 __all__ = ["load_padchest"]
 
@@ -38,6 +38,7 @@ _COLUMNS = (
     "Projection",
     "Labels",
 )
+_PER_ROW = ("ImageID", "ImageDir", "Projection")
 _ITEM = r"""\s*(?:'[^']*'|"[^"]*")\s*"""
 _LIST = re.compile(rf"^\s*\[(?:{_ITEM}(?:,{_ITEM})*)?\]\s*$")
 _STRING = re.compile(r"""'([^']*)'|"([^"]*)\"""")
@@ -66,6 +67,7 @@ def parse_label_list(text):
     },
     prefer_skip_nested_validation=True,
 )
+@gc_paused()  # row lists hold no cycles: no collection while they are built
 def load_padchest(
     root, csv=None, *, views=None, on_missing="raise", classes=None, as_frame=False
 ):
@@ -182,19 +184,19 @@ def load_padchest(
     csv = Path(csv)
     classes = resolve_classes(classes, "padchest")
     source = source_name("padchest", csv)
-    header, table, bad, n_rows = read_csv(csv, required=_COLUMNS)
+    # the columns every row needs; the others are read for the rows kept
+    table = read_table(csv, required=_COLUMNS, columns=_PER_ROW)
+    header, bad = table.header, table.bad
     col = {name: j for j, name in enumerate(header)}
-    counts = {"n_rows": n_rows}
-
-    counts["n_unreadable"] = len(bad)
-    rows = {"table": table}
-    rows["views"] = map_values(table[:, col["Projection"]].tolist(), view_name)
+    counts = {"n_rows": table.n_rows, "n_unreadable": len(bad)}
+    rows = {"index": np.arange(len(table))}
+    rows["views"] = map_values(table.column("Projection"), view_name)
     keep = views_keep(rows["views"], views, source=source)
     counts["n_excluded"] = int(keep.size - np.count_nonzero(keep))
     if counts["n_excluded"]:
         rows = take(rows, keep)
 
-    relpaths = _relative_paths(root, rows["table"], col)
+    relpaths = _relative_paths(root, table, rows["index"])
     on_disk = present(str(root), relpaths)
     counts["n_missing"] = check_missing(
         on_disk, relpaths, on_missing, source=source, root=root
@@ -204,7 +206,7 @@ def load_padchest(
         relpaths = [p for p, ok in zip(relpaths, on_disk) if ok]
 
     # the label lists of the images kept; one that is not a list is unreadable
-    table = rows["table"]
+    table = rows["table"] = table.rows(rows["index"])
     lists = map_values(table[:, col["Labels"]].tolist(), parse_label_list)
     wrong = np.fromiter((f is None for f in lists), bool, len(lists))
     counts["n_unreadable"] += int(wrong.sum())
@@ -250,11 +252,11 @@ def load_padchest(
     )
 
 
-def _relative_paths(root, table, col):
+def _relative_paths(root, table, index):
     """``ImageDir/ImageID`` when the numbered folders exist, else ``ImageID``."""
-    names = table[:, col["ImageID"]].tolist()
+    names = table.column("ImageID")[index].tolist()
     folders = map_values(
-        table[:, col["ImageDir"]].tolist(), lambda d: d.strip().split(".")[0]
+        table.column("ImageDir")[index], lambda d: d.strip().split(".")[0]
     ).tolist()
     nested = any((root / d).is_dir() for d in set(folders[:1000]) if d)
     if not nested:

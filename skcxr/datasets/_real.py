@@ -26,7 +26,6 @@ from ._common import (
     import_pandas,
     make_bunch,
     map_values,
-    read_csv,
     sex_name,
     source_name,
     take,
@@ -38,6 +37,7 @@ from ._common import (
 from ._google2019 import COMBINED, RELEASE, expert_findings, find_files
 from ._google2019 import read as read_expert
 from ._labels import resolve_classes, source_labels
+from ._table import gc_paused, read_table
 
 __all__ = [
     "load_kermany",
@@ -75,6 +75,7 @@ CHESTXRAY14_FINDINGS = (
 CHESTXRAY14_NO_FINDING = "No Finding"
 _NIH_LISTS = {"train": "train_val_list.txt", "test": "test_list.txt"}
 _NIH_COLUMNS = ("Image Index", "Finding Labels", "Patient ID")
+_NIH_PER_ROW = ("Image Index", "View Position")
 _UNASSIGNED = "unassigned"
 
 
@@ -398,6 +399,7 @@ def _nih_patient(name, cell):
     },
     prefer_skip_nested_validation=True,
 )
+@gc_paused()  # row lists hold no cycles: no collection while they are built
 def load_chestxray14(
     root,
     csv=None,
@@ -573,8 +575,10 @@ def load_chestxray14(
     classes = _check_classes(classes, labels)
     if labels == "nih":
         csv_path = _find_csv(root) if csv is None else Path(csv)
-        header, table, bad, n_rows = read_csv(csv_path, required=_NIH_COLUMNS)
-        header = _split_bracket_columns(header)
+        # the columns every row needs; the others are read for the rows kept
+        table = read_table(csv_path, required=_NIH_COLUMNS, columns=_NIH_PER_ROW)
+        header = _split_bracket_columns(table.header)
+        bad, n_rows = table.bad, table.n_rows
         source = source_name(dataset, csv_path)
         expert = None
     else:
@@ -584,11 +588,12 @@ def load_chestxray14(
                 f"No expert label file ({RELEASE['test']}, {RELEASE['val']} or "
                 f"{COMBINED[0]}[.gz]) in root={str(root)!r}; pass csv=path."
             )
-        header, table, expert, bad, n_rows, source = read_expert(files)
+        table, expert, source = read_expert(files)
+        header, bad, n_rows = table.header, table.bad, table.n_rows
         csv_path = files[0]
     col = {name: j for j, name in enumerate(header)}
     counts = {"n_rows": n_rows, "n_unreadable": len(bad)}
-    rows = {"table": table}
+    rows = {"index": np.arange(len(table))}
     if expert is not None:
         rows["split"] = expert
     rows["views"] = _column(table, col, "View Position", view_name)
@@ -597,7 +602,10 @@ def load_chestxray14(
     if counts["n_excluded"]:
         rows = take(rows, keep)
 
-    names = [n.strip() for n in rows["table"][:, col["Image Index"]].tolist()]
+    names = table.column(col["Image Index"])
+    if counts["n_excluded"]:
+        names = names[rows["index"]]
+    names = [n.strip() for n in names.tolist()]
     index = _index_images(root)
     on_disk = np.fromiter((n in index for n in names), bool, len(names))
     counts["n_missing"] = check_missing(
@@ -612,6 +620,7 @@ def load_chestxray14(
         names = [n for n, ok in zip(names, on_disk) if ok]
 
     # the patient of each image kept; a row without one is unreadable
+    rows["table"] = table.rows(rows["index"])
     cells = (
         rows["table"][:, col["Patient ID"]].tolist()
         if "Patient ID" in col
@@ -697,6 +706,11 @@ def load_chestxray14(
 
 
 def _column(table, col, name, fn, dtype=object):
-    """``fn`` of a CSV column, or of blanks when the file lacks it."""
-    values = table[:, col[name]].tolist() if name in col else [""] * len(table)
+    """``fn`` of a column of a table or cell array, or of blanks when it lacks it."""
+    if name not in col:
+        values = [""] * len(table)
+    elif isinstance(table, np.ndarray):
+        values = table[:, col[name]]
+    else:
+        values = table.column(col[name])
     return map_values(values, fn, dtype)

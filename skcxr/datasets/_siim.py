@@ -27,6 +27,7 @@ from ._common import (
     warn_unreadable,
 )
 from ._labels import resolve_classes
+from ._table import gc_paused
 
 __all__ = ["load_siim_pneumothorax", "rle_decode", "rle_encode", "RunLengthMasks"]
 
@@ -278,6 +279,7 @@ def _find_csv(root):
     },
     prefer_skip_nested_validation=True,
 )
+@gc_paused()  # row lists hold no cycles: no collection while they are built
 def load_siim_pneumothorax(
     root,
     csv=None,

@@ -25,6 +25,7 @@ from ._common import (
     warn_unreadable,
 )
 from ._labels import resolve_classes
+from ._table import gc_paused
 
 __all__ = ["load_vindr_cxr"]
 
@@ -50,6 +51,7 @@ _READERS = {
     },
     prefer_skip_nested_validation=True,
 )
+@gc_paused()  # row lists hold no cycles: no collection while they are built
 def load_vindr_cxr(
     root,
     csv=None,
