@@ -16,8 +16,8 @@ import numpy as np
 __all__ = ["main", "console_main"]
 
 MODEL_HELP = "a model file saved by 'skcxr study' (models/*.skops) or save_model"
-# the folder layouts 'skcxr study' reads (skcxr.study._readers.LAYOUTS; listed
-# here so that the parser does not import the study)
+# the folder layouts 'skcxr study' and 'skcxr data describe' read (as
+# skcxr.study._readers.LAYOUTS; listed here so that the parser imports neither)
 LAYOUTS = (
     "kermany",
     "chestxray14",
@@ -575,16 +575,6 @@ def _serve(args):
 
 
 # ``skcxr data describe``: what a real data set's folder holds (torch-free)
-_DATA_LAYOUTS = (
-    "kermany",
-    "chestxray14",
-    "chexpert",
-    "mimic",
-    "padchest",
-    "rsna",
-    "vindr",
-    "siim",
-)
 
 
 def _add_data(commands):
@@ -604,7 +594,7 @@ def _add_data(commands):
     )
     describe.add_argument("folder", metavar="DIR", help="the data set's folder")
     describe.add_argument(
-        "--layout", required=True, choices=_DATA_LAYOUTS, help="its folder layout"
+        "--layout", required=True, choices=LAYOUTS, help="its folder layout"
     )
 
 

@@ -242,8 +242,11 @@ def test_cli_bad_folder_and_layout(tmp_path, capsys):
         _cli.main(["data", "describe", str(tmp_path)])  # --layout is required
 
 
-def test_cli_layouts_are_the_described_ones():
-    assert sorted(_cli._DATA_LAYOUTS) == sorted(DESCRIBED) == sorted(LAYOUTS)
+def test_cli_layouts_are_the_described_and_studied_ones():
+    from skcxr.study._readers import LAYOUTS as STUDIED
+
+    assert sorted(_cli.LAYOUTS) == sorted(DESCRIBED) == sorted(LAYOUTS)
+    assert sorted(STUDIED) == sorted(LAYOUTS)
 
 
 def test_describe_does_not_import_torch(folders):
