@@ -37,6 +37,11 @@ __all__ = [
     "ResumeFromCheckpoint",
     "ValidationScore",
     "parameter_table",
+    "scoring_callbacks",
+    "lr_schedule_callbacks",
+    "training_callbacks",
+    "optimizer_kwargs",
+    "criterion_kwargs",
     "make_net",
     "fit_net",
     "pooled_features",
@@ -529,6 +534,136 @@ _OPTIMIZERS = {
 }
 
 
+def scoring_callbacks(*, n_classes, multilabel, validation):
+    """The per-epoch scores: ``(name, EpochScoring)`` pairs.
+
+    With a validation split, ``valid_auc`` and ``valid_f1``
+    (:class:`ValidationScore`) on the validation predictions.
+    """
+    callbacks = []
+    if validation:
+        for metric in ("auc", "f1"):
+            callbacks.append(
+                (
+                    f"valid_{metric}",
+                    EpochScoring(
+                        ValidationScore(metric, n_classes, multilabel),
+                        lower_is_better=False,
+                        on_train=False,
+                        name=f"valid_{metric}",
+                    ),
+                )
+            )
+    return callbacks
+
+
+def lr_schedule_callbacks(
+    lr_schedule, *, monitor, lr_gamma, lr_step_size, lr_patience, min_lr, max_epochs
+):
+    """The ``("lr_schedule", LRScheduler)`` pair of ``lr_schedule`` (none for None).
+
+    "exponential" decays by ``lr_gamma`` every epoch, "step" every
+    ``lr_step_size`` epochs, "cosine" anneals to ``min_lr`` over ``max_epochs``
+    and "plateau" multiplies by ``lr_gamma`` after ``lr_patience`` epochs
+    without improvement of ``monitor``.
+    """
+    if lr_schedule is None:
+        return []
+    if lr_schedule == "exponential":
+        scheduler = LRScheduler("ExponentialLR", gamma=lr_gamma)
+    elif lr_schedule == "step":
+        scheduler = LRScheduler("StepLR", step_size=lr_step_size, gamma=lr_gamma)
+    elif lr_schedule == "cosine":
+        scheduler = LRScheduler("CosineAnnealingLR", T_max=max_epochs, eta_min=min_lr)
+    elif lr_schedule == "plateau":
+        scheduler = LRScheduler(
+            "ReduceLROnPlateau",
+            monitor=monitor,
+            factor=lr_gamma,
+            patience=lr_patience,
+            min_lr=min_lr,
+        )
+    else:
+        raise ValueError(f"Unknown lr_schedule {lr_schedule!r}.")
+    return [("lr_schedule", scheduler)]
+
+
+def training_callbacks(
+    *,
+    scoring,
+    lr_schedule,
+    monitor,
+    checkpoint=None,
+    warmup_epochs=0,
+    warmup_params=(),
+    early_stopping=None,
+):
+    """skcxr's callbacks in the order they must run.
+
+    The divergence guard, the ``scoring`` callbacks, the checkpoint loader
+    (before the LR schedule reads the history), the backbone warm-up, the
+    ``lr_schedule`` callbacks, the checkpoint saver (once the epoch's history
+    row is complete) and early stopping on ``monitor``.
+    """
+    callbacks = [("divergence_guard", DivergenceGuard()), *scoring]
+    saver = None
+    if checkpoint is not None:
+        saver = BestCheckpoint(monitor=f"{monitor}_best", dirname=os.fspath(checkpoint))
+        callbacks.append(("resume", ResumeFromCheckpoint(saver)))
+    if warmup_epochs and warmup_params:
+        callbacks.append(
+            ("warmup", BackboneWarmup(int(warmup_epochs), list(warmup_params)))
+        )
+    callbacks += lr_schedule
+    if saver is not None:
+        callbacks.append(("checkpoint", saver))
+    if early_stopping is not None:
+        callbacks.append(
+            (
+                "early_stopping",
+                EarlyStopping(monitor=monitor, patience=early_stopping, load_best=True),
+            )
+        )
+    return callbacks
+
+
+def optimizer_kwargs(module, *, optimizer, lr, backbone_lr, weight_decay):
+    """skorch ``optimizer__*`` arguments: weight decay, SGD momentum 0.9, and a
+    parameter group of the ``backbone.`` parameters at ``lr * backbone_lr``."""
+    kwargs = {"optimizer__weight_decay": weight_decay}
+    if optimizer == "sgd":
+        kwargs["optimizer__momentum"] = 0.9
+    if backbone_lr != 1.0 and any(
+        name.startswith("backbone.") for name, _ in module.named_parameters()
+    ):
+        kwargs["optimizer__param_groups"] = [("backbone.*", {"lr": lr * backbone_lr})]
+    return kwargs
+
+
+def criterion_kwargs(
+    *, n_classes, multilabel, class_weight, pos_weight, label_smoothing
+):
+    """``(net class, skorch keyword arguments)`` of the kind of network.
+
+    Single-label: softmax cross-entropy over ``n_classes`` (``class_weight``).
+    Multi-label: one sigmoid output per label and masked binary cross-entropy
+    (``pos_weight`` per label, :class:`SmoothedBCEWithLogitsLoss`).
+    """
+    if multilabel:
+        return _MultiLabelNet, dict(
+            criterion=SmoothedBCEWithLogitsLoss,
+            criterion__pos_weight=pos_weight,
+            criterion__label_smoothing=label_smoothing,
+            predict_nonlinearity=torch.sigmoid,
+        )
+    return _Net, dict(
+        criterion=nn.CrossEntropyLoss,
+        criterion__weight=class_weight,
+        criterion__label_smoothing=label_smoothing,
+        classes=list(range(n_classes)),
+    )
+
+
 def make_net(
     module,
     *,
@@ -561,101 +696,52 @@ def make_net(
 ):
     """The skorch net of a TransferClassifier fit.
 
-    Single-label: softmax cross-entropy over ``n_classes`` (``class_weight``).
-    Multi-label: one sigmoid output per label and binary cross-entropy
-    (``pos_weight`` per label). ``backbone_lr`` multiplies the learning rate of
-    the parameters under ``backbone.``; ``warmup_params`` (parameter names)
-    stay frozen for the first ``warmup_epochs`` epochs. With a validation split,
-    ``valid_auc`` and ``valid_f1`` (:class:`ValidationScore`) are recorded every
-    epoch. ``checkpoint`` (a folder): the best model by the monitored loss is
-    saved there and training resumes from it (:class:`ResumeFromCheckpoint`);
-    see :func:`fit_net` for the number of epochs then trained.
+    The loss by kind of network: see :func:`criterion_kwargs`.
+    ``backbone_lr`` multiplies the learning rate of the parameters under
+    ``backbone.``; ``warmup_params`` (parameter names) stay frozen for the
+    first ``warmup_epochs`` epochs. With a validation split, ``valid_auc``
+    and ``valid_f1`` (:class:`ValidationScore`) are recorded every epoch.
+    ``checkpoint`` (a folder): the best model by the monitored loss is saved
+    there and training resumes from it (:class:`ResumeFromCheckpoint`); see
+    :func:`fit_net` for the number of epochs then trained.
     """
     split = HoldoutSplit(validation_fraction, seed) if validation_fraction else None
     monitor = "valid_loss" if split is not None else "train_loss"
-    callbacks = [("divergence_guard", DivergenceGuard())]
-    if split is not None:
-        for metric in ("auc", "f1"):
-            callbacks.append(
-                (
-                    f"valid_{metric}",
-                    EpochScoring(
-                        ValidationScore(metric, n_classes, multilabel),
-                        lower_is_better=False,
-                        on_train=False,
-                        name=f"valid_{metric}",
-                    ),
-                )
-            )
-    saver = None
-    if checkpoint is not None:  # loads before the LR schedule reads the history
-        saver = BestCheckpoint(monitor=f"{monitor}_best", dirname=os.fspath(checkpoint))
-        callbacks.append(("resume", ResumeFromCheckpoint(saver)))
-    if warmup_epochs and warmup_params:
-        callbacks.append(
-            ("warmup", BackboneWarmup(int(warmup_epochs), list(warmup_params)))
+    callbacks = training_callbacks(
+        scoring=scoring_callbacks(
+            n_classes=n_classes, multilabel=multilabel, validation=split is not None
+        ),
+        lr_schedule=lr_schedule_callbacks(
+            lr_schedule,
+            monitor=monitor,
+            lr_gamma=lr_gamma,
+            lr_step_size=lr_step_size,
+            lr_patience=lr_patience,
+            min_lr=min_lr,
+            max_epochs=max_epochs,
+        ),
+        monitor=monitor,
+        checkpoint=checkpoint,
+        warmup_epochs=warmup_epochs,
+        warmup_params=warmup_params,
+        early_stopping=early_stopping,
+    )
+    cls, kwargs = criterion_kwargs(
+        n_classes=n_classes,
+        multilabel=multilabel,
+        class_weight=class_weight,
+        pos_weight=pos_weight,
+        label_smoothing=label_smoothing,
+    )
+    kwargs.update(
+        optimizer_kwargs(
+            module,
+            optimizer=optimizer,
+            lr=lr,
+            backbone_lr=backbone_lr,
+            weight_decay=weight_decay,
         )
-    if lr_schedule == "exponential":
-        callbacks.append(("lr_schedule", LRScheduler("ExponentialLR", gamma=lr_gamma)))
-    elif lr_schedule == "step":
-        callbacks.append(
-            (
-                "lr_schedule",
-                LRScheduler("StepLR", step_size=lr_step_size, gamma=lr_gamma),
-            )
-        )
-    elif lr_schedule == "cosine":
-        callbacks.append(
-            (
-                "lr_schedule",
-                LRScheduler("CosineAnnealingLR", T_max=max_epochs, eta_min=min_lr),
-            )
-        )
-    elif lr_schedule == "plateau":
-        callbacks.append(
-            (
-                "lr_schedule",
-                LRScheduler(
-                    "ReduceLROnPlateau",
-                    monitor=monitor,
-                    factor=lr_gamma,
-                    patience=lr_patience,
-                    min_lr=min_lr,
-                ),
-            )
-        )
-    if saver is not None:  # saves once the epoch's history row is complete
-        callbacks.append(("checkpoint", saver))
-    if early_stopping is not None:
-        callbacks.append(
-            (
-                "early_stopping",
-                EarlyStopping(monitor=monitor, patience=early_stopping, load_best=True),
-            )
-        )
-    kwargs = {"optimizer__weight_decay": weight_decay}
-    if optimizer == "sgd":
-        kwargs["optimizer__momentum"] = 0.9
-    if backbone_lr != 1.0 and any(
-        name.startswith("backbone.") for name, _ in module.named_parameters()
-    ):
-        kwargs["optimizer__param_groups"] = [("backbone.*", {"lr": lr * backbone_lr})]
-    if multilabel:
-        cls = _MultiLabelNet
-        kwargs.update(
-            criterion=SmoothedBCEWithLogitsLoss,
-            criterion__pos_weight=pos_weight,
-            criterion__label_smoothing=label_smoothing,
-            predict_nonlinearity=torch.sigmoid,
-        )
-    else:
-        cls = _Net
-        kwargs.update(
-            criterion=nn.CrossEntropyLoss,
-            criterion__weight=class_weight,
-            criterion__label_smoothing=label_smoothing,
-            classes=list(range(n_classes)),
-        )
+    )
     return cls(
         module,
         optimizer=_OPTIMIZERS[optimizer],
