@@ -91,11 +91,12 @@ for name, model in models.items():
 # %%
 # Training curves
 # ---------------
-# ``history_`` is the skorch history of each fit: training and validation loss
-# per epoch, and validation accuracy (right axis).
+# ``history_`` is the skorch history of each fit: per epoch the loss (left
+# axis), accuracy and ROC AUC (right axis), on the training batches (dashed)
+# beside the validation split (solid).
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), constrained_layout=True)
 for ax, (name, model) in zip(axes, models.items()):
-    TrainingCurveDisplay.from_estimator(model, ax=ax)
+    TrainingCurveDisplay.from_estimator(model, metrics=("loss", "acc", "auc"), ax=ax)
     ax.set_title(name)
 plt.show()
 

@@ -651,19 +651,31 @@ class ReconstructionErrorDisplay:
 
 
 class TrainingCurveDisplay:
-    """Training curves from a skorch history: train/valid loss and valid accuracy
-    per epoch (the accuracy on a twin axis on the right).
+    """Per-epoch training curves from a skorch history: each metric on the
+    training data beside the same metric on the validation split.
+
+    Every name in ``metrics`` draws ``train_<name>`` (dashed) and
+    ``valid_<name>`` (solid, same colour) when the history records them, or
+    the history key ``<name>`` itself (e.g. ``"valid_f1"`` or ``"event_lr"``).
+    Losses (names ending in ``loss``) go on the left axis; every other metric
+    (accuracy, ROC AUC, F1: scores in [0, 1]) on a twin axis on the right.
 
     Parameters
     ----------
     history : skorch History or list of dict
         One dict per epoch with some of ``epoch``, ``train_loss``,
-        ``valid_loss``, ``valid_acc``.
+        ``valid_loss``, ``train_acc``, ``valid_acc``, ``train_auc``,
+        ``valid_auc``, ... (see ``history_`` of
+        :class:`~skcxr.TransferClassifier`).
+    metrics : sequence of str, default=("loss", "acc")
+        The metrics to draw, e.g. ``("loss", "acc", "auc")``.
 
     Attributes
     ----------
     lines_ : dict of key -> Line2D
-    acc_ax_ : Axes or None
+    score_ax_ : Axes or None
+        The right axis of the scores (None when no score is drawn);
+        ``acc_ax_`` is the same axis.
     ax_, figure_
 
     Examples
@@ -673,15 +685,31 @@ class TrainingCurveDisplay:
     ...            {"epoch": 2, "train_loss": 0.5, "valid_loss": 0.7, "valid_acc": 0.7}]
     >>> sorted(TrainingCurveDisplay.from_history(history).lines_)
     ['train_loss', 'valid_acc', 'valid_loss']
+    >>> history = [{"train_auc": 0.6, "valid_auc": 0.5, "valid_f1": 0.4}]
+    >>> sorted(TrainingCurveDisplay(history, metrics=("auc", "valid_f1")).plot().lines_)
+    ['train_auc', 'valid_auc', 'valid_f1']
     """
 
-    keys = ("train_loss", "valid_loss", "valid_acc")
-
-    def __init__(self, history):
+    def __init__(self, history, *, metrics=("loss", "acc")):
         self.history = history
+        self.metrics = metrics
+
+    @property
+    def keys(self):
+        """The history keys ``metrics`` asks for, in drawing order."""
+        return tuple(key for _, key in self._keys())
+
+    def _keys(self):
+        """``(metric index, history key)`` pairs."""
+        for i, metric in enumerate(self.metrics):
+            if metric.startswith(("train_", "valid_", "event_")):
+                yield i, metric
+            else:
+                yield i, f"train_{metric}"
+                yield i, f"valid_{metric}"
 
     def plot(self, ax=None):
-        """Draw the loss curves on ``ax`` and the accuracy on its twin axis.
+        """Draw the loss curves on ``ax`` and the scores on its twin axis.
 
         Parameters
         ----------
@@ -691,28 +719,47 @@ class TrainingCurveDisplay:
         -------
         display : TrainingCurveDisplay
         """
+        import matplotlib.pyplot as plt
+
+        if isinstance(self.metrics, str):
+            raise TypeError(
+                f"metrics must be a sequence of metric names, e.g. ('loss', 'acc'); "
+                f"got the string {self.metrics!r}."
+            )
         rows = [dict(row) for row in self.history]
         if not rows:
             raise ValueError("history is empty: the estimator has not been trained.")
         fig, ax = _single_ax(ax)
         epochs = [row.get("epoch", i + 1) for i, row in enumerate(rows)]
-        self.lines_, self.acc_ax_ = {}, None
-        for key in self.keys:
+        colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        self.lines_, self.score_ax_ = {}, None
+        for i, key in self._keys():
             values = [row.get(key, np.nan) for row in rows]
-            if all(v is None or np.isnan(v) for v in values):
-                continue
             values = [np.nan if v is None else float(v) for v in values]
-            if key.endswith("acc"):
-                self.acc_ax_ = self.acc_ax_ or ax.twinx()
-                (line,) = self.acc_ax_.plot(
-                    epochs, values, "o-", color="tab:green", label=key
-                )
-                self.acc_ax_.set_ylabel("accuracy")
+            if all(np.isnan(v) for v in values):
+                continue
+            style = dict(
+                color=colours[i % len(colours)],
+                linestyle="--" if key.startswith("train_") else "-",
+                marker="o",
+                markersize=3,
+                label=key,
+            )
+            if key.endswith("loss"):
+                (line,) = ax.plot(epochs, values, **style)
             else:
-                (line,) = ax.plot(epochs, values, "o-", label=key)
+                self.score_ax_ = self.score_ax_ or ax.twinx()
+                (line,) = self.score_ax_.plot(epochs, values, **style)
             self.lines_[key] = line
         if not self.lines_:
             raise ValueError(f"history has none of the keys {self.keys}.")
+        if self.score_ax_ is not None:
+            scores = sorted(
+                {k.split("_", 1)[1] for k in self.lines_ if "loss" not in k}
+            )
+            self.score_ax_.set_ylabel(
+                "accuracy" if scores == ["acc"] else ", ".join(scores)
+            )
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
         handles = list(self.lines_.values())
@@ -720,18 +767,37 @@ class TrainingCurveDisplay:
         self.figure_, self.ax_ = fig, ax
         return self
 
-    @classmethod
-    def from_history(cls, history, *, ax=None):
-        """Draw a skorch ``History`` (or a list of per-epoch dicts)."""
-        return cls(history).plot(ax=ax)
+    @property
+    def acc_ax_(self):
+        """The score axis (``score_ax_``)."""
+        return self.score_ax_
 
     @classmethod
-    def from_estimator(cls, estimator, *, ax=None):
+    def from_history(cls, history, *, metrics=("loss", "acc"), ax=None):
+        """Draw a skorch ``History`` (or a list of per-epoch dicts).
+
+        Parameters
+        ----------
+        history : skorch History or list of dict
+        metrics : sequence of str, default=("loss", "acc")
+        ax : matplotlib Axes, default=None
+
+        Returns
+        -------
+        display : TrainingCurveDisplay
+        """
+        return cls(history, metrics=metrics).plot(ax=ax)
+
+    @classmethod
+    def from_estimator(cls, estimator, *, metrics=("loss", "acc"), ax=None):
         """Draw ``estimator.history_`` (or ``estimator.net_.history``).
 
         Parameters
         ----------
         estimator : fitted skorch-backed estimator
+        metrics : sequence of str, default=("loss", "acc")
+            E.g. ``("loss", "acc", "auc")`` for a
+            :class:`~skcxr.TransferClassifier`.
         ax : matplotlib Axes, default=None
 
         Returns
@@ -746,4 +812,4 @@ class TrainingCurveDisplay:
             raise TypeError(
                 f"{type(estimator).__name__} has no training history (history_)."
             )
-        return cls.from_history(history, ax=ax)
+        return cls.from_history(history, metrics=metrics, ax=ax)

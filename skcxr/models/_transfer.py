@@ -151,8 +151,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         ``max_epochs``.
     batch_size : int, default=32
     validation_fraction : float, default=0.1
-        Share of the training data held out to report ``valid_loss`` (and
-        ``valid_acc`` for single-label ``y``) and for early stopping; 0
+        Share of the training data held out to report the ``valid_*``
+        scores of ``history_`` and for early stopping; 0
         disables. Stratified on single-label ``y`` when every class can be
         represented on both sides; a random hold-out for multi-label ``y``.
     early_stopping : int or None, default=None
@@ -254,14 +254,31 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         ``.embed(x)`` (the penultimate layer, ``(n, d)``) and ``forward(x)``
         (logits).
     history_ : skorch.callbacks.History
-        Per-epoch ``train_loss``, ``valid_loss``, ``valid_acc`` (single-label
-        only), ``valid_auc`` and ``valid_f1`` (ROC AUC and macro F1 on the
-        validation split: one-vs-rest macro AUC over the classes for more than
-        two classes, macro AUC over the labels for multi-label ``y``, over
-        those with both positive and negative validation samples, NaN if
-        none), ``event_lr`` (with ``lr_schedule``), ``event_cp`` (with
-        ``checkpoint``), ``dur``. Without a validation split
-        (``validation_fraction=0``) there is no ``valid_*`` column.
+        One row per epoch (``history_[:, "valid_auc"]`` reads a column;
+        :class:`~skcxr.inspection.TrainingCurveDisplay` draws them), with the
+        keys:
+
+        - ``epoch``, ``dur`` (seconds), ``batches`` (per-batch losses);
+        - ``train_loss``, ``valid_loss``: the mean loss of the epoch;
+        - ``train_acc``, ``train_auc``: accuracy and ROC AUC of the
+          predictions the epoch made on its training batches (in train mode:
+          with dropout and augmentation, and while the weights change, as
+          Keras reports training accuracy; no second pass over the data);
+        - ``valid_acc``, ``valid_auc``, ``valid_f1``: accuracy, ROC AUC and
+          macro F1 on the validation split;
+        - ``event_lr`` (with ``lr_schedule``), ``event_cp`` (with
+          ``checkpoint``);
+        - ``<key>_best`` for each loss and score: whether the epoch is the
+          best so far.
+
+        Accuracy is the share of correct classes (multi-label: of correct
+        labels at probability 0.5); ROC AUC is one-vs-rest and macro-averaged
+        over the classes for more than two classes, the AUC of the positive
+        class for two; multi-label scores are computed per finding over its
+        known (non-NaN) labels and averaged over the findings. A class or
+        finding without both positive and negative samples is left out of the
+        AUC (NaN if none has both). Without a validation split
+        (``validation_fraction=0``) there is no ``valid_*`` key.
     used_feature_cache_ : bool
         Whether the head was trained on cached backbone features.
     n_trainable_blocks_ : int

@@ -448,14 +448,34 @@ def checkpoint_epochs(folder):
 
 
 class ValidationScore:
-    """Scoring function of an ``EpochScoring`` on the validation split.
+    """Scoring function of an ``EpochScoring`` (validation or training predictions).
 
     ``metric="auc"``: ROC AUC, one-vs-rest and macro-averaged over the classes
-    (or labels) that have both positive and negative validation samples (NaN when
-    none has); for two classes, the AUC of the positive class. ``metric="f1"``:
+    (or labels) that have both positive and negative samples (NaN when none
+    has); for two classes, the AUC of the positive class. ``metric="f1"``:
     macro F1 of the predicted classes (multi-label: of the labels predicted with
-    probability > 0.5). Multi-label scores are computed per finding over its
-    known labels (NaN targets are unknown) and averaged over the findings.
+    probability > 0.5). ``metric="accuracy"``: the share of correctly predicted
+    classes (multi-label: of correct labels at probability 0.5). Multi-label
+    scores are computed per finding over its known labels (NaN targets are
+    unknown) and averaged over the findings.
+
+    With skorch's ``EpochScoring(use_caching=True)`` (its default), the
+    predictions are the ones the epoch already made: those of the validation
+    pass, or, with ``on_train=True``, those of the training batches (in train
+    mode, so with dropout and augmentation, as Keras reports training
+    accuracy), with no second pass over the data.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcxr.nn._transfer_net import ValidationScore
+    >>> class Net:
+    ...     def predict_proba(self, X):
+    ...         return np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    >>> y = np.array([0, 1, 1])
+    >>> [round(ValidationScore(m, 2, False)(Net(), None, y), 3)
+    ...  for m in ("accuracy", "auc", "f1")]
+    [0.667, 1.0, 0.667]
     """
 
     def __init__(self, metric, n_classes, multilabel):
@@ -467,17 +487,23 @@ class ValidationScore:
         proba = np.asarray(net.predict_proba(X), dtype=np.float64)
         y = np.asarray(_arrays(X)[1] if y is None else y)
         if self.multilabel:  # per finding over its known (non-NaN) labels
-            per_finding = (
-                f1_per_finding(y, proba > 0.5)
-                if self.metric == "f1"
-                else roc_auc_per_finding(y, proba)
-            )
+            if self.metric == "f1":
+                per_finding = f1_per_finding(y, proba > 0.5)
+            elif self.metric == "accuracy":
+                known = ~np.isnan(y)
+                correct = ((proba > 0.5) == (y > 0.5)) & known
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    per_finding = correct.sum(axis=0) / known.sum(axis=0)
+            else:
+                per_finding = roc_auc_per_finding(y, proba)
             if np.isnan(per_finding).all():
                 return float("nan")
             return float(np.nanmean(per_finding))
         if self.metric == "f1":
             pred = proba.argmax(axis=1)
             return float(f1_score(y, pred, average="macro", zero_division=0))
+        if self.metric == "accuracy":
+            return float(np.mean(proba.argmax(axis=1) == y))
         Y = label_binarize(y, classes=np.arange(self.n_classes))
         P = proba[:, 1:] if self.n_classes == 2 else proba
         keep = (Y.min(axis=0) == 0) & (Y.max(axis=0) == 1)
@@ -534,27 +560,40 @@ _OPTIMIZERS = {
 }
 
 
+#: Scores recorded every epoch: ``(history key, ValidationScore metric)``
+#: on the training predictions and on the validation split.
+TRAIN_SCORES = (("train_acc", "accuracy"), ("train_auc", "auc"))
+VALID_SCORES = (("valid_auc", "auc"), ("valid_f1", "f1"))
+
+
 def scoring_callbacks(*, n_classes, multilabel, validation):
     """The per-epoch scores: ``(name, EpochScoring)`` pairs.
 
-    With a validation split, ``valid_auc`` and ``valid_f1``
-    (:class:`ValidationScore`) on the validation predictions.
+    ``train_acc`` and ``train_auc`` on the predictions of the epoch's
+    training batches; with a validation split, ``valid_auc`` and ``valid_f1``
+    (and ``valid_acc`` for multi-label, skorch's classifier records it for
+    single-label) on the validation predictions. Every score reads the
+    predictions skorch cached during the epoch (``use_caching=True``): no
+    second pass over the data (see :class:`ValidationScore`).
     """
-    callbacks = []
+    scores = [(name, metric, True) for name, metric in TRAIN_SCORES]
     if validation:
-        for metric in ("auc", "f1"):
-            callbacks.append(
-                (
-                    f"valid_{metric}",
-                    EpochScoring(
-                        ValidationScore(metric, n_classes, multilabel),
-                        lower_is_better=False,
-                        on_train=False,
-                        name=f"valid_{metric}",
-                    ),
-                )
-            )
-    return callbacks
+        if multilabel:
+            scores.append(("valid_acc", "accuracy", False))
+        scores += [(name, metric, False) for name, metric in VALID_SCORES]
+    return [
+        (
+            name,
+            EpochScoring(
+                ValidationScore(metric, n_classes, multilabel),
+                lower_is_better=False,
+                on_train=on_train,
+                use_caching=True,
+                name=name,
+            ),
+        )
+        for name, metric, on_train in scores
+    ]
 
 
 def lr_schedule_callbacks(
@@ -699,8 +738,8 @@ def make_net(
     The loss by kind of network: see :func:`criterion_kwargs`.
     ``backbone_lr`` multiplies the learning rate of the parameters under
     ``backbone.``; ``warmup_params`` (parameter names) stay frozen for the
-    first ``warmup_epochs`` epochs. With a validation split, ``valid_auc``
-    and ``valid_f1`` (:class:`ValidationScore`) are recorded every epoch.
+    first ``warmup_epochs`` epochs. The scores of :func:`scoring_callbacks`
+    are recorded every epoch.
     ``checkpoint`` (a folder): the best model by the monitored loss is saved
     there and training resumes from it (:class:`ResumeFromCheckpoint`); see
     :func:`fit_net` for the number of epochs then trained.

@@ -143,10 +143,15 @@ def _classification_section(report, result, weights):
     histories = result["histories"]
     fig, axes = plt.subplots(1, len(histories), figsize=(5.5 * len(histories), 3.4))
     for ax, (name, history) in zip(np.atleast_1d(axes), histories.items()):
-        TrainingCurveDisplay(history).plot(ax=ax)
+        TrainingCurveDisplay(history, metrics=("loss", "acc", "auc")).plot(ax=ax)
         ax.set_title(name)
     fig.tight_layout()
-    report.figure(fig, "Training curves (skorch history)")
+    report.figure(
+        fig,
+        "Training curves (skorch history): loss (left axis), accuracy and ROC AUC "
+        "(right axis) per epoch, on the training batches (dashed) and the "
+        "validation split (solid)",
+    )
 
 
 def _clinical_section(report, result, healthy, target_sensitivity):

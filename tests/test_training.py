@@ -1,0 +1,109 @@
+"""Training you can watch: per-epoch scores on the training batches, user
+callbacks, progress and logging, mixed precision and Hyperband."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from skcxr import TransferClassifier
+from skcxr.datasets import make_chest_xrays
+from skcxr.nn._transfer_net import make_net
+
+TINY = dict(backbone="small_cnn", weights=None, batch_size=16, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_chest_xrays(48, size=32, random_state=0)
+
+
+def _linear_net(n_features, n_classes, **kwargs):
+    options = dict(
+        n_classes=n_classes,
+        optimizer="sgd",
+        lr=0.0,
+        lr_schedule=None,
+        lr_gamma=0.9,
+        max_epochs=2,
+        batch_size=8,
+        validation_fraction=0.25,
+        early_stopping=None,
+        augment=None,
+        seed=0,
+        device="cpu",
+        verbose=0,
+        generator=torch.Generator().manual_seed(0),
+    )
+    options.update(kwargs)
+    return make_net(nn.Linear(n_features, n_classes), **options)
+
+
+def test_training_scores_reuse_the_epoch_predictions():
+    """train_acc / train_auc come from the training batches' own predictions:
+    one forward pass per batch, and with frozen weights (lr=0, no dropout) they
+    equal the scores of a separate prediction."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 5)).astype(np.float32)
+    y = (X[:, 0] + 0.5 * rng.normal(size=64) > 0).astype(np.int64)
+    net = _linear_net(5, 2)
+    calls = []
+    net.initialize()
+    net.module_.register_forward_hook(lambda *a: calls.append(1))
+    net.partial_fit(X, y, epochs=1)
+    row = net.history[-1]
+    assert len(calls) == row["train_batch_count"] + row["valid_batch_count"]
+    train = net.get_split_datasets(X, y)[0].indices
+    proba = net.predict_proba(X[train])
+    from sklearn.metrics import roc_auc_score
+
+    assert row["train_acc"] == pytest.approx(np.mean(proba.argmax(1) == y[train]))
+    assert row["train_auc"] == pytest.approx(roc_auc_score(y[train], proba[:, 1]))
+
+
+@pytest.mark.parametrize("kind", ["multiclass", "multilabel"])
+def test_history_records_training_and_validation_scores(kind):
+    X, y = make_chest_xrays(
+        48, size=32, multilabel=kind == "multilabel", random_state=0
+    )
+    if kind == "multilabel":  # unknown labels are masked finding by finding
+        y = y.astype(float)
+        y[::4, 0] = np.nan
+    clf = TransferClassifier(**TINY, validation_fraction=0.4, max_epochs=2).fit(X, y)
+    for key in ("train_acc", "train_auc", "valid_acc", "valid_auc", "valid_f1"):
+        scores = np.array(clf.history_[:, key], dtype=float)
+        assert scores.shape == (2,), key
+        assert np.all((scores >= 0) & (scores <= 1)), (key, scores)
+
+
+def test_training_scores_without_a_validation_split(data):
+    X, y = data
+    clf = TransferClassifier(**TINY, validation_fraction=0, max_epochs=1).fit(X, y)
+    row = clf.history_[-1]
+    assert {"train_acc", "train_auc"} <= set(row)
+    assert not any(k.startswith("valid_") for k in row)
+
+
+def test_training_curve_display_draws_training_beside_validation(data):
+    from skcxr.inspection import TrainingCurveDisplay
+
+    X, y = data
+    clf = TransferClassifier(**TINY, max_epochs=2).fit(X, y)
+    display = TrainingCurveDisplay.from_estimator(clf, metrics=("loss", "acc", "auc"))
+    assert set(display.lines_) == {
+        "train_loss",
+        "valid_loss",
+        "train_acc",
+        "valid_acc",
+        "train_auc",
+        "valid_auc",
+    }
+    assert display.lines_["train_auc"].axes is display.score_ax_
+    assert display.lines_["train_loss"].axes is display.ax_
+    assert display.lines_["train_auc"].get_linestyle() == "--"
+    assert (
+        display.lines_["train_auc"].get_color()
+        == display.lines_["valid_auc"].get_color()
+    )
+    with pytest.raises(TypeError, match="sequence"):
+        TrainingCurveDisplay(clf.history_, metrics="auc").plot()
