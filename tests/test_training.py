@@ -4,6 +4,7 @@ callbacks, progress and logging, mixed precision and Hyperband."""
 import numpy as np
 import pytest
 import torch
+from skorch.callbacks import Callback
 from torch import nn
 
 from skcxr import TransferClassifier
@@ -107,3 +108,89 @@ def test_training_curve_display_draws_training_beside_validation(data):
     )
     with pytest.raises(TypeError, match="sequence"):
         TrainingCurveDisplay(clf.history_, metrics="auc").plot()
+
+
+class EpochCounter(Callback):
+    """Records how many epochs it has seen into the history."""
+
+    def __init__(self, key="user_epochs"):
+        self.key = key
+
+    def initialize(self):
+        self.seen_ = 0
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.seen_ += 1
+        # runs after skcxr's scores: the epoch's row is complete
+        assert "train_auc" in net.history[-1] or "train_loss" in net.history[-1]
+        net.history.record(self.key, self.seen_)
+
+
+def test_a_user_callback_runs_once_per_epoch(data):
+    X, y = data
+    counter = EpochCounter()
+    clf = TransferClassifier(
+        **TINY, max_epochs=3, callbacks=[counter, ("named", EpochCounter("again"))]
+    ).fit(X, y)
+    assert list(clf.history_[:, "user_epochs"]) == [1, 2, 3]
+    assert list(clf.history_[:, "again"]) == [1, 2, 3]
+    names = [name for name, _ in clf.net_.callbacks_]
+    assert names.index("EpochCounter") > names.index("valid_auc")
+    assert "named" in names
+    # the parameter is untouched: fit trained a copy
+    assert not hasattr(counter, "seen_") and clf.callbacks[0] is counter
+
+
+def test_a_user_callback_runs_in_the_autoencoder():
+    from skcxr import ReconstructionAnomalyDetector
+
+    X, _ = make_chest_xrays(12, size=32, random_state=0)
+    detector = ReconstructionAnomalyDetector(
+        method="autoencoder",
+        max_epochs=2,
+        latent_dim=2,
+        depth=1,
+        width=2,
+        callbacks=[EpochCounter()],
+        random_state=0,
+    ).fit(X)
+    assert list(detector.history_[:, "user_epochs"]) == [1, 2]
+
+
+def test_callbacks_clone_pickle_and_save(data, tmp_path):
+    import pickle
+
+    from sklearn.base import clone
+
+    from skcxr.utils import load_model, save_model
+
+    X, y = data
+    clf = TransferClassifier(**TINY, max_epochs=1, callbacks=[EpochCounter("k")])
+    copy = clone(clf)
+    assert copy.callbacks[0] is not clf.callbacks[0]
+    assert copy.callbacks[0].get_params() == {"key": "k"}
+    clf.fit(X, y)
+    again = pickle.loads(pickle.dumps(clf))
+    assert again.callbacks[0].key == "k"
+    np.testing.assert_allclose(again.predict_proba(X[:4]), clf.predict_proba(X[:4]))
+    path = tmp_path / "model.skops"
+    save_model(clf, path)
+    assert clf.callbacks[0].key == "k"  # left out of the file only
+    loaded = load_model(path)
+    assert loaded.callbacks is None
+    np.testing.assert_allclose(loaded.predict_proba(X[:4]), clf.predict_proba(X[:4]))
+
+
+@pytest.mark.parametrize(
+    "callbacks, match",
+    [
+        ("accuracy", "'callbacks' parameter"),
+        (["accuracy"], r"callbacks\[0\] must be a skorch callback"),
+        ([("name", 3)], r"callbacks\[0\] must be a skorch callback"),
+    ],
+)
+def test_a_non_callback_is_refused_naming_the_parameter(data, callbacks, match):
+    X, y = data
+    with pytest.raises((TypeError, ValueError), match=match):
+        TransferClassifier(**TINY, max_epochs=1, callbacks=callbacks).fit(X, y)

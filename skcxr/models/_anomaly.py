@@ -235,8 +235,14 @@ class ReconstructionAnomalyDetector(
         ``calibration_images_``, so in a saved model too (faster, outputs a
         few percent off: measure the change on held-out data first). See
         :ref:`reduced_precision`.
+    callbacks : list of skorch callbacks or (name, callback) pairs, default=None
+        ``method="autoencoder"`` only: more skorch callbacks run every epoch
+        after skcxr's own (e.g. :class:`skcxr.nn.TensorBoardLogger`), cloned
+        at each ``fit`` as in :class:`~skcxr.TransferClassifier`; the history
+        records ``train_loss`` (and ``valid_loss`` with ``early_stopping``).
     verbose : int, default=0
-        Print skorch's epoch table when positive.
+        Print skorch's epoch table when positive, and a progress bar over each
+        epoch's batches when standard error is a terminal.
     random_state : int, RandomState instance or None, default=None
         Seeds the channel subset, the coreset, the folds of the training
         anomalies and the autoencoder's initialisation, shuffling, split and
@@ -349,6 +355,7 @@ class ReconstructionAnomalyDetector(
         "device": [str, torch.device],
         "engine": [StrOptions(set(ENGINES))],
         "precision": [StrOptions(set(PRECISIONS))],
+        "callbacks": [None, list, tuple],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
     }
@@ -387,6 +394,7 @@ class ReconstructionAnomalyDetector(
         device="auto",
         engine="torch",
         precision="fp32",
+        callbacks=None,
         verbose=0,
         random_state=None,
     ):
@@ -421,6 +429,7 @@ class ReconstructionAnomalyDetector(
         self.device = device
         self.engine = engine
         self.precision = precision
+        self.callbacks = callbacks
         self.verbose = verbose
         self.random_state = random_state
 

@@ -15,7 +15,7 @@ from skorch.dataset import ValidSplit
 from torch import nn
 
 from ..nn._autoencoder import AutoencoderNet, ConvAutoencoder, reset_parameters
-from ..nn._callbacks import DivergenceGuard
+from ..nn._callbacks import DivergenceGuard, check_callbacks, progress_callbacks
 from ..nn._ssim import ssim_error, ssim_map
 from ..nn._torch_utils import resolve_device
 
@@ -39,6 +39,7 @@ class AutoencoderMethod:
         "early_stopping",
         "validation_fraction",
         "n_iter_no_change",
+        "callbacks",
     )
 
     def __init__(self, estimator):
@@ -73,6 +74,10 @@ class AutoencoderMethod:
                     sink=print if est.verbose else (lambda *a, **k: None),
                 )
             )
+        callbacks += [
+            *progress_callbacks(est.verbose),
+            *check_callbacks(est.callbacks),
+        ]
         # Construction draws default inits from the global RNG: fork it so the
         # caller's state is untouched, then re-draw from our own generator.
         encoder = self.encoder(est.weights, init_seed)

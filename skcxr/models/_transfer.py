@@ -20,6 +20,7 @@ from sklearn.utils.validation import (
 )
 
 from ..nn._backbones import build_backbone, check_backbone_name
+from ..nn._callbacks import check_callbacks
 from ..nn._engines import (
     ENGINES,
     PRECISIONS,
@@ -230,11 +231,24 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         kept in ``calibration_images_``, so in a saved model too (faster,
         outputs a few percent off: measure the change on held-out data
         first). See :ref:`reduced_precision`.
+    callbacks : list of skorch callbacks or (name, callback) pairs, default=None
+        More skorch callbacks (:mod:`skorch.callbacks`), run every epoch after
+        skcxr's own, so they see the epoch's complete ``history_`` row: e.g.
+        :class:`skcxr.nn.TensorBoardLogger` or skorch's
+        :class:`~skorch.callbacks.MlflowLogger`,
+        :class:`~skorch.callbacks.EpochScoring` or
+        :class:`~skorch.callbacks.GradientNormClipping`. Each ``fit`` trains
+        with fresh copies (:func:`sklearn.base.clone`), so the parameter is
+        never changed (a callback that cannot be cloned is used as given);
+        the fitted ones are in ``net_.callbacks_``. They act during training
+        only: :func:`skcxr.utils.save_model` stores the model without them.
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation, the split, the shuffling, dropout and
         augmentation (reproducible on CPU); global random state is restored.
     verbose : int, default=0
-        1 prints skorch's epoch table.
+        1 prints skorch's epoch table and, when standard error is a terminal,
+        a progress bar over each epoch's batches (skorch's
+        :class:`~skorch.callbacks.ProgressBar`).
 
     Attributes
     ----------
@@ -356,6 +370,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         "device": [str],
         "engine": [StrOptions(set(ENGINES))],
         "precision": [StrOptions(set(PRECISIONS))],
+        "callbacks": [None, list, tuple],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -394,6 +409,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         device="auto",
         engine="torch",
         precision="fp32",
+        callbacks=None,
         random_state=None,
         verbose=0,
     ):
@@ -428,6 +444,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.engine = engine
         self.precision = precision
+        self.callbacks = callbacks
         self.random_state = random_state
         self.verbose = verbose
 
@@ -581,6 +598,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             images, _ = validate_images(self, X, reset=True)
         check_consistent_length(images if files is None else files[1], y_enc)
         head_sizes = self._check_params()
+        callbacks = check_callbacks(self.callbacks)
         seed = seed_from(self.random_state)
         device = resolve_device(self.device)
         cache = self._use_cache()
@@ -651,6 +669,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 device=device,
                 verbose=self.verbose,
                 generator=torch_generator(seed),
+                callbacks=callbacks,
             )
             try:
                 fit_net(net, inputs, y_enc)
@@ -1022,6 +1041,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             # loading never touches the file system (skorch's Checkpoint would
             # create its folder); further training does not resume from it
             checkpoint=None,
+            # nor runs the training callbacks (a logger would open its files)
+            callbacks=(),
             seed=seed,
             device=device,
             generator=torch_generator(seed),

@@ -14,5 +14,6 @@ __getattr__, __dir__, __all__ = attach(
         "FusedCNN": "._networks",
         "SeparableCNN": "._networks",
         "LearnableResizer": "._networks",
+        "TensorBoardLogger": "._callbacks",
     },
 )

@@ -5,9 +5,14 @@ import warnings
 
 import torch
 from sklearn.exceptions import ConvergenceWarning
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, TensorBoard
 
-__all__ = ["DivergenceGuard"]
+__all__ = [
+    "DivergenceGuard",
+    "TensorBoardLogger",
+    "check_callbacks",
+    "progress_callbacks",
+]
 
 #: A final training loss this many times the first epoch's means divergence.
 DIVERGED_RATIO = 100.0
@@ -80,3 +85,152 @@ def _likely_cause(net):
         f"The likely cause is a learning rate too high for the {optimizer} "
         f"optimizer (lr={net.lr:g}); try a 10 to 100 times smaller lr."
     )
+
+
+def check_callbacks(callbacks, param="callbacks"):
+    """Fresh copies of the skorch callbacks of the ``param`` parameter.
+
+    ``callbacks`` is None or a list of skorch callbacks and ``(name,
+    callback)`` pairs. Each callback is cloned (:func:`sklearn.base.clone`:
+    a new, unfitted callback with the same parameters), so that fitting never
+    changes the parameter and every fit starts afresh; a callback that
+    cannot be cloned (one holding an open file, such as skorch's
+    ``TensorBoard`` with its ``SummaryWriter``) is used as given.
+
+    Examples
+    --------
+    >>> from skorch.callbacks import EpochScoring
+    >>> from skcxr.nn._callbacks import check_callbacks
+    >>> scoring = EpochScoring("accuracy", name="train_acc", on_train=True)
+    >>> [(name, type(cb).__name__, cb is scoring)
+    ...  for name, cb in check_callbacks([("acc", scoring)])]
+    [('acc', 'EpochScoring', False)]
+    >>> check_callbacks(["accuracy"])
+    Traceback (most recent call last):
+    ...
+    TypeError: callbacks[0] must be a skorch callback (skorch.callbacks.Callback) or a (name, callback) pair; got the str 'accuracy'.
+    """
+    from sklearn.base import clone
+
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, (str, bytes, Callback)) or not isinstance(
+        callbacks, (list, tuple)
+    ):
+        raise TypeError(
+            f"{param} must be a list of skorch callbacks or (name, callback) pairs; "
+            f"got {type(callbacks).__name__} {callbacks!r}."
+        )
+    checked = []
+    for i, item in enumerate(callbacks):
+        name, callback = (None, item)
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            name, callback = item
+        if not isinstance(callback, Callback):
+            raise TypeError(
+                f"{param}[{i}] must be a skorch callback (skorch.callbacks.Callback) "
+                f"or a (name, callback) pair; got the {type(item).__name__} "
+                f"{item!r}."
+            )
+        try:
+            callback = clone(callback)
+        except (TypeError, RuntimeError, AttributeError):
+            pass  # e.g. a callback holding an open file: used as given
+        checked.append(callback if name is None else (name, callback))
+    return checked
+
+
+def progress_callbacks(verbose, stream=None):
+    """``[("progress_bar", ProgressBar())]`` when ``verbose`` and ``stream``
+    (default: standard error) is a terminal, else ``[]``.
+
+    skorch's :class:`~skorch.callbacks.ProgressBar` draws a tqdm bar over the
+    batches of each epoch; a log file or a notebook's captured output gets
+    no bar (``verbose`` still prints the epoch table).
+
+    Examples
+    --------
+    >>> import io
+    >>> from skcxr.nn._callbacks import progress_callbacks
+    >>> progress_callbacks(1, io.StringIO())
+    []
+    """
+    import sys
+
+    from skorch.callbacks import ProgressBar
+
+    stream = sys.stderr if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    if not verbose or isatty is None or not isatty():
+        return []
+    return [("progress_bar", ProgressBar())]
+
+
+def _summary_writer():
+    """torch's ``SummaryWriter`` class; a clear error when tensorboard is missing."""
+    try:
+        import tensorboard  # noqa: F401
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        raise ImportError(
+            "Logging to TensorBoard needs the tensorboard package: "
+            "pip install 'skcxr[tensorboard]'."
+        ) from exc
+    return SummaryWriter
+
+
+class TensorBoardLogger(TensorBoard):
+    """skorch's TensorBoard callback writing to a folder: one run per fit.
+
+    Every number of the net's history (losses, the ``train_*`` and
+    ``valid_*`` scores, the learning rate) is written per epoch as a
+    TensorBoard scalar (skorch names ``train_loss`` ``Loss/train_loss``),
+    into event files under ``log_dir`` (``tensorboard --logdir DIR`` shows
+    them). Unlike skorch's :class:`~skorch.callbacks.TensorBoard`, which
+    takes an open ``SummaryWriter``, it holds only the folder's name: the
+    writer is opened when training begins and closed when it ends, so an
+    estimator with this callback clones, pickles and fits in other processes.
+    Needs ``pip install 'skcxr[tensorboard]'``.
+
+    Parameters
+    ----------
+    log_dir : str or os.PathLike
+        The run's folder (created if missing). Several fits into the same
+        folder add event files to the same run; give each network its own
+        folder to compare them side by side.
+    keys_ignored : str or list of str, default=None
+        History keys not to log (``batches`` is never logged).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from skcxr import TransferClassifier
+    >>> from skcxr.nn import TensorBoardLogger
+    >>> X = np.random.default_rng(0).random((16, 32, 32), dtype=np.float32)
+    >>> y = np.array([0, 1] * 8)
+    >>> log_dir = os.path.join(tempfile.mkdtemp(), "small_cnn")
+    >>> clf = TransferClassifier(backbone="small_cnn", weights=None, max_epochs=2,
+    ...                          callbacks=[TensorBoardLogger(log_dir)],
+    ...                          random_state=0).fit(X, y)
+    >>> any(f.startswith("events.out.tfevents") for f in os.listdir(log_dir))
+    True
+    """
+
+    def __init__(self, log_dir, *, keys_ignored=None):
+        self.log_dir = log_dir
+        super().__init__(writer=None, close_after_train=True, keys_ignored=keys_ignored)
+
+    def initialize(self):
+        _summary_writer()  # fail before training when tensorboard is missing
+        return super().initialize()
+
+    def on_train_begin(self, net, **kwargs):
+        import os
+
+        self.writer = _summary_writer()(log_dir=os.fspath(self.log_dir))
+
+    def on_train_end(self, net, **kwargs):
+        if self.writer is not None:
+            self.writer.close()
+        self.writer = None

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from ..metrics._multilabel import f1_per_finding, roc_auc_per_finding
 from ..utils._split import holdout_split
-from ._callbacks import DivergenceGuard
+from ._callbacks import DivergenceGuard, progress_callbacks
 
 __all__ = [
     "Head",
@@ -732,6 +732,7 @@ def make_net(
     device,
     verbose,
     generator,
+    callbacks=(),
 ):
     """The skorch net of a TransferClassifier fit.
 
@@ -742,11 +743,14 @@ def make_net(
     are recorded every epoch.
     ``checkpoint`` (a folder): the best model by the monitored loss is saved
     there and training resumes from it (:class:`ResumeFromCheckpoint`); see
-    :func:`fit_net` for the number of epochs then trained.
+    :func:`fit_net` for the number of epochs then trained. ``verbose``
+    prints skorch's epoch table, and a progress bar on a terminal
+    (:func:`~skcxr.nn._callbacks.progress_callbacks`); ``callbacks`` (skorch
+    callbacks or ``(name, callback)`` pairs) run after skcxr's own.
     """
     split = HoldoutSplit(validation_fraction, seed) if validation_fraction else None
     monitor = "valid_loss" if split is not None else "train_loss"
-    callbacks = training_callbacks(
+    training = training_callbacks(
         scoring=scoring_callbacks(
             n_classes=n_classes, multilabel=multilabel, validation=split is not None
         ),
@@ -765,6 +769,7 @@ def make_net(
         warmup_params=warmup_params,
         early_stopping=early_stopping,
     )
+    callbacks = [*training, *progress_callbacks(verbose), *callbacks]
     cls, kwargs = criterion_kwargs(
         n_classes=n_classes,
         multilabel=multilabel,
@@ -809,7 +814,8 @@ def fit_net(net, X, y):
     left of ``net.max_epochs`` after the saved history are trained.
     """
     epochs = net.max_epochs
-    for _, callback in net.callbacks or ():
+    for item in net.callbacks or ():
+        callback = item[1] if isinstance(item, tuple) else item
         if isinstance(callback, BestCheckpoint):
             epochs = max(epochs - checkpoint_epochs(callback.dirname), 0)
     net.fit(X, y, epochs=epochs)

@@ -18,6 +18,7 @@ reads one only with ``trust=True`` (``--trust`` on the command line), for
 files you made yourself.
 """
 
+import contextlib
 import os
 import sys
 import zipfile
@@ -185,13 +186,51 @@ def _torch_module_params(model):
     return found
 
 
+@contextlib.contextmanager
+def _callbacks_left_out(model):
+    """While in the context, the ``callbacks`` parameter of every skcxr
+    estimator in ``model`` (itself, its steps, its parameters) is None.
+
+    Training callbacks (loggers, progress bars, user code) act only while a
+    network trains; a model file holds what predicts."""
+    found, seen = [], set()
+
+    def visit(obj):
+        if id(obj) in seen or isinstance(obj, (str, bytes, type)):
+            return
+        seen.add(id(obj))
+        if isinstance(obj, (list, tuple, dict)):
+            for item in obj.values() if isinstance(obj, dict) else obj:
+                visit(item)
+        elif callable(getattr(obj, "get_params", None)):
+            try:
+                params = obj.get_params(deep=False)
+            except (AttributeError, TypeError):
+                return
+            if type(obj).__module__.startswith("skcxr.") and params.get("callbacks"):
+                found.append((obj, params["callbacks"]))
+            for value in params.values():
+                visit(value)
+
+    visit(model)
+    try:
+        for obj, _ in found:
+            obj.callbacks = None
+        yield
+    finally:
+        for obj, callbacks in found:
+            obj.callbacks = callbacks
+
+
 def save_model(model, path):
     """Save a fitted model in the safe ``skops`` format.
 
     The file holds data only: parameters, arrays and, for the torch-backed
     skcxr estimators, their networks' weights as arrays (the networks are
     rebuilt from the estimator's parameters when loaded). :func:`load_model`
-    reads it without running code from it.
+    reads it without running code from it. Training callbacks (the
+    ``callbacks`` parameter of the torch-backed estimators) are left out of
+    the file: the loaded model has ``callbacks=None``.
 
     Parameters
     ----------
@@ -219,9 +258,14 @@ def save_model(model, path):
     >>> load_model(path).predict([[0]])
     array([0])
     """
+    path = os.fspath(path)
+    with _callbacks_left_out(model):
+        _save(model, path)
+
+
+def _save(model, path):
     import skops.io
 
-    path = os.fspath(path)
     modules = _torch_module_params(model)
     if modules:
         raise ValueError(
