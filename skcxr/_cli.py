@@ -163,6 +163,13 @@ def _parser():
         "images (a first run on a large folder)",
     )
     study.add_argument(
+        "--log-dir",
+        metavar="DIR",
+        help="write a TensorBoard run per trained network into DIR "
+        "(DIR/<task>/<network>; 'tensorboard --logdir DIR' shows them); needs "
+        "'pip install skcxr[tensorboard]'",
+    )
+    study.add_argument(
         "--streaming",
         choices=("auto", "always", "never"),
         help="read --data images from the files batch by batch instead of loading "
@@ -484,6 +491,7 @@ def _study_settings(args):
         "precision": args.precision,
         "max_images": args.max_images,
         "streaming": args.streaming,
+        "log_dir": args.log_dir,
         "target_sensitivity": args.target_sensitivity,
         **{
             name: epochs
@@ -511,13 +519,18 @@ def _study(args):
                     f"{flag} {folder} is a file; give the data set's folder"
                 )
             raise FileNotFoundError(f"data folder not found: {folder}")
+    settings = _study_settings(args)
+    if settings.log_dir:  # fail now, not after the first network has trained
+        from .nn._callbacks import check_tensorboard
+
+        check_tensorboard()
     path = run_study(
         args.out,
         data=args.data,
         layout=args.layout,
         external=args.external,
         external_layout=args.external_layout,
-        settings=_study_settings(args),
+        settings=settings,
         random_state=args.random_state,
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )

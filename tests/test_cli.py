@@ -31,8 +31,24 @@ WITHOUT_FIGURES = ("Model card",)
 @pytest.fixture(scope="module")
 def quick_study(tmp_path_factory):
     out = tmp_path_factory.mktemp("study")
-    assert main(["study", "--quick", "--out", str(out)]) == 0
+    logs = str(out / "logs")  # TensorBoard runs, beside the report
+    assert main(["study", "--quick", "--out", str(out), "--log-dir", logs]) == 0
     return out
+
+
+@pytest.mark.slow
+def test_quick_study_logs_a_tensorboard_run_per_network(quick_study):
+    runs = {
+        os.path.relpath(folder, quick_study / "logs")
+        for folder, _, files in os.walk(quick_study / "logs")
+        if any(f.startswith("events.out.tfevents") for f in files)
+    }
+    assert {
+        "binary/frozen_efficientnet_lite0",
+        "binary/fine-tuned_efficientnet_lite0",
+        "binary/small_CNN_from_scratch",
+        "anomaly/autoencoder",
+    } <= runs, runs
 
 
 @pytest.mark.slow

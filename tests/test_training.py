@@ -1,6 +1,8 @@
 """Training you can watch: per-epoch scores on the training batches, user
 callbacks, progress and logging, mixed precision and Hyperband."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -194,3 +196,59 @@ def test_a_non_callback_is_refused_naming_the_parameter(data, callbacks, match):
     X, y = data
     with pytest.raises((TypeError, ValueError), match=match):
         TransferClassifier(**TINY, max_epochs=1, callbacks=callbacks).fit(X, y)
+
+
+def test_study_log_dir_gives_every_network_its_run(tmp_path):
+    from skcxr.nn import TensorBoardLogger
+    from skcxr.study._settings import StudySettings
+    from skcxr.study._tasks import classifier_configs
+
+    settings = StudySettings.quick()
+    assert all(m.callbacks is None for m in classifier_configs(settings, 0).values())
+    settings = settings.updated({"log_dir": str(tmp_path)}, source="test")
+    configs = classifier_configs(settings, 0, task="binary")
+    folders = []
+    for model in configs.values():
+        (logger,) = model.callbacks
+        assert isinstance(logger, TensorBoardLogger)
+        folders.append(os.path.relpath(logger.log_dir, tmp_path))
+    assert folders == [
+        "binary/frozen_efficientnet_lite0",
+        "binary/fine-tuned_efficientnet_lite0",
+        "binary/small_CNN_from_scratch",
+    ]
+
+
+def test_tensorboard_logger_writes_a_run_and_names_the_missing_extra(
+    data, tmp_path, monkeypatch
+):
+    import pickle
+    import sys
+
+    from sklearn.base import clone
+
+    from skcxr.nn import TensorBoardLogger
+
+    X, y = data
+    logger = TensorBoardLogger(tmp_path / "run")
+    clf = TransferClassifier(**TINY, max_epochs=2, callbacks=[logger])
+    clone(pickle.loads(pickle.dumps(clf))).fit(X, y)
+    files = os.listdir(tmp_path / "run")
+    assert any(f.startswith("events.out.tfevents") for f in files)
+    from tensorboard.backend.event_processing.event_accumulator import (
+        EventAccumulator,
+    )
+
+    events = EventAccumulator(str(tmp_path / "run")).Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {
+        "Loss/train_loss",
+        "Loss/valid_loss",
+        "ROC AUC/train_auc",
+        "ROC AUC/valid_auc",
+        "Accuracy/train_acc",
+    } <= tags
+    assert len(events.Scalars("ROC AUC/train_auc")) == 2
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    with pytest.raises(ImportError, match=r"skcxr\[tensorboard\]"):
+        clf.fit(X, y)

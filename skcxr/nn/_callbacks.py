@@ -11,6 +11,7 @@ __all__ = [
     "DivergenceGuard",
     "TensorBoardLogger",
     "check_callbacks",
+    "check_tensorboard",
     "progress_callbacks",
 ]
 
@@ -166,7 +167,7 @@ def progress_callbacks(verbose, stream=None):
     return [("progress_bar", ProgressBar())]
 
 
-def _summary_writer():
+def check_tensorboard():
     """torch's ``SummaryWriter`` class; a clear error when tensorboard is missing."""
     try:
         import tensorboard  # noqa: F401
@@ -179,12 +180,32 @@ def _summary_writer():
     return SummaryWriter
 
 
+_TAG_GROUPS = {"loss": "Loss", "acc": "Accuracy", "auc": "ROC AUC", "f1": "F1"}
+
+
+def tensorboard_tag(key):
+    """TensorBoard tag of a history key: a metric's training and validation
+    curves share a group (``train_auc`` -> ``ROC AUC/train_auc``).
+
+    Examples
+    --------
+    >>> from skcxr.nn._callbacks import tensorboard_tag
+    >>> tensorboard_tag("valid_loss"), tensorboard_tag("train_acc"), tensorboard_tag("dur")
+    ('Loss/valid_loss', 'Accuracy/train_acc', 'dur')
+    """
+    if key.startswith(("train_", "valid_")):
+        metric = key.split("_", 1)[1]
+        return f"{_TAG_GROUPS.get(metric, metric)}/{key}"
+    return key
+
+
 class TensorBoardLogger(TensorBoard):
     """skorch's TensorBoard callback writing to a folder: one run per fit.
 
     Every number of the net's history (losses, the ``train_*`` and
     ``valid_*`` scores, the learning rate) is written per epoch as a
-    TensorBoard scalar (skorch names ``train_loss`` ``Loss/train_loss``),
+    TensorBoard scalar, a metric's training and validation curves in one
+    group (:func:`tensorboard_tag`: ``Loss/train_loss``, ``ROC AUC/valid_auc``),
     into event files under ``log_dir`` (``tensorboard --logdir DIR`` shows
     them). Unlike skorch's :class:`~skorch.callbacks.TensorBoard`, which
     takes an open ``SummaryWriter``, it holds only the folder's name: the
@@ -219,16 +240,24 @@ class TensorBoardLogger(TensorBoard):
 
     def __init__(self, log_dir, *, keys_ignored=None):
         self.log_dir = log_dir
-        super().__init__(writer=None, close_after_train=True, keys_ignored=keys_ignored)
+        super().__init__(
+            writer=None,
+            close_after_train=True,
+            keys_ignored=keys_ignored,
+            key_mapper=tensorboard_tag,
+        )
+
+    def get_params(self, deep=True):
+        return {"log_dir": self.log_dir, "keys_ignored": self.keys_ignored}
 
     def initialize(self):
-        _summary_writer()  # fail before training when tensorboard is missing
+        check_tensorboard()  # fail before training when tensorboard is missing
         return super().initialize()
 
     def on_train_begin(self, net, **kwargs):
         import os
 
-        self.writer = _summary_writer()(log_dir=os.fspath(self.log_dir))
+        self.writer = check_tensorboard()(log_dir=os.fspath(self.log_dir))
 
     def on_train_end(self, net, **kwargs):
         if self.writer is not None:

@@ -160,7 +160,9 @@ def compute_study(
         classification[task.name] = tasks.classification_task(
             study,
             task,
-            tasks.classifier_configs(settings, random_state, loader=study.loader),
+            tasks.classifier_configs(
+                settings, random_state, loader=study.loader, task=task.name
+            ),
             settings,
             random_state,
         )

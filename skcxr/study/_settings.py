@@ -77,6 +77,9 @@ class StudySettings:
     n_resamples: int = 1000
     n_explained: int = 4
     n_scored_explanations: int = 16
+    # a folder: every trained network writes its TensorBoard run there
+    # (<log_dir>/<task>/<network>); "" writes none
+    log_dir: str = ""
 
     @classmethod
     def quick(cls):

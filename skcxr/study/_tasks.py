@@ -24,6 +24,7 @@ __all__ = [
     "TASK_NAMES",
     "binary_labels",
     "classifier_configs",
+    "training_logs",
     "classification_task",
     "multilabel_task",
     "embedding_task",
@@ -97,11 +98,25 @@ def _pretrained_embedder(settings, study):
     )
 
 
-def classifier_configs(settings, random_state, loader=None):
+def training_logs(settings, *run):
+    """The ``callbacks`` of a network trained by the study: a TensorBoard run
+    in ``<log_dir>/<run...>`` when ``settings.log_dir`` is set, else None."""
+    if not settings.log_dir:
+        return None
+    import os
+
+    from ..nn import TensorBoardLogger
+
+    parts = [part.replace(" ", "_").replace(",", "") for part in run]
+    return [TensorBoardLogger(os.path.join(settings.log_dir, *parts))]
+
+
+def classifier_configs(settings, random_state, loader=None, task=""):
     """Three ways to train a CNN: frozen pretrained backbone, fine-tuned
     backbone and a small CNN from scratch (cosine learning-rate schedule and
     label smoothing, which ended the epoch-to-epoch swings of its validation
-    accuracy in benchmarks/bench_recipe.py)."""
+    accuracy in benchmarks/bench_recipe.py). With ``settings.log_dir``, each
+    logs to its TensorBoard run ``<log_dir>/<task>/<name>``."""
     from ..models import TransferClassifier
 
     common = dict(
@@ -112,7 +127,7 @@ def classifier_configs(settings, random_state, loader=None):
         loader=loader,
     )
     backbone = settings.backbone
-    return {
+    configs = {
         f"frozen {backbone}": TransferClassifier(
             backbone=backbone,
             weights=settings.weights,
@@ -146,6 +161,9 @@ def classifier_configs(settings, random_state, loader=None):
             **common,
         ),
     }
+    for name, model in configs.items():
+        model.set_params(callbacks=training_logs(settings, task, name))
+    return configs
 
 
 def _validation_macro_f1(model, X, y):
@@ -258,6 +276,7 @@ def multilabel_task(study, settings, random_state):
         batch_size=settings.batch_size,
         device=settings.device,
         loader=study.loader,
+        callbacks=training_logs(settings, "multi-label", "frozen"),
         random_state=random_state,
     ).fit(X_train, Y_train)
     rows = evaluate_multilabel(
@@ -354,6 +373,7 @@ def anomaly_task(study, settings, random_state):
             max_epochs=settings.anomaly_epochs,
             device=settings.device,
             loader=study.loader,
+            callbacks=training_logs(settings, "anomaly", "autoencoder"),
             random_state=random_state,
         ),
     }
