@@ -453,6 +453,8 @@ def _predict(args):
             method=_csv_rows,
             client=client,
             chunk_size=args.chunk_size,
+            # a bar over the files on a terminal, never in a log or a pipe
+            progress=len(args.images) > args.chunk_size and sys.stderr.isatty(),
         )
     n_errors = sum(bool(row[-1]) for row in rows)
     out = sys.stdout if args.output == "-" else open(args.output, "w", newline="")

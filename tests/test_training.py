@@ -252,3 +252,17 @@ def test_tensorboard_logger_writes_a_run_and_names_the_missing_extra(
     monkeypatch.setitem(sys.modules, "tensorboard", None)
     with pytest.raises(ImportError, match=r"skcxr\[tensorboard\]"):
         clf.fit(X, y)
+
+
+def test_map_in_chunks_shows_progress_on_request(capsys):
+    from sklearn.dummy import DummyClassifier
+
+    from skcxr.parallel import map_in_chunks
+
+    X, y = np.zeros((10, 2)), np.array([0, 1] * 5)
+    model = DummyClassifier().fit(X, y)
+    map_in_chunks(model, X, chunk_size=4)
+    assert capsys.readouterr().err == ""
+    proba = map_in_chunks(model, X, chunk_size=4, progress=True)
+    assert proba.shape == (10, 2)
+    assert "10/10" in capsys.readouterr().err

@@ -5,6 +5,7 @@ it, and only the cluster paths need it.
 """
 
 import socket
+import sys
 import uuid
 from numbers import Integral
 
@@ -237,7 +238,7 @@ def _in_flight(client):
     return max(2, 2 * sum(client.nthreads().values()))
 
 
-def _map_on_cluster(client, estimator, X, bounds, method):
+def _map_on_cluster(client, estimator, X, bounds, method, done_rows=None):
     """The outputs of every chunk, in order, computed by the cluster's workers.
 
     The estimator is scattered once to every worker; at most two chunks per
@@ -279,6 +280,8 @@ def _map_on_cluster(client, estimator, X, bounds, method):
             i, _ = running.pop(future.key)
             outputs[i] = future.result()  # raises a chunk's error here
             future.release()
+            if done_rows is not None:
+                done_rows(bounds[i][1] - bounds[i][0])
             fill_up()
     finally:
         if running:  # a chunk failed: stop the others
@@ -297,10 +300,19 @@ def _map_on_cluster(client, estimator, X, bounds, method):
         "method": [str, callable],
         "client": [None, str, HasMethods(["submit", "scatter"])],
         "chunk_size": [IntInterval(1, None, closed="left")],
+        "progress": ["boolean"],
     },
     prefer_skip_nested_validation=True,
 )
-def map_in_chunks(estimator, X, *, method="predict_proba", client=None, chunk_size=256):
+def map_in_chunks(
+    estimator,
+    X,
+    *,
+    method="predict_proba",
+    client=None,
+    chunk_size=256,
+    progress=False,
+):
     """Apply a fitted estimator's method to ``X`` chunk by chunk, in input order.
 
     ``X`` is cut into consecutive chunks of ``chunk_size`` rows; each chunk
@@ -339,6 +351,9 @@ def map_in_chunks(estimator, X, *, method="predict_proba", client=None, chunk_si
     chunk_size : int, default=256
         Rows per chunk: the memory per task is what the estimator needs for
         that many inputs (256 images of 224 x 224 take 51 MB as float32).
+    progress : bool, default=False
+        Show a tqdm progress bar of the rows done on standard error, advanced
+        as each chunk's result arrives.
 
     Returns
     -------
@@ -386,8 +401,16 @@ def map_in_chunks(estimator, X, *, method="predict_proba", client=None, chunk_si
     X = _as_indexable(X)
     n = len(X)
     bounds = [(start, min(start + chunk_size, n)) for start in range(0, n, chunk_size)]
-    if client is None:
-        outputs = [_apply(estimator, X[start:stop], method) for start, stop in bounds]
-    else:
-        outputs = _map_on_cluster(client, estimator, X, bounds, method)
+    from tqdm.auto import tqdm
+
+    with tqdm(total=n, disable=not progress, unit="row", file=sys.stderr) as bar:
+        if client is None:
+            outputs = []
+            for start, stop in bounds:
+                outputs.append(_apply(estimator, X[start:stop], method))
+                bar.update(stop - start)
+        else:
+            outputs = _map_on_cluster(
+                client, estimator, X, bounds, method, done_rows=bar.update
+            )
     return _concatenate(outputs)
