@@ -266,3 +266,85 @@ def test_map_in_chunks_shows_progress_on_request(capsys):
     proba = map_in_chunks(model, X, chunk_size=4, progress=True)
     assert proba.shape == (10, 2)
     assert "10/10" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bf16_training_reaches_fp32_accuracy():
+    """Mixed precision changes the arithmetic, not what the network learns:
+    bf16 autocast lands within noise of fp32, on the training batches and on
+    held-out synthetic images."""
+    from sklearn.model_selection import train_test_split
+
+    X, y = make_chest_xrays(
+        160, classes=("normal", "bacteria"), size=32, difficulty=0.0, random_state=0
+    )
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.3, stratify=y, random_state=0
+    )
+    train, test = {}, {}
+    for precision in ("32", "bf16-mixed"):
+        clf = TransferClassifier(
+            **TINY,
+            trainable="all",
+            lr=2e-3,
+            lr_schedule="cosine",
+            max_epochs=8,
+            device="cpu",
+            train_precision=precision,
+        ).fit(X_train, y_train)
+        assert np.isfinite(clf.history_[:, "train_loss"]).all()
+        train[precision] = np.mean(clf.history_[-2:, "train_acc"])
+        test[precision] = clf.score(X_test, y_test)
+    assert train["32"] > 0.8, train  # fp32 learned something to compare with
+    assert train["bf16-mixed"] >= train["32"] - 0.1, train
+    assert test["bf16-mixed"] >= test["32"] - 0.1, test
+
+
+def test_mixed_precision_steps_with_loss_scaling():
+    """The float16 path (GradScaler: scaled backward, unscaled gradients for
+    the callbacks, one optimizer step) trains; on the CPU here, CUDA in use."""
+    from skorch.callbacks import GradientNormClipping
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 5)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    net = _linear_net(
+        5,
+        2,
+        lr=0.5,
+        max_epochs=5,
+        train_precision="16-mixed",
+        callbacks=[GradientNormClipping(1.0)],
+    ).fit(X, y)
+    assert isinstance(net.grad_scaler_, torch.amp.GradScaler)
+    losses = net.history[:, "train_loss"]
+    assert losses[-1] < losses[0]
+    assert net.history[-1, "train_acc"] > 0.8
+
+
+def test_16_mixed_needs_cuda_and_unknown_precision_is_refused(data):
+    X, y = data
+    with pytest.raises(ValueError, match="CUDA GPU.*bf16-mixed"):
+        TransferClassifier(
+            **TINY, max_epochs=1, device="cpu", train_precision="16-mixed"
+        ).fit(X, y)
+    with pytest.raises(ValueError, match="train_precision"):
+        TransferClassifier(**TINY, max_epochs=1, train_precision="bf16").fit(X, y)
+
+
+def test_train_precision_survives_clone_pickle_and_save(data, tmp_path):
+    import pickle
+
+    from skcxr.utils import load_model, save_model
+
+    X, y = data
+    clf = TransferClassifier(
+        **TINY, max_epochs=1, device="cpu", train_precision="bf16-mixed"
+    ).fit(X, y)
+    assert clf.net_.train_precision == "bf16-mixed"
+    again = pickle.loads(pickle.dumps(clf))
+    assert again.net_.train_precision == "bf16-mixed"
+    save_model(clf, tmp_path / "m.skops")
+    loaded = load_model(tmp_path / "m.skops")
+    assert loaded.train_precision == "bf16-mixed"
+    np.testing.assert_allclose(loaded.predict_proba(X[:3]), clf.predict_proba(X[:3]))

@@ -24,6 +24,7 @@ from torch.nn import functional as F
 from ..metrics._multilabel import f1_per_finding, roc_auc_per_finding
 from ..utils._split import holdout_split
 from ._callbacks import DivergenceGuard, progress_callbacks
+from ._precision import MixedPrecision
 
 __all__ = [
     "Head",
@@ -254,11 +255,11 @@ class _PickleModuleOnce:
             self.module = self.module_
 
 
-class _Net(_PickleModuleOnce, NeuralNetClassifier):
+class _Net(_PickleModuleOnce, MixedPrecision, NeuralNetClassifier):
     """skorch classifier (softmax over classes) of a single-label fit."""
 
 
-class _MultiLabelNet(_PickleModuleOnce, NeuralNet):
+class _MultiLabelNet(_PickleModuleOnce, MixedPrecision, NeuralNet):
     """skorch net of a multi-label fit: one sigmoid output per label.
 
     ``predict_proba`` returns the ``(n, n_labels)`` probabilities of the
@@ -733,6 +734,7 @@ def make_net(
     verbose,
     generator,
     callbacks=(),
+    train_precision="32",
 ):
     """The skorch net of a TransferClassifier fit.
 
@@ -747,6 +749,7 @@ def make_net(
     prints skorch's epoch table, and a progress bar on a terminal
     (:func:`~skcxr.nn._callbacks.progress_callbacks`); ``callbacks`` (skorch
     callbacks or ``(name, callback)`` pairs) run after skcxr's own.
+    ``train_precision``: see :class:`~skcxr.nn._precision.MixedPrecision`.
     """
     split = HoldoutSplit(validation_fraction, seed) if validation_fraction else None
     monitor = "valid_loss" if split is not None else "train_loss"
@@ -803,6 +806,7 @@ def make_net(
         iterator_valid=TensorBatches,
         device=device,
         verbose=verbose,
+        train_precision=train_precision,
         **kwargs,
     )
 
