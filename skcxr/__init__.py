@@ -32,5 +32,6 @@ __getattr__, __dir__, __all__ = attach(
         "study": ".study",
         "serve": ".serve",
         "parallel": ".parallel",
+        "model_selection": ".model_selection",
     },
 )

@@ -348,3 +348,53 @@ def test_train_precision_survives_clone_pickle_and_save(data, tmp_path):
     loaded = load_model(tmp_path / "m.skops")
     assert loaded.train_precision == "bf16-mixed"
     np.testing.assert_allclose(loaded.predict_proba(X[:3]), clf.predict_proba(X[:3]))
+
+
+def test_hyperband_results_and_errors():
+    from scipy.stats import randint
+    from sklearn.datasets import make_classification
+    from sklearn.tree import DecisionTreeClassifier
+
+    from skcxr.model_selection import HyperbandSearchCV
+
+    X, y = make_classification(90, random_state=0)
+    search = HyperbandSearchCV(
+        DecisionTreeClassifier(random_state=0),
+        {"min_samples_leaf": randint(1, 20)},
+        resource="max_depth",
+        max_resources=4,
+        factor=2,
+        cv=3,
+        random_state=0,
+    ).fit(X, y)
+    n_rows = sum(len(b.cv_results_["params"]) for b in search.brackets_)
+    assert len(search.cv_results_["params"]) == n_rows
+    assert sorted(set(search.cv_results_["bracket"])) == [0, 1, 2]
+    best = search.cv_results_["params"][search.best_index_]
+    assert best == search.best_params_ and best["max_depth"] == 4
+    assert search.cv_results_["mean_test_score"][search.best_index_] == pytest.approx(
+        search.best_score_
+    )
+    assert search.predict(X[:3]).shape == (3,)
+    with pytest.raises(ValueError, match="not a parameter"):
+        HyperbandSearchCV(
+            DecisionTreeClassifier(), {}, resource="max_epochs", max_resources=4
+        ).fit(X, y)
+
+
+@pytest.mark.slow
+def test_hyperband_over_epochs_of_a_transfer_classifier():
+    from skcxr.model_selection import HyperbandSearchCV
+
+    X, y = make_chest_xrays(40, size=32, random_state=0)
+    search = HyperbandSearchCV(
+        TransferClassifier(**TINY, validation_fraction=0),
+        {"lr": [1e-3, 3e-3, 1e-2]},
+        max_resources=2,
+        factor=2,
+        cv=2,
+        random_state=0,
+    ).fit(X, y)
+    assert [b.n_resources_ for b in search.brackets_] == [[1, 2], [2]]
+    assert search.best_params_["max_epochs"] == 2
+    assert len(search.best_estimator_.history_) == 2
