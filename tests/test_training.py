@@ -398,3 +398,43 @@ def test_hyperband_over_epochs_of_a_transfer_classifier():
     assert [b.n_resources_ for b in search.brackets_] == [[1, 2], [2]]
     assert search.best_params_["max_epochs"] == 2
     assert len(search.best_estimator_.history_) == 2
+
+
+def _run_fit(command, out, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+    script = str(Path(__file__).with_name("_accelerate_fit.py"))
+    subprocess.run(
+        [sys.executable, *command, script, str(out)],
+        check=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    import json
+
+    with open(out) as f:
+        return json.load(f)
+
+
+@pytest.mark.slow
+def test_two_processes_with_accelerate_learn_what_one_process_does(tmp_path):
+    """Data-parallel training over two CPU processes (gloo) ends with the same
+    network in both processes and learns what one process learns."""
+    pytest.importorskip("accelerate")
+    one = _run_fit([], tmp_path / "one.json", tmp_path)
+    two = _run_fit(
+        ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
+        tmp_path / "two.json",
+        tmp_path,
+    )
+    assert one["processes"] == 1 and two["processes"] == 2
+    assert two["digests"][0] == pytest.approx(two["digests"][1], rel=1e-6)
+    # each process trains on its half of every epoch's batches
+    assert two["train_batches"] == one["train_batches"] // 2
+    assert two["finite"] and two["train_loss"][-1] < two["train_loss"][0]
+    assert two["accuracy"] >= one["accuracy"] - 0.15, (one, two)

@@ -242,6 +242,19 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         instructions) at about the same accuracy; ``predict`` runs in
         float32. Convolutional backbones run in the channels-last memory
         format on every device. See :ref:`training`.
+    accelerator : accelerate.Accelerator or None, default=None
+        Train data-parallel with Hugging Face Accelerate (skorch's
+        :class:`~skorch.hf.AccelerateMixin`; ``pip install
+        'skcxr[accelerate]'``): started by ``accelerate launch`` or
+        ``torchrun`` on several GPUs, machines or CPU processes, every
+        process fits the same estimator on the same data, trains on its share
+        of each epoch's batches, and the gradients are averaged, so all
+        processes end with the same network. The accelerator chooses the
+        device (``device`` is then ignored) and the mixed precision
+        (``Accelerator(mixed_precision="bf16")``; ``train_precision`` must
+        stay "32"); ``augment`` is not available. The per-epoch training and
+        validation scores are those of each process's share. See
+        :ref:`scaling_up`.
     callbacks : list of skorch callbacks or (name, callback) pairs, default=None
         More skorch callbacks (:mod:`skorch.callbacks`), run every epoch after
         skcxr's own, so they see the epoch's complete ``history_`` row: e.g.
@@ -382,6 +395,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         "engine": [StrOptions(set(ENGINES))],
         "precision": [StrOptions(set(PRECISIONS))],
         "train_precision": [StrOptions(set(TRAIN_PRECISIONS))],
+        "accelerator": [None, HasMethods(["prepare", "backward"])],
         "callbacks": [None, list, tuple],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -422,6 +436,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         engine="torch",
         precision="fp32",
         train_precision="32",
+        accelerator=None,
         callbacks=None,
         random_state=None,
         verbose=0,
@@ -458,6 +473,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.engine = engine
         self.precision = precision
         self.train_precision = train_precision
+        self.accelerator = accelerator
         self.callbacks = callbacks
         self.random_state = random_state
         self.verbose = verbose
@@ -621,6 +637,19 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 f"a CUDA GPU; the device is {device!r}. Use "
                 "train_precision='bf16-mixed' on a CPU."
             )
+        if self.accelerator is not None:
+            if self.train_precision != "32":
+                raise ValueError(
+                    "With an accelerator, set mixed precision on it "
+                    "(Accelerator(mixed_precision='bf16')), not with "
+                    f"train_precision={self.train_precision!r}."
+                )
+            if self.augment:
+                raise ValueError(
+                    "augment is not available with an accelerator: its "
+                    "DataLoaders feed the images as they are."
+                )
+            device = str(self.accelerator.device)
         cache = self._use_cache()
         if files is not None and not cache:  # trained through the backbone
             images, rows = load_images(*files, batch_size=max(self.batch_size, 64))
@@ -691,12 +720,15 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 generator=torch_generator(seed),
                 callbacks=callbacks,
                 train_precision=self.train_precision,
+                accelerator=self.accelerator,
             )
             try:
                 fit_net(net, inputs, y_enc)
             except RuntimeError as exc:
                 self._check_image_size(backbone, self.image_shape_, exc)
                 raise
+        if self.accelerator is not None:  # predictions: in this process, on
+            net.device = device  # the accelerator's device
         if cache:  # the trained head goes back onto its backbone
             net.module_ = full.to(net.device)
             net.module = net.module_
@@ -1063,7 +1095,9 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             # create its folder); further training does not resume from it
             checkpoint=None,
             # nor runs the training callbacks (a logger would open its files)
+            # or joins a process group
             callbacks=(),
+            accelerator=None,
             seed=seed,
             device=device,
             generator=torch_generator(seed),

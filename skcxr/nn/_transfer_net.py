@@ -17,6 +17,7 @@ from skorch.callbacks import (
     LRScheduler,
 )
 from skorch.callbacks.scoring import PassthroughScoring, ScoringBase
+from skorch.hf import AccelerateMixin
 from skorch.history import History
 from torch import nn
 from torch.nn import functional as F
@@ -265,6 +266,68 @@ class _MultiLabelNet(_PickleModuleOnce, MixedPrecision, NeuralNet):
     ``predict_proba`` returns the ``(n, n_labels)`` probabilities of the
     positive class of every label.
     """
+
+
+class _AcceleratedTraining:
+    """Before ``AccelerateMixin``: the accelerator trains, predictions after
+    ``fit`` stay in the calling process.
+
+    During ``fit`` the data loaders are sharded across the processes; after
+    it, ``predict_proba`` runs on the data it is given, in the process that
+    calls it (no gathering across processes, which would wait for the others).
+    A loss with nothing to train is moved to the accelerator's device, not
+    prepared (``DistributedDataParallel`` refuses a module without a trainable
+    parameter).
+    """
+
+    def fit(self, *args, **kwargs):
+        self._in_fit = True
+        try:
+            return super().fit(*args, **kwargs)
+        finally:
+            self._in_fit = False
+
+    def get_iterator(self, dataset, training=False):
+        if getattr(self, "_in_fit", False):
+            return super().get_iterator(dataset, training=training)
+        return super(AccelerateMixin, self).get_iterator(dataset, training=training)
+
+    def evaluation_step(self, batch, training=False):
+        if getattr(self, "_in_fit", False):
+            return super().evaluation_step(batch, training=training)
+        return super(AccelerateMixin, self).evaluation_step(batch, training=training)
+
+    def _initialize_accelerator(self):
+        criteria = list(self._criteria)
+        kept = []
+        for name in criteria:
+            criterion = getattr(self, name + "_")
+            if isinstance(criterion, nn.Module) and not any(
+                p.requires_grad for p in criterion.parameters()
+            ):
+                setattr(self, name + "_", criterion.to(self.accelerator.device))
+            else:
+                kept.append(name)
+        self._criteria = kept
+        try:
+            return super()._initialize_accelerator()
+        finally:
+            self._criteria = criteria
+
+
+class _AcceleratedNet(_AcceleratedTraining, AccelerateMixin, _Net):
+    """skorch classifier trained data-parallel by Accelerate."""
+
+
+class _AcceleratedMultiLabelNet(_AcceleratedTraining, AccelerateMixin, _MultiLabelNet):
+    """Multi-label skorch net trained data-parallel by Accelerate."""
+
+
+_ACCELERATED = {_Net: _AcceleratedNet, _MultiLabelNet: _AcceleratedMultiLabelNet}
+
+
+def _quiet(*args, **kwargs):
+    """A print sink that prints nothing."""
 
 
 class SmoothedBCEWithLogitsLoss(nn.BCEWithLogitsLoss):
@@ -735,6 +798,7 @@ def make_net(
     generator,
     callbacks=(),
     train_precision="32",
+    accelerator=None,
 ):
     """The skorch net of a TransferClassifier fit.
 
@@ -750,6 +814,10 @@ def make_net(
     (:func:`~skcxr.nn._callbacks.progress_callbacks`); ``callbacks`` (skorch
     callbacks or ``(name, callback)`` pairs) run after skcxr's own.
     ``train_precision``: see :class:`~skcxr.nn._precision.MixedPrecision`.
+    With an ``accelerator`` (``accelerate.Accelerator``) the net is skorch's
+    ``AccelerateMixin`` one: the accelerator places the module, wraps it for
+    data-parallel training and gives each process its share of every
+    epoch's batches through a torch ``DataLoader``.
     """
     split = HoldoutSplit(validation_fraction, seed) if validation_fraction else None
     monitor = "valid_loss" if split is not None else "train_loss"
@@ -789,6 +857,27 @@ def make_net(
             weight_decay=weight_decay,
         )
     )
+    iterators = dict(
+        iterator_train=TensorBatches,
+        iterator_train__shuffle=True,
+        iterator_train__generator=generator,
+        iterator_train__transform=(
+            None if not augment else AugmentBatches(augment, seed)
+        ),
+        iterator_valid=TensorBatches,
+    )
+    if accelerator is not None:
+        cls = _ACCELERATED[cls]
+        # Accelerate shards torch DataLoaders across the processes
+        iterators = dict(
+            iterator_train__shuffle=True,
+            iterator_train__generator=generator,
+            iterator_train__drop_last=True,
+        )
+        kwargs["accelerator"] = accelerator
+        # the epoch table once (from the main process), and only when verbose
+        kwargs["callbacks__print_log__sink"] = accelerator.print if verbose else _quiet
+        device = None
     return cls(
         module,
         optimizer=_OPTIMIZERS[optimizer],
@@ -797,13 +886,7 @@ def make_net(
         batch_size=batch_size,
         train_split=split,
         callbacks=callbacks,
-        iterator_train=TensorBatches,
-        iterator_train__shuffle=True,
-        iterator_train__generator=generator,
-        iterator_train__transform=(
-            None if not augment else AugmentBatches(augment, seed)
-        ),
-        iterator_valid=TensorBatches,
+        **iterators,
         device=device,
         verbose=verbose,
         train_precision=train_precision,
