@@ -760,6 +760,9 @@ class TrainingCurveDisplay:
             self.score_ax_.set_ylabel(
                 "accuracy" if scores == ["acc"] else ", ".join(scores)
             )
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
         handles = list(self.lines_.values())
