@@ -65,7 +65,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     pooled and fed to a head of dense layers. With ``trainable="head"`` the
     backbone is frozen: its pooled features are computed once per ``fit`` (and
     shared across fits through ``memory``), so training the head costs what an
-    MLP costs.
+    MLP costs (unless ``head_convs`` puts convolutions on the feature map).
 
     ``y`` is either one label per image (softmax over the classes, trained
     with cross-entropy) or a multi-label indicator matrix of shape
@@ -95,6 +95,15 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         backbones page of the user guide).
     head_sizes : tuple of int, default=(128,)
         Widths of the dense ReLU layers between pooling and the output layer.
+    head_convs : tuple of int, default=()
+        Output channels of extra convolution blocks (3x3 ``Conv2d``, batch
+        norm, ReLU; stride 1, so the map keeps its size) put on the
+        backbone's feature map before the global pooling, and trained with
+        the head, such as the Conv2D layers some studies add on top of a
+        ResNet50 or VGG16 (``head_convs=(256, 128)``). Empty: the feature
+        map is pooled directly. The convolutions need the feature map, not
+        its pooled features, so the feature cache is not used: with a frozen
+        backbone every epoch runs it (in inference only, no gradient).
     dropout : float, default=0.2
         Dropout after each dense layer (before the output layer when
         ``head_sizes`` is empty).
@@ -305,6 +314,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         "backbone": [str, torch.nn.Module],
         "weights": [StrOptions({"imagenet"}), str, os.PathLike, None],
         "head_sizes": ["array-like"],
+        "head_convs": ["array-like"],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "pooling": [StrOptions({"avg", "max"})],
         "trainable": [
@@ -349,6 +359,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         backbone="efficientnet_lite0",
         weights="imagenet",
         head_sizes=(128,),
+        head_convs=(),
         dropout=0.2,
         pooling="avg",
         trainable="head",
@@ -383,6 +394,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.backbone = backbone
         self.weights = weights
         self.head_sizes = head_sizes
+        self.head_convs = head_convs
         self.dropout = dropout
         self.pooling = pooling
         self.trainable = trainable
@@ -418,13 +430,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     def _check_params(self):
         check_backbone_name(self.backbone)
         check_device(self.device)
-        sizes = self.head_sizes
-        if isinstance(sizes, (str, bytes)) or not all(
-            isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes
-        ):
-            raise ValueError(
-                f"head_sizes must be a sequence of positive ints; got {sizes!r}."
-            )
+        sizes = _positive_ints(self.head_sizes, "head_sizes")
+        _positive_ints(self.head_convs, "head_convs")
         if self.lr_schedule in ("plateau", "cosine") and self.min_lr >= self.lr:
             raise ValueError(
                 f"min_lr={self.min_lr} must be below lr={self.lr}: it is the floor "
@@ -476,7 +483,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                     f"class_weight must map classes to finite positive numbers; got "
                     f"{bad}."
                 )
-        return tuple(int(s) for s in sizes)
+        return sizes
 
     def _check_targets(self, y):
         """Validate ``y``; sets ``classes_`` and ``multilabel_``, returns the
@@ -582,7 +589,11 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             n_blocks = self._freeze(backbone)
             resizer = None if self.resizer is None else LearnableResizer(self.resizer)
             head = Head(
-                backbone.out_channels, head_sizes, self.dropout, len(self.classes_)
+                backbone.out_channels,
+                head_sizes,
+                self.dropout,
+                len(self.classes_),
+                convs=_positive_ints(self.head_convs, "head_convs"),
             )
             full = TransferNet(backbone, head, pooling=self.pooling, resizer=resizer)
             full = full.to(memory_format=torch.channels_last)
@@ -684,7 +695,13 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         frozen = self.trainable == "head" or (
             not isinstance(self.trainable, str) and self.trainable == 0
         )
-        return frozen and not self.augment and self.resizer is None
+        # the head's convolutions need feature maps, not pooled features
+        return (
+            frozen
+            and not self.augment
+            and self.resizer is None
+            and not len(self.head_convs)
+        )
 
     def _freeze(self, backbone):
         if self.trainable == "all":
@@ -957,7 +974,14 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             backbone = build_backbone(self.backbone, weights=None)
             resizer = None if self.resizer is None else LearnableResizer(self.resizer)
             sizes = tuple(int(s) for s in self.head_sizes)
-            head = Head(backbone.out_channels, sizes, self.dropout, len(self.classes_))
+            convs = tuple(int(c) for c in self.head_convs)
+            head = Head(
+                backbone.out_channels,
+                sizes,
+                self.dropout,
+                len(self.classes_),
+                convs=convs,
+            )
             return TransferNet(backbone, head, pooling=self.pooling, resizer=resizer)
 
         full = arrays_to_module(
@@ -1013,6 +1037,15 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         net.history = data_to_history(data["history"])
         net.module_.eval()
         return net
+
+
+def _positive_ints(values, name):
+    """``values`` as a tuple of positive ints, else a ValueError naming ``name``."""
+    if isinstance(values, (str, bytes)) or not all(
+        isinstance(v, Integral) and not isinstance(v, bool) and v > 0 for v in values
+    ):
+        raise ValueError(f"{name} must be a sequence of positive ints; got {values!r}.")
+    return tuple(int(v) for v in values)
 
 
 def _runs_on(backbone, image_shape):

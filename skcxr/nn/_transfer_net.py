@@ -44,7 +44,14 @@ __all__ = [
 
 
 class Head(nn.Module):
-    """Pooled features ``(n, C)`` -> dense ReLU layers with dropout -> logits.
+    """Optional 3x3 convolutions on the feature map, then pooled features
+    ``(n, C)`` -> dense ReLU layers with dropout -> logits.
+
+    ``convs`` gives the output channels of Conv2d(3x3)-BatchNorm-ReLU blocks
+    that :class:`TransferNet` applies to the backbone's feature map
+    ``(n, in_features, h, w)`` before its global pooling (the extra
+    convolution layers some studies put on a ResNet50 or VGG16 backbone);
+    ``forward`` and ``embed`` take the pooled features.
 
     Examples
     --------
@@ -53,11 +60,26 @@ class Head(nn.Module):
     >>> head = Head(8, (4,), 0.1, 3)
     >>> head(torch.rand(2, 8)).shape, head.embed(torch.rand(2, 8)).shape
     (torch.Size([2, 3]), torch.Size([2, 4]))
+    >>> conv_head = Head(8, (4,), 0.1, 3, convs=(16,))
+    >>> conv_head.convs(torch.rand(2, 8, 5, 5)).shape, conv_head.out.in_features
+    (torch.Size([2, 16, 5, 5]), 4)
     """
 
-    def __init__(self, in_features, sizes, dropout, n_classes):
+    def __init__(self, in_features, sizes, dropout, n_classes, *, convs=()):
         super().__init__()
-        layers, width = [], in_features
+        blocks, width = [], in_features
+        for channels in convs:
+            blocks += [
+                # no bias: the batch norm that follows has its own shift
+                nn.Conv2d(width, channels, 3, padding=1, bias=False),
+                nn.BatchNorm2d(channels),
+                nn.ReLU(inplace=True),
+            ]
+            width = channels
+        # empty without convs: an identity with no parameter, so the state
+        # dict of a head without convolutions is unchanged
+        self.convs = nn.Sequential(*blocks)
+        layers = []
         if not sizes and dropout:
             layers.append(nn.Dropout(dropout))
         for size in sizes:
@@ -80,14 +102,16 @@ def _pool(fmap, pooling):
 
 
 class TransferNet(nn.Module):
-    """(resizer ->) backbone -> global pooling -> head; input ``(n, 1, H, W)`` in [0, 1].
+    """(resizer ->) backbone (-> head convolutions) -> global pooling -> head;
+    input ``(n, 1, H, W)`` in [0, 1].
 
     Batches enter the backbone in channels-last memory format (faster
     convolutions on CPU); :class:`~skcxr.TransferClassifier` converts the
     weights too.
 
     ``embed(x)`` returns the penultimate layer (the input of ``head.out``),
-    ``features(x)`` the pooled backbone features, ``forward(x)`` the logits.
+    ``features(x)`` the pooled features (of the backbone's feature map, after
+    the head's convolutions when it has any), ``forward(x)`` the logits.
     In training mode, batch-norm layers whose parameters are all frozen stay in
     eval mode (their running statistics are part of the frozen backbone).
     """
@@ -103,7 +127,7 @@ class TransferNet(nn.Module):
         if self.resizer is not None:
             x = self.resizer(x)
         x = x.contiguous(memory_format=torch.channels_last)
-        return _pool(self.backbone(x), self.pooling)
+        return _pool(self.head.convs(self.backbone(x)), self.pooling)
 
     def embed(self, x):
         return self.head.embed(self.features(x))
@@ -114,6 +138,8 @@ class TransferNet(nn.Module):
     def train(self, mode=True):
         super().train(mode)
         if mode:
+            # in train mode a batch norm updates its running statistics, which
+            # are buffers: freezing its parameters alone would not keep them
             for module in self.backbone.modules():
                 params = list(module.parameters(recurse=False))
                 if (
