@@ -335,6 +335,14 @@ class ReconstructionAnomalyDetector(
     ((8, 4), (8, 16, 16))
     >>> bool(np.all((ae.decision_function(X) < 0) == (ae.predict(X) == -1)))
     True
+
+    A transposed-convolution decoder with SELUs, trained with the L1 loss:
+
+    >>> ae = ReconstructionAnomalyDetector(method="autoencoder", latent_dim=4,
+    ...     depth=2, width=4, decoder="transposed", loss="mae", max_epochs=1,
+    ...     random_state=0).fit(X)
+    >>> ae.score_samples(X).shape
+    (8,)
     """
 
     _parameter_constraints = {

@@ -27,7 +27,7 @@ LOSSES = {
 
 
 class ConvAutoencoder(nn.Module):
-    """Conv2d+MaxPool encoder, Linear bottleneck, Upsample+Conv2d decoder.
+    """Conv2d+MaxPool (or backbone) encoder, Linear bottleneck, 2x-upsampling decoder.
 
     Input ``(n, 1, H, W)`` in [0, 1]; it is padded (replicate) on the bottom and
     right to the next multiple of ``2**depth`` and the output is cropped back.
