@@ -66,12 +66,13 @@ def test_head_convs_are_conv_bn_relu_blocks_before_the_pooling(frozen, data):
 def test_frozen_backbone_with_head_convs_gives_the_model_of_the_cached_path(
     frozen, data
 ):
-    """The head's convolutions need the feature map: the pooled-feature cache
-    is not used, yet the model is the one the cached path gives (the same
-    untouched backbone, a TransferNet trained head), only with convolutions."""
+    """With a frozen backbone the head's convolutions train on cached feature
+    maps (pooled features would skip them); the model is the one the pooled
+    cache gives (the same untouched backbone in a TransferNet), only with
+    convolutions in its head."""
     X, y = data
     cached = TransferClassifier(**TINY).fit(X, y)
-    assert cached.used_feature_cache_ and not frozen.used_feature_cache_
+    assert cached.used_feature_cache_ and frozen.used_feature_cache_
     assert type(cached.module_) is type(frozen.module_)
     assert frozen.n_trainable_blocks_ == cached.n_trainable_blocks_ == 0
     # the frozen backbone (batch-norm statistics included) is left as built
@@ -92,6 +93,36 @@ def test_frozen_backbone_with_head_convs_gives_the_model_of_the_cached_path(
     # no head_convs: no parameter and no state-dict entry for them
     assert not any(k.startswith("head.convs") for k in cached.module_.state_dict())
     assert len(cached.module_.head.convs) == 0
+
+
+def test_cached_feature_maps_train_the_model_of_the_whole_network(
+    frozen, data, monkeypatch
+):
+    """Training the head on cached maps equals training the whole network with
+    the frozen backbone run every epoch (the path of files given as X)."""
+    X, y = data
+    monkeypatch.setattr(TransferClassifier, "_use_cache", lambda self, files: False)
+    uncached = TransferClassifier(head_convs=(6, 4), **TINY).fit(X, y)
+    assert not uncached.used_feature_cache_
+    np.testing.assert_allclose(
+        uncached.history_[:, "train_loss"], frozen.history_[:, "train_loss"], rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        uncached.predict_proba(X), frozen.predict_proba(X), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_head_convs_on_files_train_through_the_frozen_backbone(data, tmp_path):
+    from skcxr import ImageLoader
+    from skcxr.datasets import write_chest_xrays
+
+    X, y = data
+    paths = list(write_chest_xrays(tmp_path / "images", X, y, random_state=0))
+    params = dict(TINY, head_convs=(4,), loader=ImageLoader(size=32))
+    clf = TransferClassifier(**params).fit(paths, y)
+    assert not clf.used_feature_cache_  # streaming keeps pooled features only
+    assert clf.predict_proba(paths).shape == (len(paths), 2)
+    assert not any(p.requires_grad for p in clf.module_.backbone.parameters())
 
 
 def test_head_convs_train_with_a_fine_tuned_backbone_and_reproducibly(data):
