@@ -174,6 +174,11 @@ def test_head_convs_run_on_the_inference_engines(frozen, data, engine):
     got = fitted.predict_proba(X)
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, atol=1e-4)
+    # fitted with the engine: the maps for the convolutions come from torch
+    with_engine = TransferClassifier(head_convs=(6, 4), engine=engine, **TINY)
+    np.testing.assert_allclose(
+        with_engine.fit(*data).predict_proba(X), expected, atol=1e-4
+    )
 
 
 def test_head_builds_its_convolutions_only_when_asked():
@@ -183,3 +188,13 @@ def test_head_builds_its_convolutions_only_when_asked():
     torch.testing.assert_close(plain.convs(z), z)  # an identity
     conv = Head(8, (), 0.0, 2, convs=(5,)).eval()
     assert conv.convs(z).shape == (3, 5, 4, 4) and conv.out.in_features == 5
+
+
+def test_grad_cam_reaches_the_backbone_through_the_head_convs(frozen, data):
+    from skcxr.inspection import grad_cam
+
+    X, _ = data
+    maps = grad_cam(frozen, X[:3])
+    assert maps.shape == (3, 32, 32) and np.isfinite(maps).all()
+    inner = grad_cam(frozen, X[:3], layer="head.convs")  # a layer of the head
+    assert inner.shape == (3, 32, 32) and 0 <= inner.min() and inner.max() <= 1

@@ -16,6 +16,8 @@ from skorch import NeuralNet
 from torch import nn
 from torch.nn import functional as F
 
+from ._torch_utils import freeze_batch_norm_statistics
+
 __all__ = ["ConvAutoencoder", "AutoencoderNet", "reset_parameters", "LOSSES"]
 
 #: Pixel reconstruction losses of :class:`AutoencoderNet`, by name.
@@ -137,19 +139,10 @@ class ConvAutoencoder(nn.Module):
         super().train(mode)
         if not self.backbone_encoder or not mode:
             return self
-        if not any(p.requires_grad for p in self.encoder.parameters()):
+        if any(p.requires_grad for p in self.encoder.parameters()):
+            freeze_batch_norm_statistics(self.encoder)
+        else:
             self.encoder.eval()  # frozen: batch-norm statistics never move
-            return self
-        for module in self.encoder.modules():
-            # a batch norm in train mode updates its running statistics (buffers)
-            # even when its parameters are frozen
-            params = list(module.parameters(recurse=False))
-            if (
-                isinstance(module, nn.modules.batchnorm._BatchNorm)
-                and params
-                and not any(p.requires_grad for p in params)
-            ):
-                module.eval()
         return self
 
     def encode(self, x):

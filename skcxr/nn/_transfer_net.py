@@ -24,6 +24,7 @@ from torch.nn import functional as F
 from ..metrics._multilabel import f1_per_finding, roc_auc_per_finding
 from ..utils._split import holdout_split
 from ._callbacks import DivergenceGuard
+from ._torch_utils import freeze_batch_norm_statistics
 
 __all__ = [
     "Head",
@@ -81,7 +82,7 @@ class Head(nn.Module):
         # dict of a head without convolutions is unchanged
         self.convs = nn.Sequential(*blocks)
         layers = []
-        if not sizes and dropout:
+        if not sizes and dropout:  # no dense layer: drop pooled features instead
             layers.append(nn.Dropout(dropout))
         for size in sizes:
             layers += [nn.Linear(width, size), nn.ReLU(inplace=True)]
@@ -115,6 +116,8 @@ class TransferNet(nn.Module):
     the head's convolutions when it has any), ``forward(x)`` the logits.
     In training mode, batch-norm layers whose parameters are all frozen stay in
     eval mode (their running statistics are part of the frozen backbone).
+    With ``torch.nn.Identity()`` as backbone it takes feature maps: the head
+    trained on a frozen backbone's cached maps.
     """
 
     def __init__(self, backbone, head, *, pooling="avg", resizer=None):
@@ -139,16 +142,7 @@ class TransferNet(nn.Module):
     def train(self, mode=True):
         super().train(mode)
         if mode:
-            # in train mode a batch norm updates its running statistics, which
-            # are buffers: freezing its parameters alone would not keep them
-            for module in self.backbone.modules():
-                params = list(module.parameters(recurse=False))
-                if (
-                    isinstance(module, nn.modules.batchnorm._BatchNorm)
-                    and params
-                    and not any(p.requires_grad for p in params)
-                ):
-                    module.eval()
+            freeze_batch_norm_statistics(self.backbone)
         return self
 
 
