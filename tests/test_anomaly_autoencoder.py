@@ -204,3 +204,34 @@ def test_clone_pickle_and_safe_model_file_keep_the_options(X, tmp_path):
     assert frozen == {
         n for n, p in det.module_.encoder.named_parameters() if not p.requires_grad
     }
+
+
+@pytest.mark.slow
+def test_efficientnet_b4_encoder_fine_tuned_with_a_transposed_selu_decoder():
+    """The reproduced configuration: an EfficientNet-B4 encoder (random weights
+    here) whose last blocks train with a SELU transposed-convolution VAE decoder."""
+    X = _smooth_images(6, size=32)
+    det = ReconstructionAnomalyDetector(
+        method="autoencoder",
+        encoder="efficientnet_b4",
+        weights=None,
+        encoder_trainable=2,
+        variational=True,
+        decoder="transposed",
+        latent_dim=4,
+        depth=2,
+        width=4,
+        max_epochs=1,
+        batch_size=3,
+        device="cpu",
+        random_state=0,
+    ).fit(X)
+    encoder = det.module_.encoder
+    assert len(encoder.blocks) > 2
+    assert any(
+        p.requires_grad for p in encoder.get_submodule(encoder.blocks[-1]).parameters()
+    )
+    assert not any(
+        p.requires_grad for p in encoder.get_submodule(encoder.blocks[0]).parameters()
+    )
+    _check_scores(det, X)

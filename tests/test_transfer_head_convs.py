@@ -198,3 +198,16 @@ def test_grad_cam_reaches_the_backbone_through_the_head_convs(frozen, data):
     assert maps.shape == (3, 32, 32) and np.isfinite(maps).all()
     inner = grad_cam(frozen, X[:3], layer="head.convs")  # a layer of the head
     assert inner.shape == (3, 32, 32) and 0 <= inner.min() and inner.max() <= 1
+
+
+@pytest.mark.slow
+def test_resnet50_with_conv_blocks_on_its_feature_map():
+    """The reproduced configuration: ResNet50 + Conv2D blocks, frozen backbone."""
+    X, y = _data(n=16, size=64)
+    clf = TransferClassifier(
+        **dict(TINY, backbone="resnet50", head_convs=(32, 16), max_epochs=1)
+    ).fit(X, y)
+    assert clf.used_feature_cache_
+    first = clf.module_.head.convs[0]
+    assert (first.in_channels, first.out_channels) == (2048, 32)
+    assert clf.predict_proba(X).shape == (16, 2)
