@@ -146,37 +146,6 @@ class TransferNet(nn.Module):
         return self
 
 
-def _frozen_maps(backbone, images, *, device, batch_size):
-    """Yield the feature maps of ``images``, batch by batch, of ``backbone`` in
-    eval mode (its mode is restored afterwards), without gradients."""
-    backbone = backbone.to(device)
-    was_training = backbone.training
-    backbone.eval()
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(images), batch_size):
-                # a writable contiguous batch: read-only memmaps are copied per batch
-                batch = images[start : start + batch_size]
-                x = torch.from_numpy(np.require(batch, requirements=("C", "W")))
-                x = x[:, None].to(device).contiguous(memory_format=torch.channels_last)
-                yield backbone(x)
-    finally:
-        backbone.train(was_training)
-
-
-def pooled_features(backbone, key, images, *, device, batch_size):
-    """Average- and max-pooled features of a frozen backbone, ``{"avg": (n, C), "max": (n, C)}``.
-
-    ``key`` identifies the backbone and its weights for a joblib cache (the
-    module itself is not hashed).
-    """
-    out = {"avg": [], "max": []}
-    for fmap in _frozen_maps(backbone, images, device=device, batch_size=batch_size):
-        for pooling in out:
-            out[pooling].append(_pool(fmap, pooling).float().cpu().numpy())
-    return {k: np.concatenate(v) for k, v in out.items()}
-
-
 def feature_maps(backbone, key, images, *, device, batch_size):
     """Feature maps ``(n, C, h, w)`` (float32) of a frozen backbone, for a head
     with convolutions; ``key`` as in :func:`pooled_features`.
@@ -190,8 +159,45 @@ def feature_maps(backbone, key, images, *, device, batch_size):
     >>> feature_maps(SmallCNN((4, 8)), "key", images, device="cpu", batch_size=2).shape
     (3, 8, 4, 4)
     """
-    maps = _frozen_maps(backbone, images, device=device, batch_size=batch_size)
-    return np.concatenate([fmap.float().cpu().numpy() for fmap in maps])
+    backbone = backbone.to(device)
+    was_training = backbone.training
+    backbone.eval()
+    out = None
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            # a writable contiguous batch: read-only memmaps are copied per batch
+            batch = images[start : start + batch_size]
+            x = torch.from_numpy(np.require(batch, requirements=("C", "W")))
+            x = x[:, None].to(device).contiguous(memory_format=torch.channels_last)
+            fmap = backbone(x)
+            if out is None:  # filled in place: maps are large, a join would copy them
+                out = np.empty((len(images), *fmap.shape[1:]), np.float32)
+            out[start : start + len(x)] = fmap.float().cpu().numpy()
+    backbone.train(was_training)
+    return out
+
+
+def pooled_features(backbone, key, images, *, device, batch_size):
+    """Average- and max-pooled features of a frozen backbone, ``{"avg": (n, C), "max": (n, C)}``.
+
+    ``key`` identifies the backbone and its weights for a joblib cache (the
+    module itself is not hashed).
+    """
+    backbone = backbone.to(device)
+    was_training = backbone.training
+    backbone.eval()
+    out = {"avg": [], "max": []}
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            # a writable contiguous batch: read-only memmaps are copied per batch
+            batch = images[start : start + batch_size]
+            x = torch.from_numpy(np.require(batch, requirements=("C", "W")))
+            x = x[:, None].to(device).contiguous(memory_format=torch.channels_last)
+            fmap = backbone(x)
+            for pooling in out:
+                out[pooling].append(_pool(fmap, pooling).float().cpu().numpy())
+    backbone.train(was_training)
+    return {k: np.concatenate(v) for k, v in out.items()}
 
 
 def _arrays(dataset):
