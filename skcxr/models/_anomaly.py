@@ -183,9 +183,8 @@ class ReconstructionAnomalyDetector(
         Used when ``method="autoencoder"``: each of the ``depth`` decoder
         levels doubles the resolution by nearest-neighbour upsampling and a
         3x3 convolution with ReLU (``"upsample"``), or by a 3x3 transposed
-        convolution of stride 2 with SELU activations (``"transposed"``,
-        self-normalising units, Klambauer et al. 2017, as in decoders of
-        pretrained-encoder autoencoders on chest X-rays). Both end in a 3x3
+        convolution of stride 2 with SELU activations (``"transposed"``;
+        self-normalising units, Klambauer et al. 2017). Both end in a 3x3
         convolution and a sigmoid.
     loss : {"mse", "mae", "bce"}, default="mse"
         Used when ``method="autoencoder"``: the pixel reconstruction loss
