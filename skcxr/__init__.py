@@ -22,6 +22,7 @@ __getattr__, __dir__, __all__ = attach(
         "TSNE": ".models._tsne",
         "ReconstructionAnomalyDetector": ".models._anomaly",
         "GAWeightedVoter": ".models._voter",
+        "LungSegmenter": ".models._segmenter",
         "datasets": ".datasets",
         "metrics": ".metrics",
         "inspection": ".inspection",

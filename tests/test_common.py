@@ -35,6 +35,7 @@ ESTIMATOR_TEST_MODULES = [
     "test_tsne",
     "test_anomaly",
     "test_voter",
+    "test_segmenter",
 ]
 
 _estimators, _expected = [], {}

@@ -34,6 +34,7 @@ TRUSTED_TYPES = [
     "skcxr.models._embedder.CNNEmbedder",
     "skcxr.models._anomaly.ReconstructionAnomalyDetector",
     "skcxr.models._voter.GAWeightedVoter",
+    "skcxr.models._segmenter.LungSegmenter",
     # scikit-learn's neighbour search trees (KNN on embeddings), pure data
     "sklearn.neighbors._kd_tree.KDTree",
     "sklearn.neighbors._ball_tree.BallTree",
