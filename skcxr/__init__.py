@@ -16,6 +16,7 @@ __getattr__, __dir__, __all__ = attach(
     {
         "ImageLoader": ".preprocessing._loader",
         "OtsuMasker": ".preprocessing._masker",
+        "HistogramEqualizer": ".preprocessing._equalize",
         "AugmentBalancer": ".preprocessing._balancer",
         "TransferClassifier": ".models._transfer",
         "CNNEmbedder": ".models._embedder",

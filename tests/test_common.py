@@ -36,6 +36,7 @@ ESTIMATOR_TEST_MODULES = [
     "test_anomaly",
     "test_voter",
     "test_segmenter",
+    "test_equalize",
 ]
 
 _estimators, _expected = [], {}

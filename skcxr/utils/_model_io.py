@@ -29,6 +29,7 @@ __all__ = ["TRUSTED_TYPES", "save_model", "load_model"]
 TRUSTED_TYPES = [
     "skcxr.preprocessing._loader.ImageLoader",
     "skcxr.preprocessing._masker.OtsuMasker",
+    "skcxr.preprocessing._equalize.HistogramEqualizer",
     "skcxr.preprocessing._balancer.AugmentBalancer",
     "skcxr.models._transfer.TransferClassifier",
     "skcxr.models._embedder.CNNEmbedder",
