@@ -199,3 +199,16 @@ def test_missing_smp_names_the_extra(monkeypatch, data):
     monkeypatch.setitem(sys.modules, "segmentation_models_pytorch", None)
     with pytest.raises(ImportError, match=r"skcxr\[segment\]"):
         LungSegmenter(encoder="resnet18", depth=3).fit(X[:2], lungs[:2])
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_inference_engines_match_torch(data, fitted, engine):
+    pytest.importorskip("onnx")
+    pytest.importorskip(engine)
+    X, _, _ = data
+    seg = pickle.loads(pickle.dumps(fitted)).set_params(engine=engine)
+    expected = fitted.predict_proba(X[:6])
+    np.testing.assert_allclose(seg.predict_proba(X[:6]), expected, atol=1e-4)
+    assert np.mean(seg.predict(X[:6]) != fitted.predict(X[:6])) < 1e-3
+    again = pickle.loads(pickle.dumps(seg))  # the engine is rebuilt, not pickled
+    np.testing.assert_allclose(again.predict_proba(X[:2]), expected[:2], atol=1e-4)

@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch.nn import functional as F
 
+from ..nn._engine_support import ENGINES, PRECISIONS, check_engine
 from ..nn._streaming import as_files, load_images, stream_map
 from ..nn._torch_utils import check_device, resolve_device
 from ..preprocessing._masker import _fill_holes, _regions
@@ -99,6 +100,18 @@ class LungSegmenter(TransformerMixin, BaseEstimator):
     device : str, default="auto"
         ``"auto"`` uses CUDA when present. The fitted network is kept on the
         CPU (and pickled there).
+    engine : {"torch", "onnxruntime", "openvino"}, default="torch"
+        Runs inference (:meth:`predict_proba`, :meth:`predict`,
+        :meth:`transform`) in torch, or exports the fitted U-Net once to
+        ONNX and runs it on the CPU with ONNX Runtime (``pip install
+        skcxr[onnx]``) or OpenVINO (``pip install skcxr[openvino]``);
+        probabilities equal to torch's within 1e-4. With an engine,
+        ``device`` must be ``"cpu"`` or ``"auto"``. See
+        :ref:`inference_engines`.
+    precision : {"fp32", "bf16", "int8"}, default="fp32"
+        The arithmetic of the engine (``engine="torch"`` takes only
+        ``"fp32"``); ``"int8"`` (ONNX Runtime) is calibrated on 32 training
+        images kept at ``fit`` in ``calibration_images_``.
     verbose : int, default=0
         Print skorch's epoch table when positive.
     random_state : int, RandomState instance or None, default=None
@@ -111,6 +124,9 @@ class LungSegmenter(TransformerMixin, BaseEstimator):
         The trained U-Net, on the CPU in eval mode (logits out).
     history_ : skorch.History
         Per-epoch ``train_loss`` (soft Dice + BCE).
+    calibration_images_ : ndarray of shape (n_calibration, H, W) or None
+        The training images an INT8 engine is calibrated on (with
+        ``precision="int8"``; None otherwise).
     n_features_in_ : int
         Pixels per image.
     image_shape_ : tuple of int
@@ -165,6 +181,8 @@ class LungSegmenter(TransformerMixin, BaseEstimator):
         "margin": [Interval(Real, 0, None, closed="left")],
         "loader": [None, HasMethods(["transform"])],
         "device": [str, torch.device],
+        "engine": [StrOptions(set(ENGINES))],
+        "precision": [StrOptions(set(PRECISIONS))],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
     }
@@ -190,6 +208,8 @@ class LungSegmenter(TransformerMixin, BaseEstimator):
         margin=0.05,
         loader=None,
         device="auto",
+        engine="torch",
+        precision="fp32",
         verbose=0,
         random_state=None,
     ):
@@ -208,6 +228,8 @@ class LungSegmenter(TransformerMixin, BaseEstimator):
         self.margin = margin
         self.loader = loader
         self.device = device
+        self.engine = engine
+        self.precision = precision
         self.verbose = verbose
         self.random_state = random_state
 
@@ -263,6 +285,7 @@ class LungSegmenter(TransformerMixin, BaseEstimator):
         images, _ = validate_images(self, X, reset=True)
         masks = _check_masks(y, images, rows=rows, names=names)
         check_device(self.device)
+        check_engine(self.engine, self.device, self.precision)
         device = resolve_device(self.device)
         rng = np.random.default_rng(seed_from(self.random_state))
         init_seed, shuffle_seed = (int(s) for s in rng.integers(0, 2**31 - 1, 2))
@@ -294,6 +317,9 @@ class LungSegmenter(TransformerMixin, BaseEstimator):
         net.fit(inputs, masks[:, None].astype(np.float32))
         self.module_ = net.module_.cpu().eval()
         self.history_ = net.history
+        from ..nn._engines import keep_calibration
+
+        keep_calibration(self, images)
         return self
 
     # ---------------------------------------------------------------- inference
@@ -315,12 +341,30 @@ class LungSegmenter(TransformerMixin, BaseEstimator):
         return cached[1], device
 
     def _probabilities(self, images):
+        if self.engine != "torch":
+            return self._engine_probabilities(images)
         module, device = self._inference_module()
         out = np.empty(images.shape, dtype=np.float32)
         with torch.inference_mode():
             for i in range(images.shape[0]):
                 x = torch.tensor(images[i : i + 1, None], device=device)
                 out[i] = torch.sigmoid(module(x))[0, 0].float().cpu().numpy()
+        return out
+
+    def _engine_probabilities(self, images):
+        """:meth:`_probabilities` through the inference engine (CPU)."""
+        from ..nn._engines import engine_runner
+
+        check_engine(self.engine, self.device, self.precision)
+        runner = engine_runner(
+            self,
+            self.module_,
+            (1, *self.image_shape_),
+            build=lambda: _Sigmoid(self.module_),
+        )
+        out = np.empty(images.shape, dtype=np.float32)
+        for i in range(images.shape[0]):
+            out[i] = runner(images[i : i + 1, None])[0, 0]
         return out
 
     def _masks(self, images):
@@ -463,6 +507,17 @@ class LungSegmenter(TransformerMixin, BaseEstimator):
         tags.non_deterministic = False
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
+
+
+class _Sigmoid(torch.nn.Module):
+    """The U-Net's probabilities, for export to an inference engine."""
+
+    def __init__(self, network):
+        super().__init__()
+        self.network = network
+
+    def forward(self, x):
+        return torch.sigmoid(self.network(x))
 
 
 def _check_masks(y, images, *, rows=None, names=None):
