@@ -212,3 +212,17 @@ def test_inference_engines_match_torch(data, fitted, engine):
     assert np.mean(seg.predict(X[:6]) != fitted.predict(X[:6])) < 1e-3
     again = pickle.loads(pickle.dumps(seg))  # the engine is rebuilt, not pickled
     np.testing.assert_allclose(again.predict_proba(X[:2]), expected[:2], atol=1e-4)
+
+
+def test_predicted_lungs_as_the_region_of_the_pointing_game(fitted):
+    from skcxr.inspection import pointing_game
+
+    X, y, lesions, lungs = make_chest_xrays(
+        8, classes=("bacteria",), size=32, difficulty=0.0, return_masks=True,
+        return_lung_masks=True, random_state=1,
+    )  # fmt: skip
+    region = fitted.predict(X)
+    # a heatmap that points at the lesion scores 1; chance is the lesion's
+    # share of the predicted lungs
+    result = pointing_game(lesions.astype(np.float32), lesions, region=region)
+    assert result.score == 1.0 and 0 < result.chance < 1
