@@ -226,3 +226,18 @@ def test_predicted_lungs_as_the_region_of_the_pointing_game(fitted):
     # share of the predicted lungs
     result = pointing_game(lesions.astype(np.float32), lesions, region=region)
     assert result.score == 1.0 and 0 < result.chance < 1
+
+
+def test_real_lung_shapes():
+    from tests._real_lungs import radiographs_around, real_lung_masks
+
+    lungs = real_lung_masks(40, size=32)
+    X = radiographs_around(lungs)
+    seg = LungSegmenter(depth=2, width=8, max_epochs=10, batch_size=8, random_state=0)
+    seg.fit(X[:30], lungs[:30])
+    assert dice_score(lungs[30:], seg.predict(X[30:])) > 0.8
+    # real annotations come at their own size: a mismatch names the mask
+    big = list(lungs[:4])
+    big[1] = real_lung_masks(2, size=48)[1]
+    with pytest.raises(ValueError, match=r"mask 1 has shape \(48, 48\)"):
+        LungSegmenter(**TINY).fit(X[:4], big)
