@@ -38,6 +38,7 @@ def fitted(data):
     return seg.fit(X[:32], lungs[:32])
 
 
+@pytest.mark.slow
 def test_learns_the_lungs_of_generated_radiographs(data, fitted):
     X, _, lungs = data
     assert dice_score(lungs[32:], fitted.predict(X[32:])) > 0.8
@@ -228,6 +229,7 @@ def test_predicted_lungs_as_the_region_of_the_pointing_game(fitted):
     assert result.score == 1.0 and 0 < result.chance < 1
 
 
+@pytest.mark.slow
 def test_real_lung_shapes():
     from tests._real_lungs import radiographs_around, real_lung_masks
 
@@ -241,3 +243,33 @@ def test_real_lung_shapes():
     big[1] = real_lung_masks(2, size=48)[1]
     with pytest.raises(ValueError, match=r"mask 1 has shape \(48, 48\)"):
         LungSegmenter(**TINY).fit(X[:4], big)
+
+
+def test_region_attribution_inside_the_predicted_lungs(data, fitted):
+    from skcxr.inspection import region_attribution
+
+    class DarkLeftLung:
+        """P(class 1) grows with the darkness of the image's left half."""
+
+        classes_ = np.array([0, 1])
+
+        def predict_proba(self, X):
+            X = np.asarray(X).reshape(len(X), 32, 32)
+            p = 1 - X[:, :, :16].mean(axis=(1, 2))
+            return np.stack([1 - p, p], axis=1)
+
+    X, _, _ = data
+    clf = DarkLeftLung()
+    whole = region_attribution(clf, X[:4], target=1, baseline=1.0)
+    lungs = region_attribution(clf, X[:4], target=1, baseline=1.0, masker=fitted)
+    np.testing.assert_array_equal(lungs.lung_masks, fitted.predict(X[:4]))
+    # occluding only the lungs of a half drops less than the whole half
+    assert (lungs.scores[:, 0] < whole.scores[:, 0]).all()
+    assert (lungs.scores[:, 0] > 0).all() and lungs.top_side.tolist() == ["right"] * 4
+    nothing = np.zeros((4, 32, 32), bool)
+    none = region_attribution(clf, X[:4], target=1, baseline=1.0, masker=nothing)
+    np.testing.assert_allclose(none.scores, 0, atol=1e-7)
+    otsu = OtsuMasker(clear_border=True, n_regions=2, fill_holes=True).fit(X[:4])
+    assert region_attribution(clf, X[:4], target=1, masker=otsu).scores.shape == (4, 2)
+    with pytest.raises(ValueError, match="masker"):
+        region_attribution(clf, X[:4], masker=np.zeros((4, 8, 8), bool))
