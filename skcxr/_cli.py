@@ -13,6 +13,8 @@ import warnings
 
 import numpy as np
 
+from .study._settings import MASKS
+
 __all__ = ["main", "console_main"]
 
 MODEL_HELP = "a model file saved by 'skcxr study' (models/*.skops) or save_model"
@@ -175,6 +177,15 @@ def _parser():
         help="read --data images from the files batch by batch instead of loading "
         "them all (auto, the default: when their float32 array would exceed 25%% "
         "of the available memory)",
+    )
+    study.add_argument(
+        "--mask",
+        choices=MASKS,
+        help="what the images go through before every task: none (the default), "
+        "otsu (Otsu's threshold), segmenter (a U-Net trained on the training "
+        "images' lung masks, which the synthetic data has) or clahe+segmenter; "
+        "the report compares the segmenter's masks with Otsu's and a classifier "
+        "on each",
     )
 
     predict = commands.add_parser(
@@ -494,6 +505,7 @@ def _study_settings(args):
         "max_images": args.max_images,
         "streaming": args.streaming,
         "log_dir": args.log_dir,
+        "mask": args.mask,
         "target_sensitivity": args.target_sensitivity,
         **{
             name: epochs
@@ -502,6 +514,7 @@ def _study_settings(args):
                 "finetune_epochs",
                 "scratch_epochs",
                 "anomaly_epochs",
+                "segmenter_epochs",
             )
         },
     }

@@ -48,6 +48,16 @@ COMMON_ESTIMATORS = [
         error="ssim",
         random_state=0,
     ),
+    ReconstructionAnomalyDetector(
+        method="autoencoder",
+        latent_dim=2,
+        depth=1,
+        width=2,
+        max_epochs=1,
+        decoder="transposed",
+        loss="mae",
+        random_state=0,
+    ),
 ]
 
 # Each check below was run with the image validation swapped for a permissive

@@ -566,16 +566,20 @@ def test_learnable_resizer_residual_blocks():
         LearnableResizer(16, n_res_blocks=-1)
 
 
-def test_a_separable_cnn_takes_its_stem_from_a_local_vgg16_file(tmp_path):
+def test_a_separable_cnn_takes_its_stem_from_a_local_vgg16_file(tmp_path, monkeypatch):
     """A VGG16 state dict saved by torchvision fills the separable CNN's stem
-    (its first block's convolutions), the first folded to one gray channel,
-    without the torch hub cache."""
+    (its first blocks' convolutions), the first folded to one gray channel,
+    without the torch hub cache; as a path object or a (relative) str, also
+    through TransferClassifier."""
     import torchvision
 
-    vgg = torchvision.models.vgg16().eval()
+    from skcxr import TransferClassifier
+
+    vgg = torchvision.models.vgg16(weights=None).eval()
     path = tmp_path / "vgg16.pth"
     torch.save(vgg.state_dict(), path)
-    backbone = build_backbone(SeparableCNN(vgg_blocks=2), weights=path).eval()
+    monkeypatch.chdir(tmp_path)
+    backbone = build_backbone(SeparableCNN(vgg_blocks=2), weights="vgg16.pth").eval()
     for conv, index in (("conv2", 2), ("conv3", 5), ("conv4", 7)):
         torch.testing.assert_close(
             backbone.get_submodule(f"features.stem.{conv}").weight,
@@ -592,6 +596,20 @@ def test_a_separable_cnn_takes_its_stem_from_a_local_vgg16_file(tmp_path):
     named = build_backbone("separable_cnn", weights=path)
     torch.testing.assert_close(
         named.get_submodule("features.stem.conv2").weight, vgg.features[2].weight
+    )
+    X = torch.rand(8, 32, 32, generator=torch.Generator().manual_seed(0)).numpy()
+    clf = TransferClassifier(
+        backbone=SeparableCNN(channels=(8,), vgg_blocks=2),
+        weights=path,
+        head_sizes=(),
+        max_epochs=1,
+        validation_fraction=0,
+        device="cpu",
+        random_state=0,
+    ).fit(X, [0, 1] * 4)
+    torch.testing.assert_close(
+        clf.module_.backbone.get_submodule("features.stem.conv4").weight,
+        vgg.features[7].weight,
     )
     own = build_backbone(SeparableCNN(vgg_blocks=2), weights=None)
     torch.save(own.state_dict(), tmp_path / "own.pth")

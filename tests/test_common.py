@@ -35,6 +35,8 @@ ESTIMATOR_TEST_MODULES = [
     "test_tsne",
     "test_anomaly",
     "test_voter",
+    "test_segmenter",
+    "test_equalize",
 ]
 
 _estimators, _expected = [], {}

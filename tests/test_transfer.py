@@ -32,7 +32,11 @@ TINY = dict(
     device="cpu",
 )
 
-COMMON_ESTIMATORS = [TransferClassifier(**TINY)]
+COMMON_ESTIMATORS = [
+    TransferClassifier(**TINY),
+    # convolutions on the feature map: the head trains on cached maps
+    TransferClassifier(**TINY, head_convs=(4,)),
+]
 
 EXPECTED_FAILED_CHECKS = {
     **image_contract_failures(*CLASSIFIER_CHECKS),

@@ -10,14 +10,13 @@ the Bunch every loader returns.
 import os
 import re
 import stat
-import sys
 import warnings
 
 import numpy as np
 from sklearn.utils import Bunch
 
 from ._labels import DATASET_NAMES, source_labels
-from ._table import _word, common_prefix, hashes, read_table
+from ._table import _word, common_prefix, hashes, map_values, read_table
 
 #: The value of ``views`` and ``sex`` when the label files do not say.
 UNKNOWN = "unknown"
@@ -424,36 +423,6 @@ def check_missing(on_disk, shown, on_missing, *, source, root):
         stacklevel=4,
     )
     return n_missing
-
-
-class _Cached(dict):
-    """``value -> fn(value)``, computed once per distinct value."""
-
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def __missing__(self, key):
-        value = self[key] = self.fn(key)
-        return value
-
-
-def map_values(values, fn, dtype=object):
-    """``fn`` applied to every value, once per distinct value.
-
-    With pandas already imported, the distinct values of a long sequence are
-    found by its hash table (:func:`pandas.factorize`), in C.
-    """
-    n = len(values)
-    if n >= 10_000 and "pandas" in sys.modules:
-        codes, uniques = sys.modules["pandas"].factorize(
-            np.asarray(values, dtype=object)
-        )
-        if n == 0 or codes.min() >= 0:  # every value hashed (no None, no NaN)
-            mapped = np.fromiter(map(fn, uniques), dtype=dtype, count=len(uniques))
-            return mapped[codes]
-    cache = _Cached(fn)
-    return np.fromiter(map(cache.__getitem__, values), dtype=dtype, count=n)
 
 
 _VIEWS = {

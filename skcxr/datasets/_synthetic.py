@@ -139,6 +139,7 @@ def _class_counts(n_samples, w):
         "difficulty": [Interval(Real, 0, 1, closed="both")],
         "multilabel": ["boolean"],
         "return_masks": ["boolean"],
+        "return_lung_masks": ["boolean"],
         "return_metadata": ["boolean"],
         "subgroup_difficulty": [dict, None],
         "random_state": ["random_state"],
@@ -154,6 +155,7 @@ def make_chest_xrays(
     difficulty=0.5,
     multilabel=False,
     return_masks=False,
+    return_lung_masks=False,
     return_metadata=False,
     subgroup_difficulty=None,
     random_state=None,
@@ -215,6 +217,13 @@ def make_chest_xrays(
     return_masks : bool, default=False
         Also return the lesion masks (where the findings are, inside the lungs;
         all False for an image without finding).
+    return_lung_masks : bool, default=False
+        Also return the lung-field masks: the two lungs as drawn, less where
+        the heart, mediastinum and aortic knob cover them (the convention of
+        lung segmentation data sets such as JSRT's). The masks are anatomical:
+        a consolidation or an effusion does not cut its area out of them, as
+        an intensity threshold would. Asking for them changes neither ``X``
+        nor ``y``.
     return_metadata : bool, default=False
         Also return the patients' metadata: ``sex`` (``"F"``/``"M"``, even
         odds), ``age`` (years, integers from 18 to 95, mean about 55) and the
@@ -243,6 +252,8 @@ def make_chest_xrays(
         columns follow ``classes``.
     masks : ndarray of shape (n_samples, size, size), bool
         Only with ``return_masks=True``: the union of the image's findings.
+    lung_masks : ndarray of shape (n_samples, size, size), bool
+        Only with ``return_lung_masks=True`` (after ``masks``): the lung fields.
     metadata : :class:`~sklearn.utils.Bunch`
         Only with ``return_metadata=True`` (last): ``sex``, ``age`` and
         ``view``, arrays of shape (n_samples,), and ``difficulty``, the
@@ -275,6 +286,13 @@ def make_chest_xrays(
     (['age', 'difficulty', 'sex', 'view'], True)
     >>> bool(np.all(meta.difficulty[meta.sex == "F"] == 0.9))
     True
+
+    Lung-field masks, for training and scoring a lung segmentation:
+
+    >>> X, y, lungs = make_chest_xrays(4, size=64, return_lung_masks=True,
+    ...                                random_state=0)
+    >>> lungs.shape, lungs.dtype, 0.1 < float(lungs.mean()) < 0.5
+    ((4, 64, 64), dtype('bool'), True)
     """
     classes, w = _validate(n_samples, classes, weights, difficulty, multilabel)
     seed = seed_from(random_state)
@@ -294,6 +312,7 @@ def make_chest_xrays(
         y = y[rng.permutation(n_samples)].astype(str)
     X = np.empty((n_samples, size, size), dtype=_F)
     masks = np.zeros((n_samples, size, size), dtype=bool) if return_masks else None
+    lungs = np.zeros((n_samples, size, size), dtype=bool) if return_lung_masks else None
     chunk = max(1, _CHUNK_PIXELS // (size * size))
     for start in range(0, n_samples, chunk):
         stop = min(start + chunk, n_samples)
@@ -302,15 +321,23 @@ def make_chest_xrays(
         else:
             present = {c: y[start:stop] == c for c in classes}
         if subgroup_difficulty is None:
-            img, msk = _draw_batch(rng, present, stop - start, size, float(difficulty))
+            img, msk, lng = _draw_batch(
+                rng, present, stop - start, size, float(difficulty)
+            )
         else:
-            img, msk = _draw_by_difficulty(
+            img, msk, lng = _draw_by_difficulty(
                 rng, present, size, metadata.difficulty[start:stop]
             )
         X[start:stop] = img
         if return_masks:
             masks[start:stop] = msk
-    out = (X, y, masks) if return_masks else (X, y)
+        if return_lung_masks:
+            lungs[start:stop] = lng
+    out = (X, y)
+    if return_masks:
+        out = (*out, masks)
+    if return_lung_masks:
+        out = (*out, lungs)
     return (*out, metadata) if return_metadata else out
 
 
@@ -370,15 +397,18 @@ def _draw_by_difficulty(rng, present, size, difficulty):
     n = len(difficulty)
     images = np.empty((n, size, size), dtype=_F)
     masks = np.zeros((n, size, size), dtype=bool)
+    lungs = np.zeros((n, size, size), dtype=bool)
     for level in np.unique(difficulty):
         idx = np.flatnonzero(difficulty == level)
         sub = {name: flags[idx] for name, flags in present.items()}
-        images[idx], masks[idx] = _draw_batch(rng, sub, len(idx), size, float(level))
-    return images, masks
+        images[idx], masks[idx], lungs[idx] = _draw_batch(
+            rng, sub, len(idx), size, float(level)
+        )
+    return images, masks, lungs
 
 
 def _draw_batch(rng, present, n, size, d):
-    """Draw ``n`` radiographs; returns images and lesion masks.
+    """Draw ``n`` radiographs; returns images, lesion masks and lung fields.
 
     ``present`` maps a finding name to a boolean (n,) vector: the images that
     show it (several findings of one image combine).
@@ -464,6 +494,7 @@ def _draw_batch(rng, present, n, size, d):
     med = _sig((0.095 + 0.03 * (yp + 1) - np.abs(mx)) / eps) * _sig((0.35 - yp) / 0.05)
     knob = _sig((0.075 - np.sqrt((mx - 0.1) ** 2 + (yp + 0.33) ** 2)) / eps)
     centre = np.maximum(np.maximum(heart, med), knob)
+    lung_fields = (lung > 0.5) & (centre < 0.5)
     below = _sig(
         (geo_sides[1]["y_d"] + 0.03 - yp) / 0.03
     )  # heart ends at the left dome
@@ -565,4 +596,4 @@ def _draw_batch(rng, present, n, size, d):
     )
     blur = (0.3 + rng.random(n) * (0.4 + 1.2 * d)) * size / 128
     D = _blur(np.clip(D, 0, 1), blur)
-    return np.clip(D, 0, 1).astype(_F, copy=False), masks
+    return np.clip(D, 0, 1).astype(_F, copy=False), masks, lung_fields

@@ -142,8 +142,6 @@ class LabelTable:
     def map(self, name, fn, dtype=object, index=None):
         """``fn`` of each cell of a column (in the rows at ``index``, all by
         default), applied once per distinct cell."""
-        from ._common import map_values
-
         return map_values(
             self.cells(name, slice(None) if index is None else index), fn, dtype
         )
@@ -607,3 +605,33 @@ def _quotes_ok(buf, quotes):
     opens = (before == _COMMA) | (before == _NL) | follows
     closes = (after == _COMMA) | (after == _NL) | (after == _CR) | precedes
     return bool(opens[0::2].all() and closes[1::2].all())
+
+
+class _Cached(dict):
+    """``value -> fn(value)``, computed once per distinct value."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def __missing__(self, key):
+        value = self[key] = self.fn(key)
+        return value
+
+
+def map_values(values, fn, dtype=object):
+    """``fn`` applied to every value, once per distinct value.
+
+    With pandas already imported, the distinct values of a long sequence are
+    found by its hash table (:func:`pandas.factorize`), in C.
+    """
+    n = len(values)
+    if n >= 10_000 and "pandas" in sys.modules:
+        codes, uniques = sys.modules["pandas"].factorize(
+            np.asarray(values, dtype=object)
+        )
+        if n == 0 or codes.min() >= 0:  # every value hashed (no None, no NaN)
+            mapped = np.fromiter(map(fn, uniques), dtype=dtype, count=len(uniques))
+            return mapped[codes]
+    cache = _Cached(fn)
+    return np.fromiter(map(cache.__getitem__, values), dtype=dtype, count=n)

@@ -78,11 +78,19 @@ def region_masks(shape, regions="halves"):
         "target": "no_validation",
         "baseline": BASELINE,
         "batch_size": POSITIVE_INT,
+        "masker": "no_validation",
     },
     prefer_skip_nested_validation=True,
 )
 def region_attribution(
-    estimator, X, *, regions="halves", target=None, baseline=0.0, batch_size=64
+    estimator,
+    X,
+    *,
+    regions="halves",
+    target=None,
+    baseline=0.0,
+    batch_size=64,
+    masker=None,
 ):
     """Probability drop of the target class when each region is occluded.
 
@@ -103,6 +111,13 @@ def region_attribution(
         ``"blur"``: a strongly blurred copy of the image.
     batch_size : int, default=64
         Occluded images per ``predict_proba`` call.
+    masker : estimator, array-like of bool or None, default=None
+        Restricts each region to the lung fields: only the pixels of the
+        region inside the image's lung mask are occluded. A fitted
+        :class:`~skcxr.LungSegmenter` (its :meth:`~skcxr.LungSegmenter.predict`
+        masks), a fitted :class:`~skcxr.OtsuMasker` (its ``compute_masks``),
+        or the masks themselves, shape ``(n_samples, H, W)``. None occludes
+        the whole region.
 
     Returns
     -------
@@ -113,7 +128,9 @@ def region_attribution(
         ``patient_sides`` (n_regions,) ``"right"``/``"left"``; ``masks``
         (n_regions, H, W); ``top_index``, ``top_region`` and ``top_side``
         (n_samples,): the region with the largest drop, its name and its
-        patient side; ``target_proba`` (n_samples,) the unoccluded probability.
+        patient side; ``target_proba`` (n_samples,) the unoccluded probability;
+        ``lung_masks`` (n_samples, H, W) the masks of ``masker`` (None
+        without one).
 
     Examples
     --------
@@ -133,6 +150,7 @@ def region_attribution(
     images, layout = check_images(X)
     n = len(images)
     masks, names, sides = region_masks(images.shape[1:], regions)
+    lungs = _lung_masks(masker, images, layout)
     fill = baseline_values(images, baseline)
     idx, p_ref = reference_proba(estimator, images, layout, target, batch_size)
     n_regions = len(masks)
@@ -140,8 +158,11 @@ def region_attribution(
     per_batch = max(1, batch_size // n_regions)
     for start in range(0, n, per_batch):
         part = images[start : start + per_batch]
+        hidden = masks[None]
+        if lungs is not None:
+            hidden = hidden & lungs[start : start + per_batch][:, None]
         occluded = np.where(
-            masks[None], fill[start : start + per_batch][:, None], part[:, None]
+            hidden, fill[start : start + per_batch][:, None], part[:, None]
         )
         occluded = occluded.reshape(-1, *images.shape[1:]).astype(np.float32)
         proba = predict_proba_images(estimator, occluded, layout, batch_size)
@@ -161,7 +182,28 @@ def region_attribution(
         top_region=names[top],
         top_side=sides[top],
         target_proba=p_ref,
+        lung_masks=lungs,
     )
+
+
+def _lung_masks(masker, images, layout):
+    """``(n, H, W)`` bool lung masks from ``masker`` (see region_attribution)."""
+    if masker is None:
+        return None
+    if hasattr(masker, "compute_masks"):  # OtsuMasker
+        masks = masker.compute_masks(restore_layout(images, layout))[0]
+    elif hasattr(masker, "predict"):  # LungSegmenter
+        masks = masker.predict(restore_layout(images, layout))
+    else:
+        masks = masker
+    masks = np.asarray(masks)
+    if masks.dtype != bool or masks.size != images.size:
+        raise ValueError(
+            "masker must be a fitted LungSegmenter or OtsuMasker, or boolean masks "
+            f"of shape {images.shape}; got an array of shape {masks.shape} and "
+            f"dtype {masks.dtype}."
+        )
+    return masks.reshape(images.shape)
 
 
 @validate_params(

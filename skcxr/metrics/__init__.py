@@ -9,7 +9,9 @@ metrics over the known labels of each finding; the top-label expected
 calibration error (:func:`expected_calibration_error`), operating thresholds
 for a target sensitivity or specificity (:func:`threshold_for_sensitivity`,
 :func:`threshold_for_specificity`) and per-subgroup values with their gaps
-(:func:`subgroup_metrics`).
+(:func:`subgroup_metrics`); overlap and boundary metrics of segmentation
+masks (:func:`dice_score`, :func:`jaccard_score`, which takes masks, unlike
+:func:`sklearn.metrics.jaccard_score`, and :func:`hausdorff_distance_95`).
 Importing this module does not import torch.
 """
 
@@ -23,6 +25,8 @@ from ._multilabel import *  # noqa: F401,F403
 from ._multilabel import __all__ as _multilabel_all
 from ._operating_point import *  # noqa: F401,F403
 from ._operating_point import __all__ as _operating_point_all
+from ._segmentation import *  # noqa: F401,F403
+from ._segmentation import __all__ as _segmentation_all
 from ._subgroups import *  # noqa: F401,F403
 from ._subgroups import __all__ as _subgroups_all
 
@@ -33,4 +37,5 @@ __all__ = (
     + _calibration_all
     + _operating_point_all
     + _subgroups_all
+    + _segmentation_all
 )

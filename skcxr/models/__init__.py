@@ -1,5 +1,5 @@
 """Model estimators: transfer learning, CNN embeddings, t-SNE maps, anomaly
-detection and the genetic-algorithm weighted ensemble."""
+detection, the genetic-algorithm weighted ensemble and U-Net lung segmentation."""
 
 from .._lazy import attach
 
@@ -11,5 +11,6 @@ __getattr__, __dir__, __all__ = attach(
         "TSNE": "._tsne",
         "ReconstructionAnomalyDetector": "._anomaly",
         "GAWeightedVoter": "._voter",
+        "LungSegmenter": "._segmenter",
     },
 )

@@ -41,6 +41,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from ..nn._autoencoder import LOSSES
 from ..nn._engines import ENGINES, PRECISIONS
 from ..nn._streaming import as_files, load_images, stream_map
 from ..nn._torch_utils import check_device
@@ -169,13 +170,34 @@ class ReconstructionAnomalyDetector(
         built with ``weights``: the code (and :meth:`transform`) comes from
         its globally averaged last feature map (autoencoder features of a
         frozen EfficientNet-B4, say); only the bottleneck and the decoder are
-        trained.
+        trained, unless ``encoder_trainable`` says otherwise.
+    encoder_trainable : {"all"} or int, default=0
+        Used when ``method="autoencoder"`` with a backbone ``encoder``: what of
+        the pretrained encoder is trained with the decoder, as
+        :class:`~skcxr.TransferClassifier`'s ``trainable`` says it of a
+        backbone: 0 nothing (a frozen encoder), ``k`` its last ``k`` blocks
+        (the blocks of :func:`skcxr.nn.build_backbone`), ``"all"`` every
+        layer (fine-tuning from the pretrained weights, which are kept as
+        the starting point). Frozen batch-norm layers stay in eval mode.
+    decoder : {"upsample", "transposed"}, default="upsample"
+        Used when ``method="autoencoder"``: each of the ``depth`` decoder
+        levels doubles the resolution by nearest-neighbour upsampling and a
+        3x3 convolution with ReLU (``"upsample"``), or by a 3x3 transposed
+        convolution of stride 2 with SELU activations (``"transposed"``;
+        self-normalising units, Klambauer et al. 2017). Both end in a 3x3
+        convolution and a sigmoid.
+    loss : {"mse", "mae", "bce"}, default="mse"
+        Used when ``method="autoencoder"``: the pixel reconstruction loss
+        minimised in training: mean squared error, mean absolute error (L1,
+        less swayed by a few badly reconstructed pixels), or the binary
+        cross-entropy of the intensities in [0, 1] read as probabilities. A
+        VAE adds ``beta * KL / (H * W)`` to it.
     beta : float, default=1.0
         Used when ``method="autoencoder"``: the weight of the VAE's KL term
-        ``MSE + beta * KL / (H * W)``.
+        ``loss + beta * KL / (H * W)``.
     error : {"mse", "ssim", "masked_mse"}, default="mse"
         Used when ``method="autoencoder"``: the per-image reconstruction error
-        used for scoring (training minimises pixel MSE): the mean squared
+        used for scoring (training minimises ``loss``): the mean squared
         pixel error; ``1 - SSIM`` (Wang et al. 2004; 11-pixel Gaussian window,
         sigma 1.5); or the MSE inside the lung-field mask ``mask_`` of the
         mean training image (a per-image mask would cut a bright
@@ -318,6 +340,14 @@ class ReconstructionAnomalyDetector(
     ((8, 4), (8, 16, 16))
     >>> bool(np.all((ae.decision_function(X) < 0) == (ae.predict(X) == -1)))
     True
+
+    A transposed-convolution decoder with SELUs, trained with the L1 loss:
+
+    >>> ae = ReconstructionAnomalyDetector(method="autoencoder", latent_dim=4,
+    ...     depth=2, width=4, decoder="transposed", loss="mae", max_epochs=1,
+    ...     random_state=0).fit(X)
+    >>> ae.score_samples(X).shape
+    (8,)
     """
 
     _parameter_constraints = {
@@ -339,6 +369,12 @@ class ReconstructionAnomalyDetector(
         "width": [IntInterval(1, None, closed="left")],
         "variational": ["boolean"],
         "encoder": [str, nn.Module, None],
+        "encoder_trainable": [
+            StrOptions({"all"}),
+            IntInterval(0, None, closed="left"),
+        ],
+        "decoder": [StrOptions({"upsample", "transposed"})],
+        "loss": [StrOptions(set(LOSSES))],
         "beta": [Interval(Real, 0, None, closed="left")],
         "error": [StrOptions(set(_ERRORS))],
         "threshold": [
@@ -381,6 +417,9 @@ class ReconstructionAnomalyDetector(
         width=16,
         variational=False,
         encoder=None,
+        encoder_trainable=0,
+        decoder="upsample",
+        loss="mse",
         beta=1.0,
         error="mse",
         threshold="mean",
@@ -416,6 +455,9 @@ class ReconstructionAnomalyDetector(
         self.width = width
         self.variational = variational
         self.encoder = encoder
+        self.encoder_trainable = encoder_trainable
+        self.decoder = decoder
+        self.loss = loss
         self.beta = beta
         self.error = error
         self.threshold = threshold

@@ -32,6 +32,9 @@ class AutoencoderMethod:
         "width",
         "variational",
         "encoder",
+        "encoder_trainable",
+        "decoder",
+        "loss",
         "beta",
         "error",
         "max_epochs",
@@ -83,11 +86,16 @@ class AutoencoderMethod:
         encoder = self.encoder(est.weights, init_seed)
         with torch.random.fork_rng(devices=[]):
             module = self._network(encoder)
-        reset_parameters(module, torch.Generator().manual_seed(init_seed))
+        reset_parameters(
+            module,
+            torch.Generator().manual_seed(init_seed),
+            keep=encoder,  # pretrained: trained from its weights, never re-drawn
+        )
         module.generator = torch.Generator(device=device).manual_seed(noise_seed)
         net = AutoencoderNet(
             module,
             beta=est.beta,
+            loss=est.loss,
             criterion=nn.MSELoss,  # unused: get_loss compares with X
             optimizer=torch.optim.Adam,
             lr=est.lr,
@@ -118,15 +126,24 @@ class AutoencoderMethod:
             est.width,
             est.variational,
             encoder=encoder,
+            encoder_trainable=est.encoder_trainable,
+            decoder=est.decoder,
         )
 
     def encoder(self, weights, seed=0):
-        """The frozen backbone encoder of ``encoder`` (None: the trained one).
+        """The backbone encoder of ``encoder`` (None: the convolutional one).
 
         ``weights=None`` draws its random weights from ``seed`` (torch's global
         generator is left as it was).
         """
         if self.est.encoder is None:
+            if self.est.encoder_trainable != 0:
+                raise ValueError(
+                    f"encoder_trainable={self.est.encoder_trainable!r} applies to a "
+                    "pretrained backbone encoder; with encoder=None the "
+                    "convolutional encoder is always trained. Set encoder= "
+                    "(e.g. 'efficientnet_b4') or leave encoder_trainable=0."
+                )
             return None
         from ..nn._backbones import build_backbone, check_backbone_name
 

@@ -45,6 +45,7 @@ from ..nn._torch_utils import check_device, resolve_device, torch_generator
 from ..nn._transfer_net import (
     Head,
     TransferNet,
+    feature_maps,
     fit_net,
     make_net,
     parameter_table,
@@ -67,7 +68,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     pooled and fed to a head of dense layers. With ``trainable="head"`` the
     backbone is frozen: its pooled features are computed once per ``fit`` (and
     shared across fits through ``memory``), so training the head costs what an
-    MLP costs.
+    MLP costs (with ``head_convs``, what a few convolutions on the cached
+    feature maps cost).
 
     ``y`` is either one label per image (softmax over the classes, trained
     with cross-entropy) or a multi-label indicator matrix of shape
@@ -97,6 +99,17 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         backbones page of the user guide).
     head_sizes : tuple of int, default=(128,)
         Widths of the dense ReLU layers between pooling and the output layer.
+    head_convs : tuple of int, default=()
+        Output channels of extra convolution blocks (3x3 ``Conv2d``, batch
+        norm, ReLU; stride 1, so the map keeps its size) put on the
+        backbone's feature map before the global pooling, and trained with
+        the head, such as the Conv2D layers some studies add on top of a
+        ResNet50 or VGG16 (``head_convs=(256, 128)``). Empty: the feature
+        map is pooled directly. The convolutions need the feature map, not
+        its pooled features: with a frozen backbone the feature cache holds
+        the whole maps of in-memory images (``n * C * h * w`` floats, e.g.
+        100 kB an image for VGG16's 512 x 7 x 7 at 224 pixels), computed in
+        torch; for file paths as ``X`` the frozen backbone runs every epoch.
     dropout : float, default=0.2
         Dropout after each dense layer (before the output layer when
         ``head_sizes`` is empty).
@@ -209,9 +222,9 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         :meth:`predict` and :meth:`predict_proba` return one row per path or
         raise.
     memory : str, joblib.Memory or None, default=None
-        Cache of the frozen backbone's pooled features, keyed by backbone,
-        weights and images, so that a grid search over head parameters reuses
-        them.
+        Cache of the frozen backbone's pooled features (feature maps with
+        ``head_convs``), keyed by backbone, weights and images, so that a
+        grid search over head parameters reuses them.
     device : {"auto", "cpu", "cuda", "cuda:N", "mps"}, default="auto"
         "auto" uses CUDA when available.
     engine : {"torch", "onnxruntime", "openvino"}, default="torch"
@@ -318,7 +331,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         AUC (NaN if none has both). Without a validation split
         (``validation_fraction=0``) there is no ``valid_*`` key.
     used_feature_cache_ : bool
-        Whether the head was trained on cached backbone features.
+        Whether the head was trained on cached backbone features (the feature
+        maps, with ``head_convs``).
     n_trainable_blocks_ : int
         How many of ``module_.backbone.blocks`` were trained.
     parameter_table_ : list of dict
@@ -347,6 +361,13 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     >>> clf.predict(X[:3]).shape, clf.classes_.tolist()
     ((3,), ['normal', 'virus'])
 
+    Two 3x3 convolution blocks on the backbone's feature map before pooling:
+
+    >>> clf = TransferClassifier(backbone="small_cnn", weights=None, max_epochs=1,
+    ...                          head_convs=(16, 8), random_state=0).fit(X, y)
+    >>> [m.out_channels for m in clf.module_.head.convs if hasattr(m, "out_channels")]
+    [16, 8]
+
     Multi-label: one column per finding, several findings per image.
 
     >>> Y = rng.integers(0, 2, size=(20, 3))
@@ -360,6 +381,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         "backbone": [str, torch.nn.Module],
         "weights": [StrOptions({"imagenet"}), str, os.PathLike, None],
         "head_sizes": ["array-like"],
+        "head_convs": ["array-like"],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "pooling": [StrOptions({"avg", "max"})],
         "trainable": [
@@ -407,6 +429,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         backbone="efficientnet_lite0",
         weights="imagenet",
         head_sizes=(128,),
+        head_convs=(),
         dropout=0.2,
         pooling="avg",
         trainable="head",
@@ -444,6 +467,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.backbone = backbone
         self.weights = weights
         self.head_sizes = head_sizes
+        self.head_convs = head_convs
         self.dropout = dropout
         self.pooling = pooling
         self.trainable = trainable
@@ -482,13 +506,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     def _check_params(self):
         check_backbone_name(self.backbone)
         check_device(self.device)
-        sizes = self.head_sizes
-        if isinstance(sizes, (str, bytes)) or not all(
-            isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes
-        ):
-            raise ValueError(
-                f"head_sizes must be a sequence of positive ints; got {sizes!r}."
-            )
+        sizes = _positive_ints(self.head_sizes, "head_sizes")
+        _positive_ints(self.head_convs, "head_convs")
         if self.lr_schedule in ("plateau", "cosine") and self.min_lr >= self.lr:
             raise ValueError(
                 f"min_lr={self.min_lr} must be below lr={self.lr}: it is the floor "
@@ -540,7 +559,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                     f"class_weight must map classes to finite positive numbers; got "
                     f"{bad}."
                 )
-        return tuple(int(s) for s in sizes)
+        return sizes
 
     def _check_targets(self, y):
         """Validate ``y``; sets ``classes_`` and ``multilabel_``, returns the
@@ -650,7 +669,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                     "DataLoaders feed the images as they are."
                 )
             device = str(self.accelerator.device)
-        cache = self._use_cache()
+        cache = self._use_cache(files)
         if files is not None and not cache:  # trained through the backbone
             images, rows = load_images(*files, batch_size=max(self.batch_size, 64))
             y_enc = y_enc[rows]
@@ -666,7 +685,11 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             n_blocks = self._freeze(backbone)
             resizer = None if self.resizer is None else LearnableResizer(self.resizer)
             head = Head(
-                backbone.out_channels, head_sizes, self.dropout, len(self.classes_)
+                backbone.out_channels,
+                head_sizes,
+                self.dropout,
+                len(self.classes_),
+                convs=_positive_ints(self.head_convs, "head_convs"),
             )
             full = TransferNet(backbone, head, pooling=self.pooling, resizer=resizer)
             full = full.to(memory_format=torch.channels_last)
@@ -682,7 +705,12 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 except RuntimeError as exc:
                     self._check_image_size(backbone, self.image_shape_, exc)
                     raise
-                module = head
+                # cached maps go through the head's convolutions and the pooling
+                module = (
+                    TransferNet(torch.nn.Identity(), head, pooling=self.pooling)
+                    if len(self.head_convs)
+                    else head
+                )
             else:
                 inputs, module = images[:, None], full
                 warmup = [
@@ -769,11 +797,18 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             f"ImageLoader(size={high})) or put a resizer >= {high} in front."
         ) from exc
 
-    def _use_cache(self):
+    def _use_cache(self, files=None):
         frozen = self.trainable == "head" or (
             not isinstance(self.trainable, str) and self.trainable == 0
         )
-        return frozen and not self.augment and self.resizer is None
+        # the head's convolutions need feature maps: cached for arrays only, as
+        # streaming keeps no more than pooled features of files in memory
+        return (
+            frozen
+            and not self.augment
+            and self.resizer is None
+            and (not len(self.head_convs) or files is None)
+        )
 
     def _freeze(self, backbone):
         if self.trainable == "all":
@@ -826,6 +861,17 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
     def _cached_features(self, network, images, device, seed):
         key = weights_key(self.backbone, self.weights, seed)
+        if len(self.head_convs):  # whole maps, in torch, for the head's convolutions
+            compute = check_memory(self.memory).cache(
+                feature_maps, ignore=["backbone", "device", "batch_size"]
+            )
+            return compute(
+                network.backbone,
+                key,
+                images,
+                device=device,
+                batch_size=max(self.batch_size, 64),
+            )
         if self.engine != "torch":  # keyed by engine and precision: outputs differ
             compute = check_memory(self.memory).cache(
                 engine_pooled_features, ignore=["runner", "batch_size"]
@@ -894,7 +940,11 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             return stream_map(self.predict_proba, *files, self.batch_size)
         images = self._images(X)
         check_engine(self.engine, self.device, self.precision)
-        if self.engine != "torch" and self.used_feature_cache_:
+        if (
+            self.engine != "torch"
+            and self.used_feature_cache_
+            and not len(self.head_convs)  # pooled features skip the convolutions
+        ):
             proba = self._frozen_engine_proba(images[:, 0])
         elif self.engine != "torch":  # exported once per fitted module_ and engine
             module = self.net_.module_
@@ -1046,7 +1096,14 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             backbone = build_backbone(self.backbone, weights=None)
             resizer = None if self.resizer is None else LearnableResizer(self.resizer)
             sizes = tuple(int(s) for s in self.head_sizes)
-            head = Head(backbone.out_channels, sizes, self.dropout, len(self.classes_))
+            convs = tuple(int(c) for c in self.head_convs)
+            head = Head(
+                backbone.out_channels,
+                sizes,
+                self.dropout,
+                len(self.classes_),
+                convs=convs,
+            )
             return TransferNet(backbone, head, pooling=self.pooling, resizer=resizer)
 
         full = arrays_to_module(
@@ -1106,6 +1163,15 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         net.history = data_to_history(data["history"])
         net.module_.eval()
         return net
+
+
+def _positive_ints(values, name):
+    """``values`` as a tuple of positive ints, else a ValueError naming ``name``."""
+    if isinstance(values, (str, bytes)) or not all(
+        isinstance(v, Integral) and not isinstance(v, bool) and v > 0 for v in values
+    ):
+        raise ValueError(f"{name} must be a sequence of positive ints; got {values!r}.")
+    return tuple(int(v) for v in values)
 
 
 def _runs_on(backbone, image_shape):

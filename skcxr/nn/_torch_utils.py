@@ -10,7 +10,13 @@ import torch
 
 from ..utils._random import seed_from
 
-__all__ = ["check_device", "resolve_device", "torch_generator", "load_state_dict"]
+__all__ = [
+    "check_device",
+    "resolve_device",
+    "torch_generator",
+    "load_state_dict",
+    "freeze_batch_norm_statistics",
+]
 
 _DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
@@ -147,3 +153,32 @@ def load_state_dict(path, *, map_location="cpu"):
             f"{path!r} holds a {type(state).__name__}, not a state dict of tensors."
         )
     return state
+
+
+def freeze_batch_norm_statistics(module):
+    """Put the batch-norm layers of ``module`` whose parameters are all frozen
+    in eval mode.
+
+    In train mode a batch norm normalises with the batch statistics and updates
+    its running ones, which are buffers, not parameters: freezing its
+    parameters alone would still change the frozen layer. Call it after
+    ``module.train()``.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from skcxr.nn._torch_utils import freeze_batch_norm_statistics
+    >>> net = nn.Sequential(nn.BatchNorm2d(2), nn.BatchNorm2d(2)).train()
+    >>> _ = net[0].requires_grad_(False)
+    >>> freeze_batch_norm_statistics(net)
+    >>> net[0].training, net[1].training
+    (False, True)
+    """
+    for layer in module.modules():
+        params = list(layer.parameters(recurse=False))
+        if (
+            isinstance(layer, torch.nn.modules.batchnorm._BatchNorm)
+            and params
+            and not any(p.requires_grad for p in params)
+        ):
+            layer.eval()

@@ -26,6 +26,7 @@ from ..metrics._multilabel import f1_per_finding, roc_auc_per_finding
 from ..utils._split import holdout_split
 from ._callbacks import DivergenceGuard, progress_callbacks
 from ._precision import MixedPrecision
+from ._torch_utils import freeze_batch_norm_statistics
 
 __all__ = [
     "Head",
@@ -47,11 +48,19 @@ __all__ = [
     "make_net",
     "fit_net",
     "pooled_features",
+    "feature_maps",
 ]
 
 
 class Head(nn.Module):
-    """Pooled features ``(n, C)`` -> dense ReLU layers with dropout -> logits.
+    """Optional 3x3 convolutions on the feature map, then pooled features
+    ``(n, C)`` -> dense ReLU layers with dropout -> logits.
+
+    ``convs`` gives the output channels of Conv2d(3x3)-BatchNorm-ReLU blocks
+    that :class:`TransferNet` applies to the backbone's feature map
+    ``(n, in_features, h, w)`` before its global pooling (the extra
+    convolution layers some studies put on a ResNet50 or VGG16 backbone);
+    ``forward`` and ``embed`` take the pooled features.
 
     Examples
     --------
@@ -60,12 +69,27 @@ class Head(nn.Module):
     >>> head = Head(8, (4,), 0.1, 3)
     >>> head(torch.rand(2, 8)).shape, head.embed(torch.rand(2, 8)).shape
     (torch.Size([2, 3]), torch.Size([2, 4]))
+    >>> conv_head = Head(8, (4,), 0.1, 3, convs=(16,))
+    >>> conv_head.convs(torch.rand(2, 8, 5, 5)).shape, conv_head.out.in_features
+    (torch.Size([2, 16, 5, 5]), 4)
     """
 
-    def __init__(self, in_features, sizes, dropout, n_classes):
+    def __init__(self, in_features, sizes, dropout, n_classes, *, convs=()):
         super().__init__()
-        layers, width = [], in_features
-        if not sizes and dropout:
+        blocks, width = [], in_features
+        for channels in convs:
+            blocks += [
+                # no bias: the batch norm that follows has its own shift
+                nn.Conv2d(width, channels, 3, padding=1, bias=False),
+                nn.BatchNorm2d(channels),
+                nn.ReLU(inplace=True),
+            ]
+            width = channels
+        # empty without convs: an identity with no parameter, so the state
+        # dict of a head without convolutions is unchanged
+        self.convs = nn.Sequential(*blocks)
+        layers = []
+        if not sizes and dropout:  # no dense layer: drop pooled features instead
             layers.append(nn.Dropout(dropout))
         for size in sizes:
             layers += [nn.Linear(width, size), nn.ReLU(inplace=True)]
@@ -87,16 +111,20 @@ def _pool(fmap, pooling):
 
 
 class TransferNet(nn.Module):
-    """(resizer ->) backbone -> global pooling -> head; input ``(n, 1, H, W)`` in [0, 1].
+    """(resizer ->) backbone (-> head convolutions) -> global pooling -> head;
+    input ``(n, 1, H, W)`` in [0, 1].
 
     Batches enter the backbone in channels-last memory format (faster
     convolutions on CPU); :class:`~skcxr.TransferClassifier` converts the
     weights too.
 
     ``embed(x)`` returns the penultimate layer (the input of ``head.out``),
-    ``features(x)`` the pooled backbone features, ``forward(x)`` the logits.
+    ``features(x)`` the pooled features (of the backbone's feature map, after
+    the head's convolutions when it has any), ``forward(x)`` the logits.
     In training mode, batch-norm layers whose parameters are all frozen stay in
     eval mode (their running statistics are part of the frozen backbone).
+    With ``torch.nn.Identity()`` as backbone it takes feature maps: the head
+    trained on a frozen backbone's cached maps.
     """
 
     def __init__(self, backbone, head, *, pooling="avg", resizer=None):
@@ -110,7 +138,7 @@ class TransferNet(nn.Module):
         if self.resizer is not None:
             x = self.resizer(x)
         x = x.contiguous(memory_format=torch.channels_last)
-        return _pool(self.backbone(x), self.pooling)
+        return _pool(self.head.convs(self.backbone(x)), self.pooling)
 
     def embed(self, x):
         return self.head.embed(self.features(x))
@@ -121,15 +149,39 @@ class TransferNet(nn.Module):
     def train(self, mode=True):
         super().train(mode)
         if mode:
-            for module in self.backbone.modules():
-                params = list(module.parameters(recurse=False))
-                if (
-                    isinstance(module, nn.modules.batchnorm._BatchNorm)
-                    and params
-                    and not any(p.requires_grad for p in params)
-                ):
-                    module.eval()
+            freeze_batch_norm_statistics(self.backbone)
         return self
+
+
+def feature_maps(backbone, key, images, *, device, batch_size):
+    """Feature maps ``(n, C, h, w)`` (float32) of a frozen backbone, for a head
+    with convolutions; ``key`` as in :func:`pooled_features`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcxr.nn import SmallCNN
+    >>> from skcxr.nn._transfer_net import feature_maps
+    >>> images = np.zeros((3, 16, 16), np.float32)
+    >>> feature_maps(SmallCNN((4, 8)), "key", images, device="cpu", batch_size=2).shape
+    (3, 8, 4, 4)
+    """
+    backbone = backbone.to(device)
+    was_training = backbone.training
+    backbone.eval()
+    out = None
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            # a writable contiguous batch: read-only memmaps are copied per batch
+            batch = images[start : start + batch_size]
+            x = torch.from_numpy(np.require(batch, requirements=("C", "W")))
+            x = x[:, None].to(device).contiguous(memory_format=torch.channels_last)
+            fmap = backbone(x)
+            if out is None:  # filled in place: maps are large, a join would copy them
+                out = np.empty((len(images), *fmap.shape[1:]), np.float32)
+            out[start : start + len(x)] = fmap.float().cpu().numpy()
+    backbone.train(was_training)
+    return out
 
 
 def pooled_features(backbone, key, images, *, device, batch_size):

@@ -1,5 +1,5 @@
-"""Preprocessing estimators: load image files, mask the lung fields, augment and
-balance classes. Every transformer here works on the image data contract
+"""Preprocessing estimators: load image files, mask the lung fields, equalise
+contrast, augment and balance classes. Every transformer here works on the image data contract
 described in the user guide."""
 
 from .._lazy import attach
@@ -9,6 +9,7 @@ __getattr__, __dir__, __all__ = attach(
     {
         "ImageLoader": "._loader",
         "OtsuMasker": "._masker",
+        "HistogramEqualizer": "._equalize",
         "AugmentBalancer": "._balancer",
         "otsu_thresholds": "._otsu",
         "random_augment": "._augment",

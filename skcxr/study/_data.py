@@ -34,7 +34,8 @@ class StudyData:
     ``multilabel`` is the finding matrix of a multi-label data set (NaN where
     unknown; None elsewhere). ``lesion_masks`` are the known lesions of
     synthetic images, ``(n_images, H, W)`` booleans (None for real data), so
-    explanations can be scored against them. ``attributes`` maps an attribute
+    explanations can be scored against them; ``lung_masks`` their lung fields
+    (with ``--mask``), to train and score a lung segmenter. ``attributes`` maps an attribute
     (``"sex"``, ``"age"``, ``"view"``) to its per-image values where the data
     set records it. ``positive`` names what the binary task's positive class
     means (a finding's common name or ``"any finding"``). ``notes`` say what
@@ -52,6 +53,7 @@ class StudyData:
     multilabel: np.ndarray = None
     finding_names: list = field(default_factory=list)
     lesion_masks: np.ndarray = None
+    lung_masks: np.ndarray = None
     loader: object = None  # an ImageLoader when X holds file paths (streaming)
     attributes: dict = field(default_factory=dict)
     positive: str = "any finding"
@@ -235,6 +237,7 @@ def load_study_data(
             "synthetic",
             source.healthy,
             lesion_masks=source.lesion_masks,
+            lung_masks=source.lung_masks,
             attributes=source.attributes,
             positive=source.positive,
         )

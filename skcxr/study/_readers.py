@@ -53,6 +53,7 @@ class Source:
     positive: str = "any finding"
     X: np.ndarray = None  # synthetic images, already in memory
     lesion_masks: np.ndarray = None
+    lung_masks: np.ndarray = None  # synthetic lung fields, with --mask
     notes: list = field(default_factory=list)
 
 
@@ -60,12 +61,14 @@ def read_synthetic(settings, random_state):
     """Synthetic chest X-rays, one per synthetic patient (Kermany's classes)."""
     from ..datasets import make_chest_xrays
 
-    X, y, lesion_masks, metadata = make_chest_xrays(
+    with_lungs = settings.mask != "none"
+    X, y, lesion_masks, *lung_masks, metadata = make_chest_xrays(
         settings.n_samples,
         classes=("normal", "bacteria", "virus"),
         size=settings.size,
         difficulty=settings.difficulty,
         return_masks=True,
+        return_lung_masks=with_lungs,
         return_metadata=True,
         random_state=random_state,
     )
@@ -86,6 +89,7 @@ def read_synthetic(settings, random_state):
         },
         X=X,
         lesion_masks=lesion_masks,
+        lung_masks=lung_masks[0] if with_lungs else None,
     )
 
 

@@ -11,6 +11,7 @@ patient-disjoint and every metric carries a bootstrap 95% confidence interval.
 """
 
 import csv
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from ..utils._model_io import save_model
 from . import _tasks as tasks
 from ._data import load_study_data
 from ._external import external_task
+from ._masking import check_masking, masking_task
 from ._model_card import model_card, to_markdown
 from ._render import render_report
 from ._settings import StudySettings
@@ -46,6 +48,7 @@ class StudyResults:
     error_overlap: object
     main_task: object = None
     external: dict = None
+    masking: dict = None
 
     @property
     def metric_rows(self):
@@ -57,6 +60,8 @@ class StudyResults:
                 for r in self.multilabel["rows"]
             ]
         rows += self.embedding["rows"] + self.anomaly["rows"] + self.ensemble["rows"]
+        if self.masking is not None:
+            rows += self.masking["rows"]
         if self.external is not None:
             rows += self.external["rows"]
         return rows
@@ -96,11 +101,16 @@ class StudyResults:
         return models
 
     def _from_files(self, estimator):
-        """``estimator`` behind an :class:`~skcxr.ImageLoader` of the study's size."""
+        """``estimator`` behind an :class:`~skcxr.ImageLoader` of the study's
+        size (and the study's fitted lung masker, with ``--mask``)."""
+        from sklearn.frozen import FrozenEstimator
+
         from ..preprocessing import ImageLoader
 
-        loader = ImageLoader(size=self.settings.size)
-        return Pipeline([("load", loader), ("model", estimator)])
+        steps = [("load", ImageLoader(size=self.settings.size))]
+        if self.masking is not None:
+            steps.append(("mask", FrozenEstimator(self.masking["masker"])))
+        return Pipeline(steps + [("model", estimator)])
 
     def path_models(self):
         """Each saved model as a pipeline from image files: name -> Pipeline."""
@@ -154,6 +164,11 @@ def compute_study(
     )
     study_tasks = tasks.study_tasks(study)
     main_task = study_tasks[-1]
+    masking = None
+    if settings.mask != "none":
+        step(f"lung masking ({settings.mask}) compared with the other choices")
+        masking = masking_task(study, main_task, settings, random_state, step)
+        study = dataclasses.replace(study, X=masking["masked"])
     classification = {}
     for task in study_tasks:
         step(f"{task.name} classification: frozen, fine-tuned and scratch CNNs")
@@ -202,6 +217,7 @@ def compute_study(
         explanation,
         overlap,
         main_task=main_task,
+        masking=masking,
     )
     if external is not None:
         step(f"external validation on {external} ({external_layout or layout})")
@@ -272,6 +288,7 @@ def run_study(
             settings = settings.for_real_data()
     # an engine, device and precision that cannot run together fail before any work
     check_engine(settings.engine, settings.device, settings.precision)
+    check_masking(settings, data)
     os.makedirs(os.path.join(out_dir, "models"), exist_ok=True)
     results = compute_study(
         settings,

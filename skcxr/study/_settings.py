@@ -6,12 +6,14 @@ import os
 import tomllib
 from dataclasses import dataclass
 
-__all__ = ["StudySettings"]
+__all__ = ["MASKS", "StudySettings"]
 
 # input size each backbone family was pretrained at; a real data set is studied
 # at this size unless --size says otherwise (Kermany et al. 2018 used 224 px)
 _NATIVE_SIZE = {"inception_v3": 299}
 _DEFAULT_NATIVE_SIZE = 224
+# how the study can mask the lungs before every task (--mask)
+MASKS = ("none", "otsu", "segmenter", "clahe+segmenter")
 # settings that must lie in a range (checked when read from a file or a flag)
 _FRACTIONS = ("test_fraction", "validation_fraction", "target_sensitivity")
 _AT_LEAST_ONE = (
@@ -21,6 +23,7 @@ _AT_LEAST_ONE = (
     "finetune_epochs",
     "scratch_epochs",
     "anomaly_epochs",
+    "segmenter_epochs",
     "batch_size",
     "n_resamples",
     "min_class_images",
@@ -56,6 +59,11 @@ class StudySettings:
     finetune_epochs: int = 8
     scratch_epochs: int = 20
     anomaly_epochs: int = 30
+    # what the images go through before every task: "none", "otsu" (Otsu's
+    # threshold), "segmenter" (a U-Net trained on the training split's lung
+    # masks) or "clahe+segmenter" (CLAHE first); the report compares them
+    mask: str = "none"
+    segmenter_epochs: int = 30
     batch_size: int = 32
     device: str = "auto"
     engine: str = "torch"
@@ -91,6 +99,7 @@ class StudySettings:
             finetune_epochs=2,
             scratch_epochs=3,
             anomaly_epochs=3,
+            segmenter_epochs=3,
             n_resamples=200,
             n_explained=2,
             n_scored_explanations=6,
@@ -140,6 +149,11 @@ class StudySettings:
             raise ValueError(
                 f"{source}: setting 'streaming' must be 'auto', 'always' or "
                 f"'never', got {changes['streaming']!r}."
+            )
+        if changes.get("mask", "none") not in MASKS:
+            raise ValueError(
+                f"{source}: setting 'mask' must be one of {list(MASKS)}, got "
+                f"{changes['mask']!r}."
             )
         return dataclasses.replace(self, **changes)
 

@@ -185,19 +185,8 @@ def classification_task(study, task, configs, settings, random_state):
         fit_seconds[name] = time.perf_counter() - start
         models[name] = model
         histories[name] = model.history_
-        row = evaluate(
-            name,
-            task.name,
-            model,
-            X_test,
-            y_test,
-            groups,
-            healthy=study.healthy,
-            n_resamples=settings.n_resamples,
-            random_state=random_state,
-        )
-        calibrated[name], thresholds[name] = _clinical(
-            row, model, study, task, settings, random_state
+        row, calibrated[name], thresholds[name] = _scored(
+            name, task.name, model, study, task, settings, random_state
         )
         rows.append(row)
     validation = {n: _validation_macro_f1(m, X_val, y_val) for n, m in models.items()}
@@ -239,12 +228,24 @@ def classification_task(study, task, configs, settings, random_state):
     )
 
 
-def _clinical(row, model, study, task, settings, random_state):
-    """Calibrate ``model`` on the validation split and add its calibration
-    and operating-point columns to ``row``; returns ``(calibrated model,
-    operating threshold)``."""
+def _scored(name, label, model, study, task, settings, random_state):
+    """The metric row of a fitted classifier of ``task`` on the test split
+    (named ``name``, task column ``label``), its calibration and operating
+    point included: ``(row, calibrated model, operating threshold)``; the
+    temperature and the threshold are fitted on the validation split."""
     X_val, y_val, val_groups = task.subset(study, "validation")
     X_test, y_test, groups = task.subset(study, "test")
+    row = evaluate(
+        name,
+        label,
+        model,
+        X_test,
+        y_test,
+        groups,
+        healthy=study.healthy,
+        n_resamples=settings.n_resamples,
+        random_state=random_state,
+    )
     calibrated = calibrate(model, X_val, y_val)
     threshold = clinical_metrics(
         row,
@@ -256,7 +257,7 @@ def _clinical(row, model, study, task, settings, random_state):
         n_resamples=settings.n_resamples,
         random_state=random_state,
     )
-    return calibrated, threshold
+    return row, calibrated, threshold
 
 
 def multilabel_task(study, settings, random_state):
@@ -299,36 +300,30 @@ def embedding_task(study, tasks, settings, random_state):
 
     X_train, _, _ = tasks[-1].subset(study, "train")
     embedder = _pretrained_embedder(settings, study).fit(X_train)
-    codes = {}  # the tasks that share their images share their training codes
+    # tasks on the same images share their training codes (every image is
+    # single-label when no image has several or rare findings)
+    all_single = bool(study.single_label()[study.part("train")].all())
+    codes = {}
     rows, models = [], {}
     for task in tasks:
         X_train, y_train, _ = task.subset(study, "train")
-        X_test, y_test, groups = task.subset(study, "test")
-        if task.every_image not in codes:
-            codes[task.every_image] = embedder.transform(X_train)
+        images = task.every_image and not all_single
+        if images not in codes:
+            codes[images] = embedder.transform(X_train)
         k = 7 if task.name == "binary" else 5
         # the pipeline only chains the fitted steps for image input
         neighbours = KNeighborsClassifier(n_neighbors=k)
-        neighbours.fit(codes[task.every_image], y_train)
+        neighbours.fit(codes[images], y_train)
         knn = make_pipeline(FrozenEstimator(embedder), FrozenEstimator(neighbours))
         models[task.name] = knn
-        row = evaluate(
-            f"KNN k={k} on embeddings",
-            task.name,
-            knn,
-            X_test,
-            y_test,
-            groups,
-            healthy=study.healthy,
-            n_resamples=settings.n_resamples,
-            random_state=random_state,
+        name = f"KNN k={k} on embeddings"
+        rows.append(
+            _scored(name, task.name, knn, study, task, settings, random_state)[0]
         )
-        _clinical(row, knn, study, task, settings, random_state)
-        rows.append(row)
     # the map of the main task's training images
     X_train, y_train, _ = study.subset("train", every_image=tasks[-1].every_image)
     X_test = study.subset("test", every_image=tasks[-1].every_image)[0]
-    train_codes = codes[tasks[-1].every_image]
+    train_codes = codes[tasks[-1].every_image and not all_single]
     tsne = TSNE(perplexity=min(30, len(train_codes) // 4), random_state=random_state)
     train_map = tsne.fit_transform(train_codes)
     new_points = tsne.transform(embedder.transform(X_test[:10]))
@@ -458,18 +453,9 @@ def ensemble_task(study, members, task, settings, random_state):
     ).fit(X_val, y_val)
     rows = []
     for name, model in (("uniform average", uniform), ("GA-weighted", ga)):
-        row = evaluate(
-            name,
-            "ensemble",
-            model,
-            X_test,
-            y_test,
-            groups,
-            healthy=study.healthy,
-            n_resamples=settings.n_resamples,
-            random_state=random_state,
+        row, _, _ = _scored(
+            name, "ensemble", model, study, task, settings, random_state
         )
-        _clinical(row, model, study, task, settings, random_state)
         rows.append(row)
     ga_pred = ga.predict(X_test)
     comparison = paired_bootstrap(

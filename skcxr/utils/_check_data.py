@@ -45,6 +45,23 @@ def _synthetic(n_samples, n_classes, weights):
     return X, y
 
 
+@functools.lru_cache(maxsize=1)
+def _lung_masks():
+    """The lung fields of the default training images (``_images()``)."""
+    from ..datasets import make_chest_xrays
+
+    *_, lungs = make_chest_xrays(
+        _N_SAMPLES,
+        classes=("normal", "bacteria"),
+        size=_SIZE,
+        difficulty=0.0,
+        return_lung_masks=True,
+        random_state=0,
+    )
+    lungs.setflags(write=False)
+    return lungs
+
+
 def _images(n_classes=2, weights=None, n_samples=_N_SAMPLES):
     """Fresh (writable) copies of tiny synthetic chest X-rays and their labels."""
     X, y = _synthetic(n_samples, n_classes, weights)
@@ -117,7 +134,15 @@ def _needs_y(estimator):
 
 
 def _target(estimator, labels):
-    """``y`` for ``estimator`` from class labels: labels, numbers or None."""
+    """``y`` for ``estimator`` from class labels: labels, numbers or None.
+
+    An estimator whose ``_image_target`` is ``"masks"`` (a segmenter) gets
+    the lung masks of the default training images instead.
+    """
+    if getattr(estimator, "_image_target", None) == "masks":
+        if len(labels) != _N_SAMPLES:
+            raise SkipTest("masks exist for the default training images only")
+        return _lung_masks().copy()
     if is_regressor(estimator):
         return (labels == labels[0]).astype(np.float64)
     if _needs_y(estimator):

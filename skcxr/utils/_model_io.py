@@ -30,11 +30,13 @@ __all__ = ["TRUSTED_TYPES", "save_model", "load_model"]
 TRUSTED_TYPES = [
     "skcxr.preprocessing._loader.ImageLoader",
     "skcxr.preprocessing._masker.OtsuMasker",
+    "skcxr.preprocessing._equalize.HistogramEqualizer",
     "skcxr.preprocessing._balancer.AugmentBalancer",
     "skcxr.models._transfer.TransferClassifier",
     "skcxr.models._embedder.CNNEmbedder",
     "skcxr.models._anomaly.ReconstructionAnomalyDetector",
     "skcxr.models._voter.GAWeightedVoter",
+    "skcxr.models._segmenter.LungSegmenter",
     # scikit-learn's neighbour search trees (KNN on embeddings), pure data
     "sklearn.neighbors._kd_tree.KDTree",
     "sklearn.neighbors._ball_tree.BallTree",
