@@ -24,13 +24,16 @@ Run: ``python benchmarks/bench_recipe.py [NAME ...]`` (all by default; each
 fine-tuning run takes minutes).
 """
 
+import contextlib
 import sys
 import time
 
 from sklearn.metrics import accuracy_score, f1_score
+from torch import nn
 
 from skcxr import TransferClassifier
 from skcxr.datasets import make_chest_xrays
+from skcxr.nn._transfer_net import TransferNet
 from skcxr.utils._split import holdout_split
 
 COMMON = dict(validation_fraction=0.15, batch_size=32, head_sizes=(64,))
@@ -39,7 +42,21 @@ SCRATCH = dict(backbone="small_cnn", weights=None, trainable="all")
 BALANCED = dict(class_weight="balanced", max_epochs=20)
 CONFIGS = {
     "frozen": dict(**LITE, trainable="head", max_epochs=30, lr=3e-3),
-    "fine-tuned": dict(**LITE, trainable="all", max_epochs=8, lr=5e-4),
+    "fine-tuned, lr 5e-4": dict(**LITE, trainable="all", max_epochs=8, lr=5e-4),
+    "fine-tuned, batch-norm statistics frozen": dict(
+        **LITE, trainable="all", max_epochs=8, lr=5e-4
+    ),
+    "fine-tuned, lr 1e-4, cosine": dict(
+        **LITE, trainable="all", max_epochs=8, lr=1e-4, lr_schedule="cosine"
+    ),
+    "fine-tuned, backbone lr x0.1, cosine": dict(
+        **LITE,
+        trainable="all",
+        max_epochs=8,
+        lr=3e-3,
+        backbone_lr=0.1,
+        lr_schedule="cosine",
+    ),
     "fine-tuned, warm-up": dict(
         **LITE,
         trainable="all",
@@ -57,25 +74,50 @@ CONFIGS = {
 }
 
 
+@contextlib.contextmanager
+def batch_norm_statistics_frozen(frozen):
+    """Keep the backbone's batch-norm layers in eval mode while training
+    (their ImageNet running statistics used, never updated)."""
+    if not frozen:
+        yield
+        return
+    original = TransferNet.train
+
+    def train(self, mode=True):
+        original(self, mode)
+        for layer in self.backbone.modules():
+            if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+                layer.eval()
+        return self
+
+    TransferNet.train = train
+    try:
+        yield
+    finally:
+        TransferNet.train = original
+
+
 def main(names):
     X, y = make_chest_xrays(1200, size=64, difficulty=0.5, random_state=0)
     rest, test = holdout_split(y, test_size=0.2, random_state=0)
     fit, val = holdout_split(y[rest], test_size=0.25, random_state=0)
     train, val = rest[fit], rest[val]
     print(
-        f"{'configuration':30s} {'fit s':>7s} {'val acc':>8s} {'test acc':>9s} "
-        f"{'test F1':>8s}"
+        f"{'configuration':40s} {'fit s':>7s} {'val acc':>8s} {'test acc':>9s} "
+        f"{'test F1':>8s}  inner validation loss per epoch"
     )
     for name in names:
         start = time.perf_counter()
         clf = TransferClassifier(**COMMON, **CONFIGS[name], random_state=0)
-        clf.fit(X[train], y[train])
+        with batch_norm_statistics_frozen("statistics frozen" in name):
+            clf.fit(X[train], y[train])
         seconds = time.perf_counter() - start
         val_pred, test_pred = clf.predict(X[val]), clf.predict(X[test])
+        losses = " ".join(f"{row['valid_loss']:.2f}" for row in clf.history_)
         print(
-            f"{name:30s} {seconds:7.1f} {accuracy_score(y[val], val_pred):8.3f} "
+            f"{name:40s} {seconds:7.1f} {accuracy_score(y[val], val_pred):8.3f} "
             f"{accuracy_score(y[test], test_pred):9.3f} "
-            f"{f1_score(y[test], test_pred, average='macro'):8.3f}",
+            f"{f1_score(y[test], test_pred, average='macro'):8.3f}  {losses}",
             flush=True,
         )
 
