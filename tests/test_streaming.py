@@ -329,6 +329,29 @@ def test_streamed_features_fill_one_buffer(files, monkeypatch):
     np.testing.assert_array_equal(features["max"][:, 0], np.repeat([1, 3, 5, 7, 9], 4))
 
 
+def test_streamed_features_keep_one_pooling_without_a_cache(
+    files, tmp_path, monkeypatch
+):
+    # without a cache only the pooling asked for is kept (half the memory); a
+    # cache keeps both so that a fit with the other pooling hits it
+    paths, _ = files
+    monkeypatch.setattr(
+        _transfer_net,
+        "pooled_features",
+        lambda backbone, key, images, **kw: _LiveOutputs(3, ("avg", "max"))(images),
+    )
+    kw = dict(device="cpu", batch_size=8, pooling="max")
+    reader = PathReader(_loader())
+    features, _ = streamed_pooled_features(
+        None, "key", reader, list(paths), memory=None, **kw
+    )
+    assert set(features) == {"max"} and features["max"].shape == (len(paths), 3)
+    features, _ = streamed_pooled_features(
+        None, "key", reader, list(paths), memory=str(tmp_path), **kw
+    )
+    assert set(features) == {"avg", "max"}
+
+
 def test_stream_map_fills_one_buffer(files):
     paths, _ = files
     live = _LiveOutputs(width=3)

@@ -320,7 +320,7 @@ def fingerprint(paths):
 
 
 def _features(backbone_key, files, reader_key, batch_size, engine_key, *, backbone,
-              runner, reader, paths, device, on_error):  # fmt: skip
+              runner, reader, paths, device, on_error, keep=None):  # fmt: skip
     from ._transfer_net import pooled_features
 
     if runner is None:
@@ -349,6 +349,8 @@ def _features(backbone_key, files, reader_key, batch_size, engine_key, *, backbo
         if not len(idx):
             continue
         for pooling, feats in features_of(images.numpy()).items():
+            if keep is not None and pooling != keep:
+                continue
             if pooling not in out:  # one (n, C) float32 buffer, not a list to join
                 out[pooling] = np.empty((len(paths), *feats.shape[1:]), np.float32)
             out[pooling][filled : filled + len(idx)] = feats
@@ -371,6 +373,7 @@ def streamed_pooled_features(
     memory,
     runner=None,
     engine_key=None,
+    pooling=None,
 ):
     """Pooled features of a frozen backbone on files, and the rows read.
 
@@ -384,10 +387,15 @@ def streamed_pooled_features(
     the files' paths, modification times and sizes, the loader's parameters,
     the batch size and ``engine_key``: a second fit on the same files decodes
     nothing. Files that cannot be read follow ``reader.on_error``.
+
+    ``pooling`` ("avg" or "max"): without a cache location only that entry is
+    kept (half the memory); a cache keeps both, so that either pooling hits it.
     """
-    compute = check_memory(memory).cache(
+    memory = check_memory(memory)
+    no_cache = pooling is not None and getattr(memory, "location", "") is None
+    compute = memory.cache(
         _features,
-        ignore=["backbone", "runner", "reader", "paths", "device", "on_error"],
+        ignore=["backbone", "runner", "reader", "paths", "device", "on_error", "keep"],
     )
     features, rows = compute(
         backbone_key,
@@ -401,6 +409,7 @@ def streamed_pooled_features(
         paths=list(paths),
         device=device,
         on_error=reader.on_error,
+        keep=pooling if no_cache else None,
     )
     if reader.on_error == "warn" and len(rows) < len(paths):
         warnings.warn(
