@@ -49,21 +49,26 @@ What grew with the files: the frozen features were kept as one array per
 batch and pooling (64 x 1,280 float32, 327 KB) in lists joined at the end,
 so the feature pass held every batch's features and then their
 concatenation: twice the features. ``stream_map`` (``predict_proba`` and
-``transform`` on files) did the same with its outputs. Now each pooling's
-features go into one float32 ``(n, C)`` array allocated at the first batch.
-The Python/numpy allocations of the feature pass, traced with
-``tracemalloc`` (1,500 files at 32 px, where the network is cheap):
+``transform`` on files) did the same with its outputs. Now the features go
+into one float32 ``(n, C)`` array allocated at the first batch, and without
+a cache location (``memory=None``) only the pooling the head trains on is
+kept (a cache keeps both, so that either ``pooling`` hits it). The
+Python/numpy allocations of the fit, traced with ``tracemalloc`` (1,500
+files at 32 px, where the network is cheap):
 
-======================================= ============== ==============
-per file                                before         after
-======================================= ============== ==============
-peak during the feature pass            20,512 B       10,951 B
-kept at its end (avg + max, float32)    10,256 B       10,255 B
-======================================= ============== ==============
+========================================= ========== ========== ==========
+bytes per file                            before     buffers    one pooling
+========================================= ========== ========== ==========
+peak of the feature pass                  20,512     10,951     5,832
+kept at its end                           10,256     10,255     5,136
+peak of the whole fit (head training)     20,512     11,018     10,950
+========================================= ========== ========== ==========
 
-that is 92 MB before and 49 MB after for 4,500 more files; the avg- and
-max-pooled features together are 10,240 B per file (both are kept so that
-the feature cache serves either ``pooling``).
+("buffers": preallocated arrays, both poolings; "one pooling": the final
+version). For 4,500 more files the fit's traced peak grows by 49 MB instead
+of 92 MB. What is left per file is the head's training: the features
+(5,120 B) and, during each epoch, the training/validation split's copy of
+them (another 5,120 B).
 
 What does not grow (the fixed cost): importing torch (about 0.5 GB
 resident before any fit), the network's activations for one batch of 64
@@ -75,7 +80,8 @@ pinned memory is used only with CUDA, and prefetching is two batches per
 worker.
 
 Peak RSS growth of the main process during the measured fit (``--series``),
-on a 2-core machine shared with other jobs (load average 9 to 12):
+on a 2-core machine shared with other jobs (load average 9 to 12); "after"
+is the buffers version (both poolings kept):
 
 ===== ======== ============= =============
 size  files    before        after
@@ -83,9 +89,12 @@ size  files    before        after
 64    1,500    45.5 MB       11.2 MB
 64    6,000    87.2 MB       106.5 MB
 224   1,500    14.4 MB       106.0 MB
-224   6,000    (not run)     (not finished)
+224   6,000    (not run)     (stopped)
+64    3,000    (stopped)     92.3 MB in memory (its array: 49.2 MB)
 ===== ======== ============= =============
 
+("stopped": the run did not finish within a 15 to 40 minute limit on this
+machine; 6,000 files at 224 px take about 25 minutes of network time.)
 Rise from 1,500 to 6,000 files: 64 px, 41.7 MB before and 95.3 MB after
 (goal at 224 px: < 135 MB). These peaks are above a
 warm-up whose own peak holds the transient buffers of one batch (0.7 GB at
