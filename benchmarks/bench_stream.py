@@ -80,27 +80,27 @@ pinned memory is used only with CUDA, and prefetching is two batches per
 worker.
 
 Peak RSS growth of the main process during the measured fit (``--series``),
-on a 2-core machine shared with other jobs (load average 9 to 12); "after"
-is the buffers version (both poolings kept):
+on a 2-core machine shared with other jobs (load average 5 to 12):
 
-===== ======== ============= =============
-size  files    before        after
-===== ======== ============= =============
-64    1,500    45.5 MB       11.2 MB
-64    6,000    87.2 MB       106.5 MB
-224   1,500    14.4 MB       106.0 MB
-224   6,000    (not run)     (stopped)
-64    3,000    (stopped)     92.3 MB in memory (its array: 49.2 MB)
-===== ======== ============= =============
+===== ======== ============ ============ ============
+size  files    before       buffers      one pooling
+===== ======== ============ ============ ============
+64    1,500    45.5 MB      11.2 MB      0.1 MB
+64    6,000    87.2 MB      106.5 MB     65.9 MB
+224   1,500    14.4 MB      106.0 MB
+64    3,000                 92.3 MB in memory (its array: 49.2 MB)
+===== ======== ============ ============ ============
 
-("stopped": the run did not finish within a 15 to 40 minute limit on this
-machine; 6,000 files at 224 px take about 25 minutes of network time.)
-Rise from 1,500 to 6,000 files: 64 px, 41.7 MB before and 95.3 MB after
-(goal at 224 px: < 135 MB). These peaks are above a
+(6,000 files at 224 px take about 25 minutes of network time on this
+machine; those runs did not finish within their time limits.) Rise from
+1,500 to 6,000 files at 64 px: 41.7 MB before, 95.3 MB with the buffers,
+65.8 MB with one pooling (the goal at 224 px: < 135 MB). These peaks are above a
 warm-up whose own peak holds the transient buffers of one batch (0.7 GB at
 224 px), so a run's figure depends on how far its worst batch exceeded that
-(here by up to ~100 MB between runs of the same code): the series shows the
-size of the growth, the traced table above shows what the change removed.
+(at 224 px and 1,500 files the "after" run peaked 92 MB higher than the
+"before" one, although its traced allocations are 14 MB smaller): the
+series shows the size of the growth, the traced table what the change
+removed.
 Earlier runs at 224 px, measured from another baseline (their figures
 include a fixed ~0.5 GB), found 573, 631, 680 and
 1,129 MB at 1,500, 3,000, 6,000 and 9,000 files, and 1,056 MB at 6,000 in
