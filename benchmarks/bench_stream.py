@@ -87,14 +87,17 @@ size  files    before       buffers      one pooling
 ===== ======== ============ ============ ============
 64    1,500    45.5 MB      11.2 MB      0.1 MB
 64    6,000    87.2 MB      106.5 MB     65.9 MB
-224   1,500    14.4 MB      106.0 MB
+224   1,500    14.4 MB      106.0 MB     29.0 MB
+224   6,000    (not run)    (stopped)    73.6 MB
 64    3,000                 92.3 MB in memory (its array: 49.2 MB)
 ===== ======== ============ ============ ============
 
-(6,000 files at 224 px take about 25 minutes of network time on this
-machine; those runs did not finish within their time limits.) Rise from
-1,500 to 6,000 files at 64 px: 41.7 MB before, 95.3 MB with the buffers,
-65.8 MB with one pooling (the goal at 224 px: < 135 MB). These peaks are above a
+(6,000 files at 224 px take 12 to 25 minutes of network time on this
+machine; two of those runs did not finish within their time limits.) Rise
+from 1,500 to 6,000 files: at 224 px, 44.6 MB with one pooling, 0.049 of
+the 903 MB the 4,500 added images take as float32 (goal: < 0.15, 135 MB);
+at 64 px, 41.7 MB before, 95.3 MB with the buffers, 65.8 MB with one
+pooling. These peaks are above a
 warm-up whose own peak holds the transient buffers of one batch (0.7 GB at
 224 px), so a run's figure depends on how far its worst batch exceeded that
 (at 224 px and 1,500 files the "after" run peaked 92 MB higher than the
