@@ -13,9 +13,11 @@ import os
 import subprocess
 import sys
 import textwrap
+import weakref
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.pipeline import make_pipeline
@@ -29,7 +31,14 @@ from skcxr import (
     TransferClassifier,
 )
 from skcxr.datasets import make_chest_xrays, write_chest_xrays
-from skcxr.nn._streaming import PathReader, is_paths, iter_batches
+from skcxr.nn import _transfer_net
+from skcxr.nn._streaming import (
+    PathReader,
+    is_paths,
+    iter_batches,
+    stream_map,
+    streamed_pooled_features,
+)
 
 SIZE = 32
 SMALL = dict(
@@ -275,6 +284,96 @@ def test_peak_rss_streaming_far_below_in_memory_array(tmp_path):
     assert result["array"] == n * 64 * 64 * 4
     # the peak grew by less than 40% of the in-memory float32 images
     assert result["streamed"] < 0.4 * result["array"], result
+
+
+class _LiveOutputs:
+    """Per-batch outputs handed out (one array, or one per name in ``names``),
+    and how many earlier ones were still alive (held by the caller) at each call."""
+
+    def __init__(self, width, names=None):
+        self.width, self.names, self.refs, self.held = width, names, [], []
+
+    def __call__(self, images, **kwargs):
+        self.held.append(sum(ref() is not None for ref in self.refs))
+        outputs = {}
+        for name in self.names or [None]:
+            out = np.full((len(images), self.width), len(self.refs), np.float32)
+            self.refs.append(weakref.ref(out))
+            outputs[name] = out
+        return outputs if self.names else outputs[None]
+
+
+def test_streamed_features_fill_one_buffer(files, monkeypatch):
+    # the features of each batch are copied into one preallocated float32
+    # (n, C) array per pooling and let go: memory does not hold a list of
+    # every batch's features (and their concatenation, twice the size)
+    paths, _ = files
+    live = _LiveOutputs(width=5, names=("avg", "max"))
+    monkeypatch.setattr(
+        _transfer_net,
+        "pooled_features",
+        lambda backbone, key, images, **kw: live(images),
+    )
+    features, rows = streamed_pooled_features(
+        None, "key", PathReader(_loader()), list(paths), device="cpu",
+        batch_size=4, memory=None,
+    )  # fmt: skip
+    assert len(live.refs) == 2 * 5  # 20 files in 5 batches, two poolings
+    assert max(live.held) <= 1  # at most one output of the batch before
+    assert rows.tolist() == list(range(len(paths)))
+    for feats in features.values():
+        assert feats.dtype == np.float32 and feats.shape == (len(paths), 5)
+        assert feats.flags.c_contiguous
+    # batch b of 4 files holds outputs 2b (avg) and 2b + 1 (max)
+    np.testing.assert_array_equal(features["avg"][:, 0], np.repeat([0, 2, 4, 6, 8], 4))
+    np.testing.assert_array_equal(features["max"][:, 0], np.repeat([1, 3, 5, 7, 9], 4))
+
+
+def test_streamed_features_keep_one_pooling_without_a_cache(
+    files, tmp_path, monkeypatch
+):
+    # without a cache only the pooling asked for is kept (half the memory); a
+    # cache keeps both so that a fit with the other pooling hits it
+    paths, _ = files
+    monkeypatch.setattr(
+        _transfer_net,
+        "pooled_features",
+        lambda backbone, key, images, **kw: _LiveOutputs(3, ("avg", "max"))(images),
+    )
+    kw = dict(device="cpu", batch_size=8, pooling="max")
+    reader = PathReader(_loader())
+    features, _ = streamed_pooled_features(
+        None, "key", reader, list(paths), memory=None, **kw
+    )
+    assert set(features) == {"max"} and features["max"].shape == (len(paths), 3)
+    features, _ = streamed_pooled_features(
+        None, "key", reader, list(paths), memory=str(tmp_path), **kw
+    )
+    assert set(features) == {"avg", "max"}
+
+
+def test_stream_map_fills_one_buffer(files):
+    paths, _ = files
+    live = _LiveOutputs(width=3)
+    out = stream_map(live, PathReader(_loader()), list(paths), 8)
+    assert len(live.refs) == 3 and max(live.held) <= 1
+    np.testing.assert_array_equal(out[:, 0], np.repeat([0, 1, 2], [8, 8, 4]))
+
+
+def test_pooled_features_equal_per_batch_pooling():
+    # written batch by batch into float32 buffers: the same bits as the
+    # pooled outputs of the same batches joined
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 6, 3), nn.ReLU())
+    images = np.random.default_rng(0).random((10, 12, 12), dtype=np.float32)
+    out = _transfer_net.pooled_features(net, None, images, device="cpu", batch_size=4)
+    assert set(out) == {"avg", "max"}
+    with torch.inference_mode():
+        fmaps = [net(torch.from_numpy(images[s : s + 4])[:, None]) for s in (0, 4, 8)]
+    for pooling, feats in out.items():
+        assert feats.dtype == np.float32 and feats.shape == (10, 6)
+        ref = np.concatenate([_transfer_net._pool(f, pooling).numpy() for f in fmaps])
+        np.testing.assert_array_equal(feats, ref)
 
 
 def test_daemon_process_decodes_in_place(files, monkeypatch):

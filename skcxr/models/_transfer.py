@@ -907,6 +907,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             memory=self.memory,
             runner=(lambda: self._features_runner(network)) if engine else None,
             engine_key=self._engine_features_key() if engine else None,
+            pooling=self.pooling,
         )
         return features[self.pooling], y_enc[rows]
 

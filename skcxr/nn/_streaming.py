@@ -270,15 +270,18 @@ def stream_map(func, reader, paths, batch_size, pin_memory=False):
     One output row per path: an unreadable file raises (as
     ``ImageLoader.transform`` does), whatever ``on_error`` says.
     """
-    out = []
+    out = None
     batches = iter_batches(
         reader, paths, batch_size, pin_memory=pin_memory, hint="predict"
     )
-    for _, images in batches:
-        out.append(func(images.numpy()))
-    if not out:
+    for rows, images in batches:
+        result = func(images.numpy())
+        if out is None:  # every path has a row: allocate once, not a list to join
+            out = np.empty((len(paths), *result.shape[1:]), result.dtype)
+        out[rows] = result
+    if out is None:
         raise ValueError("X must contain at least one file path, got 0.")
-    return np.concatenate(out)
+    return out
 
 
 def load_images(reader, paths, batch_size=64):
@@ -317,7 +320,7 @@ def fingerprint(paths):
 
 
 def _features(backbone_key, files, reader_key, batch_size, engine_key, *, backbone,
-              runner, reader, paths, device, on_error):  # fmt: skip
+              runner, reader, paths, device, on_error, keep=None):  # fmt: skip
     from ._transfer_net import pooled_features
 
     if runner is None:
@@ -335,7 +338,7 @@ def _features(backbone_key, files, reader_key, batch_size, engine_key, *, backbo
         def features_of(images):
             return {pooling: run_batched(engine_runner, images, batch_size)}
 
-    out, rows = {}, []
+    out, rows, filled = {}, np.empty(len(paths), np.intp), 0
     for idx, images in iter_batches(
         reader,
         paths,
@@ -346,11 +349,17 @@ def _features(backbone_key, files, reader_key, batch_size, engine_key, *, backbo
         if not len(idx):
             continue
         for pooling, feats in features_of(images.numpy()).items():
-            out.setdefault(pooling, []).append(feats)
-        rows.append(idx)
-    if not rows:
+            if keep is not None and pooling != keep:
+                continue
+            if pooling not in out:  # one (n, C) float32 buffer, not a list to join
+                out[pooling] = np.empty((len(paths), *feats.shape[1:]), np.float32)
+            out[pooling][filled : filled + len(idx)] = feats
+        rows[filled : filled + len(idx)] = idx
+        filled += len(idx)
+    if not filled:
         raise ValueError(f"None of the {len(paths)} files could be read.")
-    return {k: np.concatenate(v) for k, v in out.items()}, np.concatenate(rows)
+    # views: skipped files leave unused rows rather than a second copy
+    return {k: v[:filled] for k, v in out.items()}, rows[:filled]
 
 
 def streamed_pooled_features(
@@ -364,6 +373,7 @@ def streamed_pooled_features(
     memory,
     runner=None,
     engine_key=None,
+    pooling=None,
 ):
     """Pooled features of a frozen backbone on files, and the rows read.
 
@@ -377,10 +387,15 @@ def streamed_pooled_features(
     the files' paths, modification times and sizes, the loader's parameters,
     the batch size and ``engine_key``: a second fit on the same files decodes
     nothing. Files that cannot be read follow ``reader.on_error``.
+
+    ``pooling`` ("avg" or "max"): without a cache location only that entry is
+    kept (half the memory); a cache keeps both, so that either pooling hits it.
     """
-    compute = check_memory(memory).cache(
+    memory = check_memory(memory)
+    no_cache = pooling is not None and getattr(memory, "location", "") is None
+    compute = memory.cache(
         _features,
-        ignore=["backbone", "runner", "reader", "paths", "device", "on_error"],
+        ignore=["backbone", "runner", "reader", "paths", "device", "on_error", "keep"],
     )
     features, rows = compute(
         backbone_key,
@@ -394,6 +409,7 @@ def streamed_pooled_features(
         paths=list(paths),
         device=device,
         on_error=reader.on_error,
+        keep=pooling if no_cache else None,
     )
     if reader.on_error == "warn" and len(rows) < len(paths):
         warnings.warn(

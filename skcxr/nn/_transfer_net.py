@@ -193,7 +193,7 @@ def pooled_features(backbone, key, images, *, device, batch_size):
     backbone = backbone.to(device)
     was_training = backbone.training
     backbone.eval()
-    out = {"avg": [], "max": []}
+    out = {}
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
             # a writable contiguous batch: read-only memmaps are copied per batch
@@ -201,10 +201,13 @@ def pooled_features(backbone, key, images, *, device, batch_size):
             x = torch.from_numpy(np.require(batch, requirements=("C", "W")))
             x = x[:, None].to(device).contiguous(memory_format=torch.channels_last)
             fmap = backbone(x)
-            for pooling in out:
-                out[pooling].append(_pool(fmap, pooling).float().cpu().numpy())
+            for pooling in ("avg", "max"):
+                if pooling not in out:  # (n, C) float32 once: no per-batch list to join
+                    out[pooling] = np.empty((len(images), fmap.shape[1]), np.float32)
+                rows = torch.from_numpy(out[pooling][start : start + len(x)])
+                rows.copy_(_pool(fmap, pooling))
     backbone.train(was_training)
-    return {k: np.concatenate(v) for k, v in out.items()}
+    return out
 
 
 def _arrays(dataset):
