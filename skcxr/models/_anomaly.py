@@ -740,24 +740,9 @@ class ReconstructionAnomalyDetector(
     # training history as numbers; all are rebuilt from the parameters when
     # loaded, on the CPU. Cache attributes (_engine*, _device_*) are not kept.
     def __getstate__(self):
-        from ..nn._state import (
-            drop_caches,
-            frozen_parameters,
-            history_to_data,
-            module_to_arrays,
-            tensors_to_data,
-        )
+        from ..nn._state import module_to_arrays, network_to_data, tensors_to_data
 
-        state = drop_caches(super().__getstate__())
-        module = state.pop("module_", None)
-        if module is not None:
-            state["module_"] = {
-                "arrays": module_to_arrays(module),
-                "frozen": frozen_parameters(module),
-            }
-        history = state.pop("history_", None)
-        if history is not None:
-            state["history_"] = history_to_data(history)
+        state = network_to_data(super().__getstate__())
         extractor = state.pop("feature_extractor_", None)
         if extractor is not None:
             state["feature_extractor_"] = {

@@ -465,23 +465,9 @@ class LungSegmenter(TransformerMixin, BaseEstimator):
     # The network is stored as arrays and rebuilt from the parameters (no
     # torch object in a pickle or a model file); caches are not kept.
     def __getstate__(self):
-        from ..nn._state import (
-            drop_caches,
-            frozen_parameters,
-            history_to_data,
-            module_to_arrays,
-        )
+        from ..nn._state import network_to_data
 
-        state = drop_caches(super().__getstate__())
-        module = state.pop("module_", None)
-        if module is not None:
-            state["module_"] = {
-                "arrays": module_to_arrays(module),
-                "frozen": frozen_parameters(module),
-            }
-        history = state.pop("history_", None)
-        if history is not None:
-            state["history_"] = history_to_data(history)
+        state = network_to_data(super().__getstate__())
         return state
 
     def __setstate__(self, state):

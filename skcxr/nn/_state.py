@@ -29,6 +29,7 @@ __all__ = [
     "data_to_tensors",
     "rebuild_quietly",
     "drop_caches",
+    "network_to_data",
     "available_device",
     "shared_arrays",
 ]
@@ -400,3 +401,29 @@ def available_device(device):
     if device == "mps" and not torch.backends.mps.is_available():
         return "cpu"
     return device
+
+
+def network_to_data(state):
+    """A fitted estimator's ``__getstate__`` dict with its network
+    (``module_``: arrays and frozen parameter names) and training history
+    (``history_``) as data, its caches dropped; the rest is left as it is.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from skcxr.nn._state import network_to_data
+    >>> state = network_to_data({"module_": nn.Linear(2, 1), "lr": 0.1})
+    >>> sorted(state["module_"]), state["lr"]
+    (['arrays', 'frozen'], 0.1)
+    """
+    state = drop_caches(state)
+    module = state.pop("module_", None)
+    if module is not None:
+        state["module_"] = {
+            "arrays": module_to_arrays(module),
+            "frozen": frozen_parameters(module),
+        }
+    history = state.pop("history_", None)
+    if history is not None:
+        state["history_"] = history_to_data(history)
+    return state
