@@ -81,8 +81,10 @@ def results_block(rows):
         f"GA weighting {verdict} uniform averaging by {difference:+.3f} macro F1 "
         f"(paired bootstrap 95% CI [{low:+.3f}, {high:+.3f}]). ECE: top-label "
         "calibration error before and after temperature scaling on the validation "
-        "split. Synthetic images are for mechanics and method comparisons, not for "
-        "transfer to real radiographs.",
+        "split; the ECE of a resample, whose repeated images fill fewer bins more "
+        "unevenly, is biased upwards, so its percentile interval sits high and can "
+        "miss a small estimate. Synthetic images are for mechanics and method "
+        "comparisons, not for transfer to real radiographs.",
     ]
     return "\n".join(lines)
 
