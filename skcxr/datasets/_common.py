@@ -399,7 +399,7 @@ def _raw_value(ds, tag):
     return str(value or "").strip(" \x00")
 
 
-def check_missing(on_disk, shown, on_missing, *, source, root):
+def check_missing(on_disk, shown, on_missing, *, source, root, stacklevel=4):
     """Raise on missing images (``on_missing="raise"``) or warn how many are left.
 
     ``shown[i]`` (or ``shown(i)``) names image ``i`` in the message.
@@ -420,9 +420,45 @@ def check_missing(on_disk, shown, on_missing, *, source, root):
         f"under {str(root)!r} and are left out (n_missing counts them; the "
         f"first: {first!r}).",
         UserWarning,
-        stacklevel=4,
+        stacklevel=stacklevel,
     )
     return n_missing
+
+
+def images_on_disk(ids, folder, suffixes, listed, *, on_missing, source, **index):
+    """Which of the image ``ids`` are files in ``folder`` (any of
+    ``suffixes``), and the paths of those: ``(on_disk, paths, n_missing)``.
+
+    A missing image is named by the path its label file implies
+    (``<folder>/<id><listed>``); none on disk at all is an error.
+    ``index`` goes to :func:`index_images` (``recursive``).
+    """
+    files = index_images(folder, suffixes, **index)
+    on_disk = np.fromiter((i in files for i in ids), bool, len(ids))
+    n_missing = check_missing(
+        on_disk,
+        [str(folder / f"{i}{listed}") for i in ids],
+        on_missing,
+        source=source,
+        root=folder,
+        stacklevel=5,
+    )
+    if not on_disk.any():
+        raise ValueError(f"None of the images listed in {source} is on disk.")
+    paths = [os.path.join(str(folder), files[i]) for i in np.asarray(ids)[on_disk]]
+    return on_disk, paths, n_missing
+
+
+def file_headers(paths, dicom_suffixes, *, source):
+    """``{tag: (n,) str}`` of :data:`DICOM_TAGS` read from the files of
+    ``paths`` that end in ``dicom_suffixes`` ("" for the other files)."""
+    found = {tag: np.full(len(paths), "", dtype=object) for tag in DICOM_TAGS}
+    dicom = np.asarray([p.lower().endswith(dicom_suffixes) for p in paths], bool)
+    if dicom.any():
+        read = dicom_headers([p for p, d in zip(paths, dicom) if d], source=source)
+        for tag in DICOM_TAGS:
+            found[tag][dicom] = read[tag]
+    return found
 
 
 _VIEWS = {

@@ -9,10 +9,9 @@ from sklearn.utils._param_validation import StrOptions, validate_params
 from ._common import (
     DICOM_TAGS,
     age_years,
-    check_missing,
-    dicom_headers,
+    file_headers,
     finding_labels,
-    index_images,
+    images_on_disk,
     make_bunch,
     map_values,
     object_array,
@@ -204,19 +203,10 @@ def load_rsna_pneumonia(
 
     folder = root / "stage_2_train_images"
     folder = folder if folder.is_dir() else root
-    index = index_images(folder, _SUFFIXES)
-    on_disk = np.fromiter((i in index for i in ids), bool, len(ids))
-    counts["n_missing"] = check_missing(
-        on_disk,
-        [str(folder / f"{i}.dcm") for i in ids],
-        on_missing,
-        source=source,
-        root=folder,
+    on_disk, paths, counts["n_missing"] = images_on_disk(
+        ids, folder, _SUFFIXES, ".dcm", on_missing=on_missing, source=source
     )
-    if not on_disk.any():
-        raise ValueError(f"None of the images listed in {source} is on disk.")
     rows = take({"ids": ids, "target": target, "boxes": boxes}, on_disk)
-    paths = [os.path.join(str(folder), index[i]) for i in rows["ids"]]
 
     found = _headers(root, headers, rows["ids"], paths, source)
     rows["views"] = map_values(found["ViewPosition"].tolist(), view_name)
@@ -290,13 +280,7 @@ def _headers(root, headers, ids, paths, source):
     if isinstance(headers, str) and headers == "auto":
         headers = _newest(root, "*stage_*_train_images_dicom_headers.csv*")
         if headers is None:
-            dicom = [p.lower().endswith(".dcm") for p in paths]
-            if not any(dicom):
-                return blank
-            read = dicom_headers([p for p, d in zip(paths, dicom) if d], source=source)
-            for tag in DICOM_TAGS:
-                blank[tag][np.asarray(dicom)] = read[tag]
-            return blank
+            return file_headers(paths, ".dcm", source=source)
     header, table, _, _ = read_csv(headers, required=DICOM_TAGS)
     col = {name: j for j, name in enumerate(header)}
     row_of = {pid.strip(): i for i, pid in enumerate(table[:, col["PatientID"]])}

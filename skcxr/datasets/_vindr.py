@@ -9,10 +9,9 @@ from sklearn.utils._param_validation import StrOptions, validate_params
 from ._common import (
     DICOM_TAGS,
     age_years,
-    check_missing,
-    dicom_headers,
+    file_headers,
     finding_labels,
-    index_images,
+    images_on_disk,
     make_bunch,
     map_values,
     object_array,
@@ -205,25 +204,13 @@ def load_vindr_cxr(
     split = "test" if "test" in csv.name.lower() else "train"
 
     folder = root / split
-    index = index_images(folder, _SUFFIXES)
-    on_disk = np.fromiter((i in index for i in ids), bool, len(ids))
-    counts["n_missing"] = check_missing(
-        on_disk,
-        [str(folder / f"{i}.dicom") for i in ids],
-        on_missing,
-        source=source,
-        root=folder,
+    on_disk, paths, counts["n_missing"] = images_on_disk(
+        ids, folder, _SUFFIXES, ".dicom", on_missing=on_missing, source=source
     )
-    if not on_disk.any():
-        raise ValueError(f"None of the images listed in {source} is on disk.")
     ids = ids[on_disk]
-    paths = [os.path.join(str(folder), index[i]) for i in ids]
-    found = {tag: np.full(len(ids), "", dtype=object) for tag in DICOM_TAGS}
-    dicom = np.asarray([p.lower().endswith((".dicom", ".dcm")) for p in paths])
-    if headers == "auto" and dicom.any():
-        read = dicom_headers([p for p, d in zip(paths, dicom) if d], source=source)
-        for tag in DICOM_TAGS:
-            found[tag][dicom] = read[tag]
+    # headers=None: no DICOM file is opened, every tag stays blank
+    read_from = (".dicom", ".dcm") if headers == "auto" else ()
+    found = file_headers(paths, read_from, source=source)
     rows = {"ids": ids, "paths": np.asarray(paths, dtype=object), **found}
     rows["views"] = map_values(found["ViewPosition"].tolist(), view_name)
     keep = views_keep(rows["views"], views, source=source)
